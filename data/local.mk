@@ -1,0 +1,1 @@
+# data: rules for this area (included from the top-level Makefile.am)

@@ -1,0 +1,1 @@
+# control-protocol codec (src/common/control-codec.[ch])

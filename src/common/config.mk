@@ -1,0 +1,1 @@
+# configuration (src/common/config.[ch])

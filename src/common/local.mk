@@ -1,0 +1,11 @@
+# libbgcommon: code shared by the agent, the CLI, the rig and the tests
+# (names, control-protocol codec, configuration). Not installed.
+noinst_LTLIBRARIES += libbgcommon.la
+libbgcommon_la_SOURCES = \
+	src/common/names.c src/common/names.h
+libbgcommon_la_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS)
+libbgcommon_la_LIBADD = $(BG_DEPS_LIBS)
+
+# Each module adds its own files in its own fragment.
+include src/common/codec.mk
+include src/common/config.mk

@@ -1,0 +1,1 @@
+# src/daemon: rules for this area (included from the top-level Makefile.am)

@@ -1,0 +1,1 @@
+# src/example: rules for this area (included from the top-level Makefile.am)

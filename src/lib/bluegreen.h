@@ -1,0 +1,144 @@
+/* bluegreen.h — the job-side library of bluegreen.
+ *
+ * A stream-processing job links libbluegreen and asks the *gate*, for every
+ * result it is about to produce, whether to emit it or to drop it
+ * ("blackhole"). The decision depends only on the input record that caused
+ * the result: (topic, partition, offset). The agent (bluegreend) steers the
+ * gate; between two versions of a job it moves the switch to the same input
+ * offset on every partition, so exactly one version emits each result.
+ *
+ * The hot path, bg_gate_admit(), takes no lock and allocates nothing. All
+ * other calls may come from any thread.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BG_API __attribute__((visibility("default")))
+
+typedef struct _BgGate BgGate;
+
+/* A topic handle, resolved once with bg_gate_topic(); never a string on the
+ * hot path. Valid as long as the gate lives. */
+typedef struct _BgTopic BgTopic;
+
+typedef enum {
+  BG_VERDICT_DROP = 0, /* blackhole the result */
+  BG_VERDICT_EMIT = 1, /* produce the result to the real sink */
+  BG_VERDICT_WAIT = 2, /* only from bg_gate_try_admit(): the decision is pending */
+} BgVerdict;
+
+typedef enum {
+  BG_SINK_MODE_UNKNOWN = 0, /* nothing known yet: admit waits (never emits on a guess) */
+  BG_SINK_MODE_LIVE,        /* emit everything */
+  BG_SINK_MODE_BLACKHOLE,   /* emit nothing */
+  BG_SINK_MODE_GATED,       /* a cutover plan is armed or committed: per-partition ranges */
+} BgSinkMode;
+
+typedef enum {
+  BG_PLAN_ROLE_OUTGOING = 0, /* emits below the barrier */
+  BG_PLAN_ROLE_INCOMING = 1, /* emits at or above the barrier */
+} BgPlanRole;
+
+typedef enum {
+  BG_PLAN_STATE_PREPARED = 0,  /* armed: records at or past a barrier wait */
+  BG_PLAN_STATE_COMMITTED = 1, /* decision recorded: ranges apply */
+  BG_PLAN_STATE_ABORTED = 2,   /* decision recorded: back to the previous ranges */
+} BgPlanState;
+
+/* ---- Gate lifetime ----------------------------------------------------- */
+
+/* A new gate in @initial_mode. Jobs steered by an agent start in
+ * BG_SINK_MODE_UNKNOWN; stand-alone jobs in BG_SINK_MODE_LIVE. */
+BG_API BgGate *bg_gate_new (BgSinkMode initial_mode);
+BG_API void bg_gate_free (BgGate *gate);
+
+/* Resolves @name to a handle, registering it with room for @n_partitions
+ * partitions (partitions 0 .. n_partitions-1 are tracked; a record on a
+ * higher partition is still admitted, by the mode, but not tracked).
+ * Calling it again with the same name returns the same handle.
+ * Returns NULL if @name is empty or @n_partitions is not in 1..65536. */
+BG_API BgTopic *bg_gate_topic (BgGate *gate, const char *name, int32_t n_partitions);
+BG_API const char *bg_topic_name (const BgTopic *topic);
+
+/* ---- The hot path ------------------------------------------------------- */
+
+/* EMIT or DROP for the result caused by input record (topic, partition,
+ * offset). If the decision is not known yet (a prepared plan and
+ * offset >= barrier, the mode UNKNOWN, or a partition held for the ordered
+ * handoff) it blocks until it is. Records its position and counters.
+ * One thread per (topic, partition) at a time: Kafka consumers process a
+ * partition in order on one thread, and positions rely on it. */
+BG_API BgVerdict bg_gate_admit (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset);
+
+/* As bg_gate_admit() but never blocks: returns BG_VERDICT_WAIT instead
+ * (and records nothing for that record). */
+BG_API BgVerdict bg_gate_try_admit (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset);
+
+/* Whether non-sink side effects (schema registration, HTTP calls, ...) are
+ * allowed now: true only while this gate would emit on every partition
+ * (mode LIVE, or a committed plan whose ranges are open-ended). */
+BG_API bool bg_gate_side_effects_allowed (BgGate *gate);
+
+/* ---- Steering (the agent side; any thread) ------------------------------ */
+
+BG_API void bg_gate_set_mode (BgGate *gate, BgSinkMode mode);
+BG_API BgSinkMode bg_gate_get_mode (BgGate *gate);
+
+typedef struct _BgPlan BgPlan;
+
+/* A cutover plan: an id, this slot's role, a deadline (CLOCK_REALTIME,
+ * microseconds; informative only — the gate never decides on its own),
+ * and barrier offsets per (topic, partition). */
+BG_API BgPlan *bg_plan_new (const char *id, BgPlanRole role, int64_t deadline_us);
+BG_API void bg_plan_free (BgPlan *plan);
+/* Returns false on a negative partition or offset. */
+BG_API bool bg_plan_add_barrier (BgPlan *plan, const char *topic, int32_t partition, int64_t offset);
+
+/* Arms @plan as PREPARED on top of the current ranges. Offsets below a
+ * barrier follow the current ranges; at or past it they wait for the
+ * decision. Partitions without a barrier keep the current ranges.
+ * The gate copies what it needs; @plan stays the caller's.
+ * Returns false if another plan is still PREPARED. */
+BG_API bool bg_gate_prepare (BgGate *gate, const BgPlan *plan);
+/* Decides the prepared plan @id. Commit turns it into the slot's ranges
+ * (outgoing: [.., barrier), incoming: [barrier, ..)); abort restores the
+ * previous ranges. Waiters wake up. Returns false if @id is not the
+ * prepared plan. */
+BG_API bool bg_gate_commit (BgGate *gate, const char *id);
+BG_API bool bg_gate_abort (BgGate *gate, const char *id);
+/* The id and state of the latest plan, or NULL if none (caller frees id). */
+BG_API char *bg_gate_get_plan (BgGate *gate, BgPlanState *state_out);
+
+/* Ordered handoff: hold (topic, partition) for the incoming side of a plan
+ * until the outgoing side has delivered everything below the barrier; while
+ * held, records at or past the barrier wait. Release lifts it. */
+BG_API void bg_gate_hold_partition (BgGate *gate, BgTopic *topic, int32_t partition);
+BG_API void bg_gate_release_partition (BgGate *gate, BgTopic *topic, int32_t partition);
+
+/* ---- Progress ------------------------------------------------------------ */
+
+/* The next offset after the last admitted record on (topic, partition),
+ * or -1 if none was admitted. */
+BG_API int64_t bg_gate_position (BgGate *gate, BgTopic *topic, int32_t partition);
+BG_API uint64_t bg_gate_emitted (BgGate *gate);
+BG_API uint64_t bg_gate_dropped (BgGate *gate);
+
+/* Called from the waiting thread about every 100 ms while a record waits for
+ * a decision, with how long it has waited so far. */
+typedef void (*BgGateWaitFunc) (BgGate *gate, BgTopic *topic, int32_t partition,
+                                int64_t offset, int64_t waited_us, void *user_data);
+BG_API void bg_gate_set_wait_callback (BgGate *gate, BgGateWaitFunc func, void *user_data);
+/* Whether some thread is waiting now, and since when (CLOCK_MONOTONIC µs). */
+BG_API bool bg_gate_is_waiting (BgGate *gate, int64_t *since_us_out);
+
+#ifdef __cplusplus
+}
+#endif

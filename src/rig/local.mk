@@ -1,0 +1,1 @@
+# src/rig: rules for this area (included from the top-level Makefile.am)

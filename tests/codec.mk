@@ -1,0 +1,1 @@
+# tests: rules for this area (included from the top-level Makefile.am)

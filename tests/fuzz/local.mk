@@ -1,0 +1,1 @@
+# tests/fuzz: rules for this area (included from the top-level Makefile.am)

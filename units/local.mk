@@ -1,0 +1,1 @@
+# units: rules for this area (included from the top-level Makefile.am)
