@@ -1,0 +1,1 @@
+# systemd test hosts and the C test helper library (tools/bg-host, tests/lib/)
