@@ -1,0 +1,1 @@
+# bluegreen-verify: the exactly-once verifier
