@@ -1,0 +1,1 @@
+# agentsys tests
