@@ -45,6 +45,13 @@ test_mock_command_valid (void)
   g_assert_cmpint (cmd.partitions, ==, 6);
   bg_mock_command_clear (&cmd);
 
+  g_assert_true (bg_mock_command_parse ("leader in 5 2", 3, &cmd, &error));
+  g_assert_cmpint (cmd.verb, ==, BG_MOCK_VERB_LEADER);
+  g_assert_cmpstr (cmd.topic, ==, "in");
+  g_assert_cmpint (cmd.partition, ==, 5);
+  g_assert_cmpint (cmd.broker, ==, 2);
+  bg_mock_command_clear (&cmd);
+
   g_assert_true (bg_mock_command_parse ("quit", 3, &cmd, &error));
   g_assert_cmpint (cmd.verb, ==, BG_MOCK_VERB_QUIT);
 
@@ -75,6 +82,9 @@ test_mock_command_invalid (void)
     { "topic a/b:3", BG_MOCK_COMMAND_ERROR_INVALID_VALUE },
     { "topic t:0", BG_MOCK_COMMAND_ERROR_INVALID_VALUE },
     { "topic :3", BG_MOCK_COMMAND_ERROR_INVALID_VALUE },
+    { "leader in 0 all", BG_MOCK_COMMAND_ERROR_INVALID_VALUE },
+    { "leader in x 1", BG_MOCK_COMMAND_ERROR_INVALID_VALUE },
+    { "leader in 0", BG_MOCK_COMMAND_ERROR_ARGUMENTS },
     { "quit now", BG_MOCK_COMMAND_ERROR_ARGUMENTS },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)

@@ -137,6 +137,16 @@ execute_line (Mock *mock, const char *line)
       else
         reply ("ok");
       return TRUE;
+    case BG_MOCK_VERB_LEADER:
+      {
+        rd_kafka_resp_err_t err
+          = rd_kafka_mock_partition_set_leader (mock->mcluster, cmd.topic, cmd.partition, cmd.broker);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+          reply ("error: leader %s [%d]: %s", cmd.topic, cmd.partition, rd_kafka_err2str (err));
+        else
+          reply ("ok");
+        return TRUE;
+      }
     case BG_MOCK_VERB_QUIT:
       reply ("ok");
       return FALSE;
@@ -381,6 +391,7 @@ main (int argc, char **argv)
     "                                   (Produce, Fetch, Metadata, ... or a number)\n"
     "                                   with an error (name or number)\n"
     "  topic NAME:PARTITIONS            create a topic\n"
+    "  leader TOPIC PARTITION BROKER    move a partition's leadership\n"
     "  quit                             exit\n"
     "Each command is answered with 'ok' or 'error: ...' on stdout.\n"
     "\n"
@@ -415,6 +426,9 @@ main (int argc, char **argv)
       g_array_append_val (topic_partitions, partitions);
     }
 
+  /* stdout carries the program's output (bootstrap line and replies, or
+   * the summary); GLib would log info and debug there too. */
+  g_log_writer_default_set_use_stderr (TRUE);
   if (verbose)
     g_log_set_debug_enabled (TRUE);
   /* A test that stops reading replies must not kill the broker. */

@@ -307,6 +307,9 @@ main (int argc, char **argv)
   if (start_index < 0)
     return usage_error ("--start-index: %" G_GINT64_FORMAT " is negative", start_index);
 
+  /* stdout carries the program's output (bootstrap line and replies, or
+   * the summary); GLib would log info and debug there too. */
+  g_log_writer_default_set_use_stderr (TRUE);
   if (verbose)
     g_log_set_debug_enabled (TRUE);
 

@@ -252,6 +252,28 @@ bg_mock_command_parse (const char *line, int n_brokers, BgMockCommand *out, GErr
       return TRUE;
     }
 
+  if (g_str_equal (verb, "leader"))
+    {
+      if (!expect_args (verb, n_args, 3, "leader TOPIC PARTITION BROKER", error))
+        return FALSE;
+      if (!parse_int (args[1], 0, 9999, &out->partition))
+        {
+          g_set_error (error, BG_MOCK_COMMAND_ERROR, BG_MOCK_COMMAND_ERROR_INVALID_VALUE,
+                       "partition '%s': expected 0..9999", args[1]);
+          return FALSE;
+        }
+      /* A partition has one leader: "all" makes no sense here. */
+      if (!parse_int (args[2], 1, n_brokers, &out->broker))
+        {
+          g_set_error (error, BG_MOCK_COMMAND_ERROR, BG_MOCK_COMMAND_ERROR_INVALID_VALUE,
+                       "broker '%s': expected 1..%d", args[2], n_brokers);
+          return FALSE;
+        }
+      out->topic = g_strdup (args[0]);
+      out->verb = BG_MOCK_VERB_LEADER;
+      return TRUE;
+    }
+
   if (g_str_equal (verb, "quit"))
     {
       if (!expect_args (verb, n_args, 0, "quit", error))
@@ -261,6 +283,6 @@ bg_mock_command_parse (const char *line, int n_brokers, BgMockCommand *out, GErr
     }
 
   g_set_error (error, BG_MOCK_COMMAND_ERROR, BG_MOCK_COMMAND_ERROR_UNKNOWN_VERB,
-               "unknown command '%s' (down, up, rtt, errors, topic, quit)", verb);
+               "unknown command '%s' (down, up, rtt, errors, topic, leader, quit)", verb);
   return FALSE;
 }

@@ -27,6 +27,7 @@ typedef enum {
   BG_MOCK_VERB_RTT,
   BG_MOCK_VERB_ERRORS,
   BG_MOCK_VERB_TOPIC,
+  BG_MOCK_VERB_LEADER,
   BG_MOCK_VERB_QUIT,
 } BgMockVerb;
 
@@ -40,8 +41,9 @@ typedef struct {
   int api_key;       /* errors */
   int error_code;    /* errors: an rd_kafka_resp_err_t */
   int count;         /* errors */
-  char *topic;       /* topic */
+  char *topic;       /* topic, leader */
   int partitions;    /* topic */
+  int partition;     /* leader */
 } BgMockCommand;
 
 void bg_mock_command_clear (BgMockCommand *cmd);
