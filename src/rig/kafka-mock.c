@@ -28,8 +28,11 @@
 
 #define EXIT_USAGE 2
 
+typedef struct _Mock Mock;
+
 /* One line-oriented command input: stdin or the control FIFO. */
 typedef struct {
+  Mock *mock;
   const char *what;
   char *path; /* FIFO path; NULL for stdin */
   int fd;
@@ -38,7 +41,7 @@ typedef struct {
   GString *pending; /* bytes of an unfinished line */
 } CommandInput;
 
-typedef struct {
+struct _Mock {
   GMainLoop *loop;
   rd_kafka_t *rk;
   rd_kafka_mock_cluster_t *mcluster;
@@ -48,7 +51,7 @@ typedef struct {
   CommandInput fifo_input;
   gboolean created_fifo;
   char *bootstrap_file;
-} Mock;
+};
 
 static void
 reply (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
@@ -174,7 +177,7 @@ open_fifo (Mock *mock, GError **error)
    * successive writers are all read. */
   if (in->keep_writer_fd < 0)
     in->keep_writer_fd = g_open (in->path, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
-  in->source_id = g_unix_fd_add (in->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_input, mock);
+  in->source_id = g_unix_fd_add (in->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_input, in);
   return TRUE;
 }
 
@@ -191,8 +194,8 @@ close_input (CommandInput *in)
 static gboolean
 on_input (int fd, GIOCondition condition, gpointer user_data)
 {
-  Mock *mock = user_data;
-  CommandInput *in = fd == mock->stdin_input.fd ? &mock->stdin_input : &mock->fifo_input;
+  CommandInput *in = user_data;
+  Mock *mock = in->mock;
   char buf[4096];
 
   ssize_t n = read (fd, buf, sizeof buf);
@@ -358,9 +361,26 @@ usage_error (const char *fmt, ...)
   return EXIT_USAGE;
 }
 
+/* A caller may start us with stdin/stdout/stderr closed; then the first
+ * descriptors we open (GLib's wakeup eventfd, the FIFO) would take those
+ * numbers and be read as commands or written with replies. */
+static void
+ensure_standard_fds (void)
+{
+  for (int fd = 0; fd <= 2; fd++)
+    if (fcntl (fd, F_GETFD) < 0)
+      {
+        int null_fd = open ("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (null_fd >= 0 && null_fd != fd)
+          close (null_fd); /* cannot happen: open returns the lowest free fd */
+      }
+}
+
 int
 main (int argc, char **argv)
 {
+  ensure_standard_fds ();
+
   int n_brokers = 3;
   int replication = 0;
   g_auto (GStrv) topic_specs = NULL;
@@ -444,6 +464,8 @@ main (int argc, char **argv)
     .loop = g_main_loop_new (NULL, FALSE),
   };
 
+  mock.stdin_input.mock = mock.fifo_input.mock = &mock;
+
   int status = EXIT_SUCCESS;
   if (!start_cluster (&mock, &error))
     {
@@ -467,7 +489,8 @@ main (int argc, char **argv)
 
   g_unix_signal_add (SIGTERM, on_signal, &mock);
   g_unix_signal_add (SIGINT, on_signal, &mock);
-  mock.stdin_input.source_id = g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP | G_IO_ERR, on_input, &mock);
+  mock.stdin_input.source_id
+    = g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP | G_IO_ERR, on_input, &mock.stdin_input);
 
   /* Announce last: whoever reads the bootstrap line may use the topics and
    * the control FIFO at once. */
