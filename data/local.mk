@@ -1,1 +1,8 @@
 # data: rules for this area (included from the top-level Makefile.am)
+
+# Documented example configuration, installed as documentation: the agent's
+# bluegreend.conf and a job definition for the example job.
+bgexamplesdir = $(docdir)/examples
+dist_bgexamples_DATA = \
+	data/bluegreend.conf \
+	data/example.job

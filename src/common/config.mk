@@ -1,1 +1,2 @@
-# configuration (src/common/config.[ch])
+# configuration (src/common/config.[ch]): bluegreend.conf and jobs.d/*.job
+libbgcommon_la_SOURCES += src/common/config.c src/common/config.h
