@@ -1,0 +1,1033 @@
+/* job.c — see job.h.
+ *
+ * One thread consumes and produces (librdkafka's consumer_poll loop); a
+ * second one, only with --control, reads the control FIFO and steers the
+ * gate. Signals only set flags that the poll loop reads at least every
+ * 100 ms, so stopping, savepoints and watchdog pings need no locks.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "example/job.h"
+
+#include "common/names.h"
+#include "example/control.h"
+#include "example/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <librdkafka/rdkafka.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+G_DEFINE_QUARK (bg-job-error-quark, bg_job_error)
+
+#define FLUSH_TIMEOUT_MS 10000
+#define RESULT_BUF 512
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t savepoint_signal;
+
+typedef struct {
+  const BgJobConfig *cfg;
+  rd_kafka_t *consumer;
+  rd_kafka_t *producer;
+  rd_kafka_topic_t *out_rkt;
+  BgGate *gate;
+  BgTopic *gate_topic;
+  BgJobState *state;
+  int32_t n_partitions;
+  gboolean with_mean;
+  gboolean group_mode;
+
+  uint64_t consumed;            /* poll thread only */
+  atomic_uint_fast64_t emitted;
+  atomic_uint_fast64_t dropped;
+  atomic_uint_fast64_t delivered;
+  atomic_uint_fast64_t failed;
+  atomic_bool fatal;
+  atomic_bool flush_requested;
+  atomic_bool savepoint_requested;
+
+  GThread *control_thread;
+  atomic_bool control_stop;
+  FILE *control_ack;
+
+  uint64_t watchdog_usec;
+  int64_t last_watchdog;
+  int64_t last_status;
+} Job;
+
+void
+bg_job_config_clear (BgJobConfig *cfg)
+{
+  g_clear_pointer (&cfg->bootstrap, g_free);
+  g_clear_pointer (&cfg->input, g_free);
+  g_clear_pointer (&cfg->output, g_free);
+  g_clear_pointer (&cfg->version, g_free);
+  g_clear_pointer (&cfg->color, g_free);
+  g_clear_pointer (&cfg->group, g_free);
+  g_clear_pointer (&cfg->assign, g_free);
+  g_clear_pointer (&cfg->savepoint_dir, g_free);
+  g_clear_pointer (&cfg->restore_dir, g_free);
+  g_clear_pointer (&cfg->control_path, g_free);
+  g_clear_pointer (&cfg->control_ack_path, g_free);
+  g_clear_pointer (&cfg->status_file, g_free);
+  g_clear_pointer (&cfg->kafka_props, g_ptr_array_unref);
+}
+
+gboolean
+bg_job_version_emits_mean (const char *version)
+{
+  if (version == NULL)
+    return FALSE;
+  if (*version == 'v' || *version == 'V')
+    version++;
+  if (!g_ascii_isdigit (*version))
+    return FALSE;
+  return g_ascii_strtoull (version, NULL, 10) >= 2;
+}
+
+/* ---- result formatting -------------------------------------------------- */
+
+static gboolean
+is_plain (const char *s, size_t len)
+{
+  for (size_t i = 0; i < len; i++)
+    {
+      unsigned char c = (unsigned char) s[i];
+      if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* The hot path formats with snprintf rather than json-glib (5-10x cheaper
+ * per record). That is only safe because every string placed in the JSON is
+ * checked to need no escaping: topic, color and version are validated at
+ * start-up, the key per record by is_plain(); anything else goes through
+ * bg_job_format_result_json(). */
+int
+bg_job_format_result (char *buf, size_t size, const char *topic, int32_t partition,
+                      int64_t offset, const char *key, size_t key_len, gboolean null_key,
+                      uint64_t count, int64_t sum, const char *color, const char *version,
+                      gboolean with_mean)
+{
+  if (!null_key && (key_len > 256 || !is_plain (key, key_len)))
+    return -1;
+  char mean[64] = "";
+  if (with_mean)
+    g_snprintf (mean, sizeof mean, ",\"mean\":%.3f", count ? (double) sum / (double) count : 0.0);
+  int n;
+  if (null_key)
+    n = g_snprintf (buf, size,
+                    "{\"topic\":\"%s\",\"partition\":%" G_GINT32_FORMAT ",\"offset\":%" G_GINT64_FORMAT
+                    ",\"key\":null,\"count\":%" G_GUINT64_FORMAT ",\"sum\":%" G_GINT64_FORMAT
+                    "%s,\"color\":\"%s\",\"version\":\"%s\"}",
+                    topic, partition, offset, (guint64) count, sum, mean, color, version);
+  else
+    n = g_snprintf (buf, size,
+                    "{\"topic\":\"%s\",\"partition\":%" G_GINT32_FORMAT ",\"offset\":%" G_GINT64_FORMAT
+                    ",\"key\":\"%.*s\",\"count\":%" G_GUINT64_FORMAT ",\"sum\":%" G_GINT64_FORMAT
+                    "%s,\"color\":\"%s\",\"version\":\"%s\"}",
+                    topic, partition, offset, (int) key_len, key, (guint64) count, sum, mean,
+                    color, version);
+  if (n < 0 || (size_t) n >= size)
+    return -1;
+  return n;
+}
+
+char *
+bg_job_format_result_json (const char *topic, int32_t partition, int64_t offset, const char *key,
+                           size_t key_len, gboolean null_key, uint64_t count, int64_t sum,
+                           const char *color, const char *version, gboolean with_mean)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "topic");
+  json_builder_add_string_value (b, topic);
+  json_builder_set_member_name (b, "partition");
+  json_builder_add_int_value (b, partition);
+  json_builder_set_member_name (b, "offset");
+  json_builder_add_int_value (b, offset);
+  json_builder_set_member_name (b, "key");
+  if (null_key)
+    json_builder_add_null_value (b);
+  else
+    {
+      /* Invalid UTF-8 in a key cannot be represented; it is replaced. */
+      g_autofree char *k = g_utf8_make_valid (key, (gssize) key_len);
+      json_builder_add_string_value (b, k);
+    }
+  json_builder_set_member_name (b, "count");
+  json_builder_add_int_value (b, (gint64) count);
+  json_builder_set_member_name (b, "sum");
+  json_builder_add_int_value (b, sum);
+  if (with_mean)
+    {
+      json_builder_set_member_name (b, "mean");
+      json_builder_add_double_value (b, count ? (double) sum / (double) count : 0.0);
+    }
+  json_builder_set_member_name (b, "color");
+  json_builder_add_string_value (b, color);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, version);
+  json_builder_end_object (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+}
+
+/* ---- librdkafka callbacks ---------------------------------------------- */
+
+static void
+error_cb (rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+  Job *job = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL)
+    {
+      char buf[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error (rk, buf, sizeof buf);
+      g_printerr ("error: fatal Kafka error in %s: %s: %s\n", rd_kafka_name (rk),
+                  rd_kafka_err2name (orig), buf);
+      atomic_store (&job->fatal, TRUE);
+      return;
+    }
+  /* Transient (broker down, ...): librdkafka retries on its own. */
+  g_message ("kafka: %s: %s", rd_kafka_err2name (err), reason);
+}
+
+static void
+dr_msg_cb (rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+  Job *job = opaque;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    atomic_fetch_add (&job->delivered, 1);
+  else
+    {
+      /* Report the first few failures; the count goes to STATUS and the
+       * exit status. */
+      if (atomic_fetch_add (&job->failed, 1) < 5)
+        g_message ("delivery failed: %s", rd_kafka_err2str (m->err));
+    }
+}
+
+static void
+rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+              void *opaque)
+{
+  Job *job = opaque;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    {
+      /* Resume where our state is: it reflects exactly the records processed
+       * so far (restored or not). Partitions our state never saw start from
+       * the group's committed offset, or the earliest one. */
+      for (int i = 0; i < parts->cnt; i++)
+        {
+          int64_t next = bg_job_state_get_next_offset (job->state, parts->elems[i].partition);
+          if (next >= 0)
+            parts->elems[i].offset = next;
+        }
+      g_message ("assigned %d partition(s)", parts->cnt);
+      rd_kafka_assign (rk, parts);
+    }
+  else
+    {
+      g_message ("partitions revoked (%s)", rd_kafka_err2name (err));
+      rd_kafka_assign (rk, NULL);
+    }
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static gboolean
+conf_set (rd_kafka_conf_t *conf, const char *key, const char *value, GError **error)
+{
+  char errstr[512];
+  if (rd_kafka_conf_set (conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "%s=%s: %s", key, value, errstr);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+conf_apply_props (rd_kafka_conf_t *conf, const BgJobConfig *cfg, GError **error)
+{
+  for (guint i = 0; cfg->kafka_props != NULL && i < cfg->kafka_props->len; i++)
+    {
+      const char *kv = cfg->kafka_props->pdata[i];
+      const char *eq = strchr (kv, '=');
+      if (eq == NULL || eq == kv)
+        {
+          g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "-X %s: want key=value", kv);
+          return FALSE;
+        }
+      g_autofree char *key = g_strndup (kv, eq - kv);
+      if (!conf_set (conf, key, eq + 1, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static rd_kafka_t *
+make_consumer (Job *job, GError **error)
+{
+  const BgJobConfig *cfg = job->cfg;
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+  g_autofree char *client_id = g_strdup_printf ("bluegreen-example-%s", cfg->color);
+  /* Session/heartbeat/eager assignor: see docs on the mock's rebalance
+   * timing (testing.md); fetch.wait.max.ms keeps an idle fetch from
+   * delaying new records by 500 ms. */
+  if (!conf_set (conf, "bootstrap.servers", cfg->bootstrap, error)
+      || !conf_set (conf, "client.id", client_id, error)
+      || !conf_set (conf, "session.timeout.ms", "3000", error)
+      || !conf_set (conf, "heartbeat.interval.ms", "500", error)
+      || !conf_set (conf, "fetch.wait.max.ms", "10", error)
+      || !conf_set (conf, "partition.assignment.strategy", "range,roundrobin", error)
+      || !conf_set (conf, "auto.offset.reset", "earliest", error)
+      || !conf_set (conf, "enable.partition.eof", "false", error)
+      || (job->group_mode && !conf_set (conf, "group.id", cfg->group, error))
+      /* librdkafka's assign() needs a group.id even without joining; a
+       * statically assigned job never commits to it. */
+      || (!job->group_mode && !conf_set (conf, "group.id", client_id, error))
+      || (!job->group_mode && !conf_set (conf, "enable.auto.commit", "false", error))
+      || !conf_apply_props (conf, cfg, error))
+    {
+      rd_kafka_conf_destroy (conf);
+      return NULL;
+    }
+  rd_kafka_conf_set_opaque (conf, job);
+  rd_kafka_conf_set_error_cb (conf, error_cb);
+  if (job->group_mode)
+    rd_kafka_conf_set_rebalance_cb (conf, rebalance_cb);
+  char errstr[512];
+  rd_kafka_t *rk = rd_kafka_new (RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_KAFKA, "consumer: %s", errstr);
+      return NULL;
+    }
+  rd_kafka_poll_set_consumer (rk);
+  return rk;
+}
+
+static rd_kafka_t *
+make_producer (Job *job, GError **error)
+{
+  const BgJobConfig *cfg = job->cfg;
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+  g_autofree char *client_id = g_strdup_printf ("bluegreen-example-%s-out", cfg->color);
+  /* Idempotence keeps results in order per partition across retries, which
+   * the per-key order check of the verifier relies on. */
+  if (!conf_set (conf, "bootstrap.servers", cfg->bootstrap, error)
+      || !conf_set (conf, "client.id", client_id, error)
+      || !conf_set (conf, "linger.ms", "5", error)
+      || !conf_set (conf, "enable.idempotence", "true", error)
+      || !conf_apply_props (conf, cfg, error))
+    {
+      rd_kafka_conf_destroy (conf);
+      return NULL;
+    }
+  rd_kafka_conf_set_opaque (conf, job);
+  rd_kafka_conf_set_error_cb (conf, error_cb);
+  rd_kafka_conf_set_dr_msg_cb (conf, dr_msg_cb);
+  char errstr[512];
+  rd_kafka_t *rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_KAFKA, "producer: %s", errstr);
+      return NULL;
+    }
+  return rk;
+}
+
+static int32_t
+input_partition_count (Job *job, GError **error)
+{
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new (job->consumer, job->cfg->input, NULL);
+  int64_t deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  int32_t n = -1;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  while (n < 0 && !stop_requested && g_get_monotonic_time () < deadline)
+    {
+      const struct rd_kafka_metadata *md = NULL;
+      err = rd_kafka_metadata (job->consumer, 0, rkt, &md, 5000);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == 0
+          && md->topics[0].partition_cnt > 0)
+        n = md->topics[0].partition_cnt;
+      else if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1)
+        err = md->topics[0].err;
+      if (md != NULL)
+        rd_kafka_metadata_destroy (md);
+      if (n < 0)
+        g_usleep (200 * 1000); /* retry back-off while the topic appears */
+    }
+  rd_kafka_topic_destroy (rkt);
+  if (n < 0)
+    g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_KAFKA, "no metadata for input topic %s: %s",
+                 job->cfg->input, rd_kafka_err2str (err));
+  return n;
+}
+
+static rd_kafka_topic_partition_list_t *
+static_assignment (Job *job, GError **error)
+{
+  const char *spec = job->cfg->assign;
+  rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new (job->n_partitions);
+  if (g_str_equal (spec, "all"))
+    for (int32_t p = 0; p < job->n_partitions; p++)
+      rd_kafka_topic_partition_list_add (parts, job->cfg->input, p);
+  else
+    {
+      g_auto (GStrv) items = g_strsplit (spec, ",", -1);
+      for (char **it = items; *it != NULL; it++)
+        {
+          guint64 p;
+          if (!g_ascii_string_to_unsigned (g_strstrip (*it), 10, 0, job->n_partitions - 1, &p, NULL))
+            {
+              g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG,
+                           "--assign: '%s' is not a partition of %s (0..%d)", *it,
+                           job->cfg->input, job->n_partitions - 1);
+              rd_kafka_topic_partition_list_destroy (parts);
+              return NULL;
+            }
+          rd_kafka_topic_partition_list_add (parts, job->cfg->input, (int32_t) p);
+        }
+    }
+  for (int i = 0; i < parts->cnt; i++)
+    {
+      int64_t next = bg_job_state_get_next_offset (job->state, parts->elems[i].partition);
+      parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    }
+  return parts;
+}
+
+/* The one place that decides how the gate is driven. Stand-alone for now:
+ * the mode from --mode. When the agent client lands, a job started in a
+ * slot (BLUEGREEN_SLOT set) gets a gate steered over D-Bus here instead. */
+static BgGate *
+create_gate (const BgJobConfig *cfg, GError **error)
+{
+  BgGate *gate = bg_gate_new (cfg->mode);
+  if (gate == NULL)
+    g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "cannot create the gate");
+  return gate;
+}
+
+/* ---- status, savepoints ------------------------------------------------- */
+
+static char *
+positions_string (Job *job)
+{
+  GString *s = g_string_new (NULL);
+  for (int32_t p = 0; p < bg_job_state_n_partitions (job->state); p++)
+    {
+      int64_t next = bg_job_state_get_next_offset (job->state, p);
+      if (next >= 0)
+        g_string_append_printf (s, "%s%d:%" G_GINT64_FORMAT, s->len ? " " : "", p, next);
+    }
+  return g_string_free (s, FALSE);
+}
+
+static void
+write_status_file (Job *job)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "color");
+  json_builder_add_string_value (b, job->cfg->color);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_string_value (b, job->cfg->version);
+  json_builder_set_member_name (b, "consumed");
+  json_builder_add_int_value (b, (gint64) job->consumed);
+  json_builder_set_member_name (b, "emitted");
+  json_builder_add_int_value (b, (gint64) atomic_load (&job->emitted));
+  json_builder_set_member_name (b, "dropped");
+  json_builder_add_int_value (b, (gint64) atomic_load (&job->dropped));
+  json_builder_set_member_name (b, "delivered");
+  json_builder_add_int_value (b, (gint64) atomic_load (&job->delivered));
+  json_builder_set_member_name (b, "failed");
+  json_builder_add_int_value (b, (gint64) atomic_load (&job->failed));
+  json_builder_set_member_name (b, "keys");
+  json_builder_add_int_value (b, bg_job_state_n_keys (job->state));
+  json_builder_set_member_name (b, "positions");
+  json_builder_begin_object (b);
+  for (int32_t p = 0; p < bg_job_state_n_partitions (job->state); p++)
+    {
+      int64_t next = bg_job_state_get_next_offset (job->state, p);
+      if (next < 0)
+        continue;
+      char name[16];
+      g_snprintf (name, sizeof name, "%d", p);
+      json_builder_set_member_name (b, name);
+      json_builder_add_int_value (b, next);
+    }
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  g_autofree char *data = json_generator_to_data (gen, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_file_set_contents_full (job->cfg->status_file, data, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+                                 0644, &error))
+    g_message ("cannot write status file: %s", error->message);
+}
+
+static void
+report_status (Job *job)
+{
+  g_autofree char *pos = positions_string (job);
+  sd_notifyf (0,
+              "STATUS=consumed %" G_GUINT64_FORMAT ", emitted %" G_GUINT64_FORMAT
+              ", dropped %" G_GUINT64_FORMAT ", delivery failures %" G_GUINT64_FORMAT
+              "; next offsets %s",
+              (guint64) job->consumed, (guint64) atomic_load (&job->emitted),
+              (guint64) atomic_load (&job->dropped), (guint64) atomic_load (&job->failed), pos);
+  if (job->cfg->status_file != NULL)
+    write_status_file (job);
+}
+
+static gboolean
+write_savepoint (Job *job)
+{
+  if (job->cfg->savepoint_dir == NULL)
+    {
+      g_message ("savepoint requested but no --savepoint-dir given");
+      return TRUE;
+    }
+  g_autoptr (GError) error = NULL;
+  if (!bg_job_state_save (job->state, job->cfg->savepoint_dir, job->cfg->input, &error))
+    {
+      g_printerr ("error: savepoint: %s\n", error->message);
+      return FALSE;
+    }
+  g_autofree char *pos = positions_string (job);
+  g_message ("savepoint written to %s (next offsets %s)", job->cfg->savepoint_dir, pos);
+  return TRUE;
+}
+
+/* ---- control channel (test/debug interface, see control.h) --------------- */
+
+static void control_ack (Job *job, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+static void
+control_ack (Job *job, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *line = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_message ("control: %s", line);
+  if (job->control_ack != NULL)
+    {
+      fprintf (job->control_ack, "%s\n", line);
+      fflush (job->control_ack);
+    }
+}
+
+static void
+control_prepare (Job *job, const BgControlCommand *cmd)
+{
+  BgPlan *plan = bg_control_command_to_plan (cmd);
+  gboolean armed = bg_gate_prepare (job->gate, plan);
+  bg_plan_free (plan);
+  if (!armed)
+    {
+      control_ack (job, "error prepare %s another-plan-prepared", cmd->id);
+      return;
+    }
+  /* Checked after arming: from now on a record at or past a barrier waits,
+   * so a position past one means it was admitted under the old ranges. */
+  for (guint i = 0; i < cmd->barriers->len; i++)
+    {
+      const BgControlBarrier *b = &g_array_index (cmd->barriers, BgControlBarrier, i);
+      if (g_strcmp0 (b->topic, job->cfg->input) != 0)
+        continue;
+      int64_t pos = bg_gate_position (job->gate, job->gate_topic, b->partition);
+      if (pos > b->offset)
+        {
+          control_ack (job, "error prepare %s past-barrier %d:%" G_GINT64_FORMAT ">%" G_GINT64_FORMAT,
+                       cmd->id, b->partition, pos, b->offset);
+          return;
+        }
+    }
+  control_ack (job, "ok prepare %s", cmd->id);
+}
+
+static void
+control_apply (Job *job, const char *line)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BgControlCommand) cmd = bg_control_parse_line (line, &error);
+  if (cmd == NULL)
+    {
+      control_ack (job, "error syntax %s", error->message);
+      return;
+    }
+  switch (cmd->verb)
+    {
+    case BG_CONTROL_PREPARE:
+      control_prepare (job, cmd);
+      break;
+    case BG_CONTROL_COMMIT:
+      if (bg_gate_commit (job->gate, cmd->id))
+        {
+          /* The outgoing side hands over: get its last results below the
+           * barrier out now rather than after linger/batching. */
+          atomic_store (&job->flush_requested, TRUE);
+          control_ack (job, "ok commit %s", cmd->id);
+        }
+      else
+        control_ack (job, "error commit %s not-prepared", cmd->id);
+      break;
+    case BG_CONTROL_ABORT:
+      if (bg_gate_abort (job->gate, cmd->id))
+        control_ack (job, "ok abort %s", cmd->id);
+      else
+        control_ack (job, "error abort %s not-prepared", cmd->id);
+      break;
+    case BG_CONTROL_MODE:
+      if (bg_gate_set_mode (job->gate, cmd->mode))
+        control_ack (job, "ok mode");
+      else
+        control_ack (job, "error mode plan-prepared");
+      break;
+    case BG_CONTROL_SAVEPOINT:
+      atomic_store (&job->savepoint_requested, TRUE);
+      control_ack (job, "ok savepoint");
+      break;
+    case BG_CONTROL_FLUSH:
+      atomic_store (&job->flush_requested, TRUE);
+      control_ack (job, "ok flush");
+      break;
+    }
+}
+
+static gpointer
+control_thread (gpointer data)
+{
+  Job *job = data;
+  /* O_RDWR: we count as a writer ourselves, so the FIFO never reports EOF
+   * when a test's writer closes it, and opening never blocks. */
+  int fd = open (job->cfg->control_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int e = errno;
+      g_printerr ("error: control FIFO %s: %s\n", job->cfg->control_path, g_strerror (e));
+      atomic_store (&job->fatal, TRUE);
+      return NULL;
+    }
+  GString *buf = g_string_new (NULL);
+  while (!atomic_load (&job->control_stop))
+    {
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      int r = poll (&pfd, 1, 100);
+      if (r <= 0)
+        continue;
+      char chunk[4096];
+      ssize_t n = read (fd, chunk, sizeof chunk);
+      if (n <= 0)
+        continue;
+      g_string_append_len (buf, chunk, n);
+      char *nl;
+      while ((nl = memchr (buf->str, '\n', buf->len)) != NULL)
+        {
+          *nl = '\0';
+          if (buf->str[0] != '\0')
+            control_apply (job, buf->str);
+          g_string_erase (buf, 0, nl - buf->str + 1);
+        }
+    }
+  g_string_free (buf, TRUE);
+  close (fd);
+  return NULL;
+}
+
+static gboolean
+start_control (Job *job, GError **error)
+{
+  const BgJobConfig *cfg = job->cfg;
+  if (cfg->control_path == NULL)
+    return TRUE;
+  if (mkfifo (cfg->control_path, 0600) < 0 && errno != EEXIST)
+    {
+      int e = errno;
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "mkfifo %s: %s", cfg->control_path,
+                   g_strerror (e));
+      return FALSE;
+    }
+  if (cfg->control_ack_path != NULL)
+    {
+      job->control_ack = fopen (cfg->control_ack_path, "ae");
+      if (job->control_ack == NULL)
+        {
+          int e = errno;
+          g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "%s: %s", cfg->control_ack_path,
+                       g_strerror (e));
+          return FALSE;
+        }
+    }
+  job->control_thread = g_thread_new ("control", control_thread, job);
+  return TRUE;
+}
+
+/* While a record waits at a barrier the poll loop is blocked inside
+ * bg_gate_admit(); keep the watchdog fed from here meanwhile. A job held
+ * at its barrier is healthy: it waits for a decision on purpose. */
+static void
+gate_wait_cb (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, int64_t waited_us,
+              void *user_data)
+{
+  Job *job = user_data;
+  if (job->watchdog_usec > 0)
+    sd_notify (0, "WATCHDOG=1");
+  if (waited_us > 0 && waited_us % (5 * G_USEC_PER_SEC) < 100000)
+    g_message ("waiting at %s[%d]@%" G_GINT64_FORMAT " for the cutover decision (%" G_GINT64_FORMAT " s)",
+               bg_topic_name (topic), partition, offset, waited_us / G_USEC_PER_SEC);
+}
+
+/* ---- the poll loop ------------------------------------------------------ */
+
+static void
+produce_result (Job *job, const rd_kafka_message_t *m, const BgKeyState *ks)
+{
+  const BgJobConfig *cfg = job->cfg;
+  char buf[RESULT_BUF];
+  gboolean null_key = m->key == NULL;
+  g_autofree char *slow = NULL;
+  const char *value = buf;
+  int len = bg_job_format_result (buf, sizeof buf, cfg->input, m->partition, m->offset, m->key,
+                                  m->key_len, null_key, ks->count, ks->sum, cfg->color,
+                                  cfg->version, job->with_mean);
+  if (len < 0)
+    {
+      slow = bg_job_format_result_json (cfg->input, m->partition, m->offset, m->key, m->key_len,
+                                        null_key, ks->count, ks->sum, cfg->color, cfg->version,
+                                        job->with_mean);
+      value = slow;
+      len = (int) strlen (slow);
+    }
+  for (;;)
+    {
+      if (rd_kafka_produce (job->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                            (void *) value, (size_t) len, m->key, m->key_len, NULL) == 0)
+        break;
+      rd_kafka_resp_err_t err = rd_kafka_last_error ();
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        {
+          atomic_fetch_add (&job->failed, 1);
+          g_message ("produce failed: %s", rd_kafka_err2str (err));
+          return;
+        }
+      /* Back-pressure: serve delivery reports until there is room. */
+      rd_kafka_poll (job->producer, 10);
+      if (atomic_load (&job->fatal))
+        return;
+    }
+  atomic_fetch_add (&job->emitted, 1);
+}
+
+static void
+process (Job *job, const rd_kafka_message_t *m)
+{
+  int64_t value = bg_parse_value (m->payload, m->len);
+  const BgKeyState *ks = bg_job_state_update (job->state, m->key, m->key ? m->key_len : 0, value);
+  bg_job_state_set_next_offset (job->state, m->partition, m->offset + 1);
+  job->consumed++;
+
+  /* Blackhole means: compute everything (above), emit nothing. */
+  BgVerdict v = job->cfg->no_gate ? BG_VERDICT_EMIT
+                                  : bg_gate_admit (job->gate, job->gate_topic, m->partition, m->offset);
+  if (v == BG_VERDICT_EMIT)
+    produce_result (job, m, ks);
+  else
+    atomic_fetch_add (&job->dropped, 1);
+}
+
+static void
+housekeeping (Job *job, int64_t now)
+{
+  if (job->watchdog_usec > 0 && now - job->last_watchdog >= (int64_t) job->watchdog_usec / 2)
+    {
+      sd_notify (0, "WATCHDOG=1");
+      job->last_watchdog = now;
+    }
+  if (now - job->last_status >= (int64_t) (job->cfg->status_interval * G_USEC_PER_SEC))
+    {
+      report_status (job);
+      job->last_status = now;
+    }
+  if (savepoint_signal || atomic_load (&job->savepoint_requested))
+    {
+      savepoint_signal = 0;
+      atomic_store (&job->savepoint_requested, FALSE);
+      /* Results already produced must not be lost if we restart from it. */
+      rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+      write_savepoint (job);
+    }
+  if (atomic_exchange (&job->flush_requested, FALSE))
+    rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+}
+
+static void
+poll_loop (Job *job)
+{
+  int64_t now = g_get_monotonic_time ();
+  job->last_watchdog = job->last_status = now;
+  unsigned since_check = 0;
+  while (!stop_requested && !atomic_load (&job->fatal))
+    {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll (job->consumer, 100);
+      if (m != NULL)
+        {
+          if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            process (job, m);
+          else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            g_message ("consume: %s", rd_kafka_message_errstr (m));
+          rd_kafka_message_destroy (m);
+        }
+      /* Clock reads and delivery reports every 256 records or when idle. */
+      if (m == NULL || ++since_check >= 256)
+        {
+          since_check = 0;
+          rd_kafka_poll (job->producer, 0);
+          housekeeping (job, g_get_monotonic_time ());
+        }
+    }
+}
+
+static void
+on_signal (int sig)
+{
+  if (sig == SIGUSR1)
+    savepoint_signal = 1;
+  else
+    stop_requested = 1;
+}
+
+static void
+install_signals (void)
+{
+  struct sigaction sa = { 0 };
+  sa.sa_handler = on_signal;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGUSR1, &sa, NULL);
+}
+
+static gboolean
+validate (const BgJobConfig *cfg, GError **error)
+{
+  const char *missing = cfg->bootstrap == NULL ? "--bootstrap"
+                        : cfg->input == NULL   ? "--input"
+                        : cfg->output == NULL  ? "--output"
+                                               : NULL;
+  if (missing != NULL)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "%s is required", missing);
+      return FALSE;
+    }
+  /* These strings go into results unescaped (bg_job_format_result), so
+   * they are restricted to names that need no escaping. */
+  BgColor color;
+  if (!bg_color_from_string (cfg->color, &color))
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "color must be blue or green, not '%s'",
+                   cfg->color);
+      return FALSE;
+    }
+  if (!bg_version_is_valid (cfg->version))
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "invalid version '%s'", cfg->version);
+      return FALSE;
+    }
+  if (!bg_id_is_valid (cfg->input) || !bg_id_is_valid (cfg->output))
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG,
+                   "topic names must be [A-Za-z0-9._-], at most 64 characters");
+      return FALSE;
+    }
+  if (cfg->group != NULL && cfg->assign != NULL)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "--group and --assign exclude each other");
+      return FALSE;
+    }
+  if (cfg->status_interval <= 0)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "--status-interval must be positive");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+start (Job *job, GError **error)
+{
+  const BgJobConfig *cfg = job->cfg;
+  if (cfg->restore_dir != NULL)
+    {
+      job->state = bg_job_state_load (cfg->restore_dir, cfg->input, error);
+      if (job->state == NULL)
+        return FALSE;
+      g_autofree char *pos = positions_string (job);
+      g_message ("restored %u keys from %s (next offsets %s)", bg_job_state_n_keys (job->state),
+                 cfg->restore_dir, pos);
+    }
+  else
+    job->state = bg_job_state_new ();
+
+  job->consumer = make_consumer (job, error);
+  if (job->consumer == NULL)
+    return FALSE;
+  job->producer = make_producer (job, error);
+  if (job->producer == NULL)
+    return FALSE;
+  job->out_rkt = rd_kafka_topic_new (job->producer, cfg->output, NULL);
+
+  job->n_partitions = input_partition_count (job, error);
+  if (job->n_partitions < 0)
+    return FALSE;
+  job->gate = create_gate (cfg, error);
+  if (job->gate == NULL)
+    return FALSE;
+  job->gate_topic = bg_gate_topic (job->gate, cfg->input, job->n_partitions);
+  bg_gate_set_wait_callback (job->gate, gate_wait_cb, job);
+
+  if (!start_control (job, error))
+    return FALSE;
+
+  rd_kafka_resp_err_t err;
+  if (job->group_mode)
+    {
+      rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new (1);
+      rd_kafka_topic_partition_list_add (topics, cfg->input, RD_KAFKA_PARTITION_UA);
+      err = rd_kafka_subscribe (job->consumer, topics);
+      rd_kafka_topic_partition_list_destroy (topics);
+    }
+  else
+    {
+      rd_kafka_topic_partition_list_t *parts = static_assignment (job, error);
+      if (parts == NULL)
+        return FALSE;
+      err = rd_kafka_assign (job->consumer, parts);
+      rd_kafka_topic_partition_list_destroy (parts);
+    }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_KAFKA, "%s %s: %s",
+                   job->group_mode ? "subscribe" : "assign", cfg->input, rd_kafka_err2str (err));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static int
+shut_down (Job *job, int status)
+{
+  if (job->control_thread != NULL)
+    {
+      atomic_store (&job->control_stop, TRUE);
+      g_thread_join (job->control_thread);
+    }
+  if (job->control_ack != NULL)
+    fclose (job->control_ack);
+  if (job->consumer != NULL)
+    {
+      rd_kafka_consumer_close (job->consumer);
+      rd_kafka_destroy (job->consumer);
+    }
+  if (job->producer != NULL)
+    {
+      if (job->out_rkt != NULL)
+        rd_kafka_topic_destroy (job->out_rkt);
+      rd_kafka_destroy (job->producer);
+    }
+  if (job->gate != NULL)
+    bg_gate_free (job->gate);
+  bg_job_state_free (job->state);
+  return status;
+}
+
+int
+bg_job_run (const BgJobConfig *cfg)
+{
+  g_autoptr (GError) error = NULL;
+  if (!validate (cfg, &error))
+    {
+      g_printerr ("error: %s\n", error->message);
+      return 2;
+    }
+  Job job_storage = { 0 };
+  Job *job = &job_storage;
+  job->cfg = cfg;
+  job->group_mode = cfg->group != NULL;
+  job->with_mean = bg_job_version_emits_mean (cfg->version);
+  if (sd_watchdog_enabled (0, &job->watchdog_usec) <= 0)
+    job->watchdog_usec = 0;
+  install_signals ();
+
+  if (!start (job, &error))
+    {
+      g_printerr ("error: %s\n", error->message);
+      return shut_down (job, error->code == BG_JOB_ERROR_CONFIG ? 2 : 1);
+    }
+
+  {
+    g_autofree char *pos = positions_string (job);
+    g_message ("%s %s consuming %s (%d partitions, %s), producing to %s, gate %s", cfg->color,
+               cfg->version, cfg->input, job->n_partitions,
+               job->group_mode ? "group" : "static assignment", cfg->output,
+               cfg->no_gate ? "bypassed" : "on");
+    sd_notifyf (0, "READY=1\nSTATUS=consuming %s from %s", cfg->input,
+                pos[0] ? pos : "the start");
+  }
+  report_status (job);
+
+  poll_loop (job);
+
+  int status = 0;
+  if (atomic_load (&job->fatal))
+    status = 1;
+  sd_notify (0, "STOPPING=1");
+  /* Stop consuming first, so the savepoint's offsets match what was
+   * produced; then get every produced result out (bounded). */
+  rd_kafka_topic_partition_list_t *none = NULL;
+  if (!job->group_mode)
+    rd_kafka_assign (job->consumer, none);
+  rd_kafka_resp_err_t ferr = rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+  int outstanding = rd_kafka_outq_len (job->producer);
+  if (ferr != RD_KAFKA_RESP_ERR_NO_ERROR || outstanding > 0)
+    {
+      g_printerr ("error: %d result(s) still undelivered after %d ms\n", outstanding,
+                  FLUSH_TIMEOUT_MS);
+      status = 1;
+    }
+  if (atomic_load (&job->failed) > 0)
+    {
+      g_printerr ("error: %" G_GUINT64_FORMAT " result(s) failed to be delivered\n",
+                  (guint64) atomic_load (&job->failed));
+      status = 1;
+    }
+  report_status (job);
+  if (status == 0 || !atomic_load (&job->fatal))
+    {
+      if (cfg->savepoint_dir != NULL && !write_savepoint (job))
+        status = 1;
+    }
+  g_message ("stopped: consumed %" G_GUINT64_FORMAT ", emitted %" G_GUINT64_FORMAT
+             ", dropped %" G_GUINT64_FORMAT ", delivered %" G_GUINT64_FORMAT,
+             (guint64) job->consumed, (guint64) atomic_load (&job->emitted),
+             (guint64) atomic_load (&job->dropped), (guint64) atomic_load (&job->delivered));
+  return shut_down (job, status);
+}
