@@ -348,7 +348,8 @@ test_agent_errors (void)
   for (guint i = 0; i < G_N_ELEMENTS (agent_errors); i++)
     {
       const ErrorCase *c = &agent_errors[i];
-      g_test_message ("case %u: %s", i, c->data);
+      g_autofree char *shown = g_strescape (c->data, NULL);
+      g_test_message ("case %u: %s", i, shown);
       g_autoptr (GError) error = NULL;
       g_autoptr (BgAgentConfig) config = bg_agent_config_load_from_data (AGENT_PATH, c->data, &error);
       g_assert_null (config);
@@ -362,7 +363,8 @@ test_job_errors (void)
   for (guint i = 0; i < G_N_ELEMENTS (job_errors); i++)
     {
       const ErrorCase *c = &job_errors[i];
-      g_test_message ("case %u: %s", i, c->data);
+      g_autofree char *shown = g_strescape (c->data, NULL);
+      g_test_message ("case %u: %s", i, shown);
       g_autoptr (GError) error = NULL;
       g_autoptr (BgJobConfig) job = bg_job_config_load_from_data (JOB_PATH, c->data, &error);
       g_assert_null (job);
