@@ -71,7 +71,7 @@ BG_API const char *bg_topic_name (const BgTopic *topic);
 /* ---- The hot path ------------------------------------------------------- */
 
 /* EMIT or DROP for the result caused by input record (topic, partition,
- * offset). If the decision is not known yet (a prepared plan and
+ * offset >= 0). If the decision is not known yet (a prepared plan and
  * offset >= barrier, the mode UNKNOWN, or a partition held for the ordered
  * handoff) it blocks until it is. Records its position and counters.
  * One thread per (topic, partition) at a time: Kafka consumers process a
@@ -89,7 +89,12 @@ BG_API bool bg_gate_side_effects_allowed (BgGate *gate);
 
 /* ---- Steering (the agent side; any thread) ------------------------------ */
 
-BG_API void bg_gate_set_mode (BgGate *gate, BgSinkMode mode);
+/* Replaces every range: LIVE is the full range on every partition, BLACKHOLE
+ * the empty one, UNKNOWN makes admit wait. Clears the holds. This is also how
+ * the agent applies a manual flip. Returns false (and changes nothing) for
+ * BG_SINK_MODE_GATED (that mode comes from plans only) and while a plan is
+ * PREPARED: only its decision may end it. */
+BG_API bool bg_gate_set_mode (BgGate *gate, BgSinkMode mode);
 BG_API BgSinkMode bg_gate_get_mode (BgGate *gate);
 
 typedef struct _BgPlan BgPlan;
@@ -106,12 +111,14 @@ BG_API bool bg_plan_add_barrier (BgPlan *plan, const char *topic, int32_t partit
  * barrier follow the current ranges; at or past it they wait for the
  * decision. Partitions without a barrier keep the current ranges.
  * The gate copies what it needs; @plan stays the caller's.
- * Returns false if another plan is still PREPARED. */
+ * Returns false if another plan is still PREPARED, or the mode is UNKNOWN
+ * (the slot's ranges must be known before a plan is armed on top of them). */
 BG_API bool bg_gate_prepare (BgGate *gate, const BgPlan *plan);
 /* Decides the prepared plan @id. Commit turns it into the slot's ranges
  * (outgoing: [.., barrier), incoming: [barrier, ..)); abort restores the
- * previous ranges. Waiters wake up. Returns false if @id is not the
- * prepared plan. */
+ * previous ranges (and mode) and clears the holds. Waiters wake up.
+ * Returns false if @id is not the prepared plan; true without a change if
+ * @id is the latest plan and already has that decision (a replayed log). */
 BG_API bool bg_gate_commit (BgGate *gate, const char *id);
 BG_API bool bg_gate_abort (BgGate *gate, const char *id);
 /* The id and state of the latest plan, or NULL if none (caller frees id). */
@@ -119,7 +126,10 @@ BG_API char *bg_gate_get_plan (BgGate *gate, BgPlanState *state_out);
 
 /* Ordered handoff: hold (topic, partition) for the incoming side of a plan
  * until the outgoing side has delivered everything below the barrier; while
- * held, records at or past the barrier wait. Release lifts it. */
+ * held, records at or past the barrier of the latest prepared or committed
+ * plan wait (a hold on a partition that plan has no barrier for does
+ * nothing). It may be set before or after the commit. Release lifts it;
+ * abort and bg_gate_set_mode() clear all holds. */
 BG_API void bg_gate_hold_partition (BgGate *gate, BgTopic *topic, int32_t partition);
 BG_API void bg_gate_release_partition (BgGate *gate, BgTopic *topic, int32_t partition);
 

@@ -1,0 +1,67 @@
+/* gate-private.h — what libbluegreen's own modules (and its tests) see of
+ * the gate and the plan beyond the public header: the plan's layout, the
+ * bulk range setter the agent client uses to restore a slot's ranges, and
+ * test hooks. Not installed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "bluegreen.h"
+
+/* Key of a (topic, partition) in the gate's and the plan's tables: the
+ * topic's quark in the high half, the partition in the low half. Topics are
+ * named by quark so a plan may name topics the job has not registered yet. */
+static inline gint64
+bg_part_key (GQuark topic, int32_t partition)
+{
+  return (gint64) (((guint64) topic << 32) | (guint32) partition);
+}
+
+static inline GQuark
+bg_part_key_topic (gint64 key)
+{
+  return (GQuark) ((guint64) key >> 32);
+}
+
+static inline int32_t
+bg_part_key_partition (gint64 key)
+{
+  return (int32_t) (guint32) ((guint64) key & 0xffffffffu);
+}
+
+struct _BgPlan {
+  char *id;
+  BgPlanRole role;
+  int64_t deadline_us;
+  GHashTable *barriers; /* gint64 part key -> gint64 barrier offset (both owned) */
+};
+
+/* A new table with the same barriers as @plan's, for the gate to keep. */
+GHashTable *bg_plan_dup_barriers (const BgPlan *plan);
+
+/* One emit range [lo, hi) for a (topic, partition). lo >= hi is empty. */
+typedef struct {
+  const char *topic;
+  int32_t partition;
+  int64_t lo;
+  int64_t hi;
+} BgGateRange;
+
+/* Replaces every emit range at once: (topic, partition) pairs listed in
+ * @ranges get theirs, every other partition gets [default_lo, default_hi).
+ * The mode becomes GATED. Holds are kept. This is how the agent client
+ * restores a slot's committed ranges into a fresh instance.
+ * Returns false (and changes nothing) while a plan is PREPARED, or if an
+ * entry has no topic or a negative partition. */
+bool bg_gate_set_ranges (BgGate *gate, int64_t default_lo, int64_t default_hi,
+                         const BgGateRange *ranges, size_t n_ranges);
+
+/* Test hooks. The number of snapshot buffers the gate has allocated (the
+ * current one, the spare, and those retired by growth); it must not grow with
+ * the number of changes. */
+guint bg_gate_debug_n_buffers (BgGate *gate);
+/* How many snapshots were published so far. */
+guint64 bg_gate_debug_n_publishes (BgGate *gate);
