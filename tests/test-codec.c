@@ -391,7 +391,7 @@ test_error_messages (void)
   g_autofree char *in = json (PREP_WITH (BARRIER ",{'topic':'in','partition':1,'offset':1},"
                                          "{'topic':'in','partition':2,'offset':1},"
                                          "{'topic':'in','partition':3,'offset':-1}"));
-  g_autoptr (BgControlMessage) msg = decode_str (in, &error);
+  g_assert_null (decode_str (in, &error));
   g_assert_error (error, BG_CODEC_ERROR, BG_CODEC_ERROR_OUT_OF_RANGE);
   g_assert_cmpstr (error->message, ==, "prepare: barriers[3].offset: must be >= 0");
   g_clear_error (&error);
@@ -441,6 +441,7 @@ test_deep (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (BgControlMessage) msg = decode_str (ok, &error);
   g_assert_no_error (error);
+  g_assert_cmpint (msg->type, ==, BG_CONTROL_LEAVE);
   g_autofree char *open_bad = repeat (head, "[", BG_CONTROL_MAX_DEPTH, "");
   g_autofree char *bad = repeat (open_bad, "]", BG_CONTROL_MAX_DEPTH, "}");
   assert_decode_error (bad, strlen (bad), BG_CODEC_ERROR_TOO_DEEP);
@@ -458,6 +459,7 @@ test_size (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (BgControlMessage) msg = decode_str (at_cap, &error);
   g_assert_no_error (error);
+  g_assert_cmpstr (msg->job, ==, "j");
   g_autofree char *over = repeat (head, "x", pad + 1, "\"}");
   assert_decode_error (over, strlen (over), BG_CODEC_ERROR_TOO_LARGE);
 
@@ -575,6 +577,33 @@ test_names (void)
     }
 }
 
+/* The fuzzer's seed corpus is made of valid messages (a seed that fails to
+ * decode would only exercise the error paths). */
+static void
+test_seed_corpus (void)
+{
+  g_autofree char *dir_path = g_test_build_filename (G_TEST_DIST, "fuzz", "corpus", "codec", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) dir = g_dir_open (dir_path, 0, &error);
+  g_assert_no_error (error);
+  guint seen_types = 0;
+  const char *name;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir_path, name, NULL);
+      g_autofree char *contents = NULL;
+      gsize len;
+      g_assert_true (g_file_get_contents (path, &contents, &len, &error));
+      g_autoptr (BgControlMessage) msg = bg_control_message_decode ((const guint8 *) contents, len, &error);
+      if (error != NULL)
+        g_test_message ("%s: %s", name, error->message);
+      g_assert_no_error (error);
+      seen_types |= 1u << msg->type;
+    }
+  for (int t = BG_CONTROL_HELLO; t <= BG_CONTROL_DONE; t++)
+    g_assert_true (seen_types & (1u << t));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -598,5 +627,6 @@ main (int argc, char **argv)
   g_test_add_func ("/codec/size", test_size);
   g_test_add_func ("/codec/too-many", test_too_many);
   g_test_add_func ("/codec/encode-rejects", test_encode_rejects);
+  g_test_add_func ("/codec/seed-corpus", test_seed_corpus);
   return g_test_run ();
 }
