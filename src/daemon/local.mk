@@ -1,1 +1,46 @@
-# src/daemon: rules for this area (included from the top-level Makefile.am)
+# bluegreend, the per-host agent.
+#
+# libbgdbus: the code gdbus-codegen generates from the API XML (BgAgent1,
+# BgJob1, BgSlot1 skeletons and proxies, the object manager). The daemon,
+# the CLI and libbluegreen's agent link use it. It is compiled with hidden
+# visibility so that linking it into the shared libbluegreen exports none of
+# its symbols (libtool builds convenience libraries PIC already).
+noinst_LTLIBRARIES += libbgdbus.la
+bg_dbus_generated = src/daemon/bg-dbus-generated.c src/daemon/bg-dbus-generated.h
+nodist_libbgdbus_la_SOURCES = $(bg_dbus_generated)
+libbgdbus_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(GLIB_CFLAGS)
+libbgdbus_la_LIBADD = $(GLIB_LIBS)
+BUILT_SOURCES += $(bg_dbus_generated)
+CLEANFILES += $(bg_dbus_generated) src/daemon/bg-dbus-generated.stamp
+
+# One rule producing both files; the stamp keeps parallel make from running
+# the generator twice.
+src/daemon/bg-dbus-generated.stamp: $(top_srcdir)/data/org.bluegreen.Agent1.xml
+	$(AM_V_GEN)$(MKDIR_P) src/daemon && \
+	$(GDBUS_CODEGEN) --interface-prefix org.bluegreen. --c-namespace Bg \
+		--c-generate-object-manager --c-generate-autocleanup all \
+		--glib-min-required 2.74 --pragma-once \
+		--generate-c-code src/daemon/bg-dbus-generated $< && \
+	touch $@
+src/daemon/bg-dbus-generated.c src/daemon/bg-dbus-generated.h: src/daemon/bg-dbus-generated.stamp
+	@test -f $@ || { rm -f $<; $(MAKE) $(AM_MAKEFLAGS) $<; }
+
+# libbgdaemon: everything of the agent but main(); the tests link it.
+noinst_LTLIBRARIES += libbgdaemon.la
+libbgdaemon_la_SOURCES = \
+	src/daemon/errors.c src/daemon/errors.h \
+	src/daemon/state-file.c src/daemon/state-file.h \
+	src/daemon/slot.c src/daemon/slot.h \
+	src/daemon/job.c src/daemon/job.h \
+	src/daemon/agent.c src/daemon/agent.h \
+	src/daemon/context.h \
+	src/daemon/systemd.c src/daemon/systemd.h \
+	src/daemon/caller.c src/daemon/caller.h \
+	src/daemon/kafka.c src/daemon/kafka.h
+libbgdaemon_la_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -DG_LOG_DOMAIN=\"bluegreend\"
+libbgdaemon_la_LIBADD = libbgdbus.la libbgcommon.la $(BG_DEPS_LIBS)
+
+sbin_PROGRAMS += bluegreend
+bluegreend_SOURCES = src/daemon/main.c
+bluegreend_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS)
+bluegreend_LDADD = libbgdaemon.la

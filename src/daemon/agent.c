@@ -1,0 +1,707 @@
+/* agent.c — bluegreend's top level (see agent.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "daemon/agent.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include "common/config.h"
+#include "daemon/bg-dbus-generated.h"
+#include "daemon/context.h"
+#include "daemon/errors.h"
+#include "daemon/job.h"
+#include "daemon/state-file.h"
+
+
+#define LAG_POLL_INTERVAL_MS 1000
+#define SAVEPOINT_TIMEOUT_USEC (60 * G_USEC_PER_SEC)
+
+struct _BgdAgent {
+  BgdContext ctx;
+  char *config_path;
+  BgdAgentManager manager_choice;
+  GMainLoop *loop;
+  GError *fatal_error;
+
+  BgAgent1 *iface;
+  GHashTable *jobs;          /* name → BgdJob* (owned) */
+  GHashTable *state_records; /* name → BgdJobRecord*, as read at start */
+  char *state_path;
+
+  guint name_id;
+  gboolean name_owned;
+  gboolean ready_sent;
+  guint changed_idle_id;
+  guint lag_timer_id;
+  guint watchdog_id;
+  guint signal_ids[3];
+  GHashTable *lag_queries;   /* job name → TRUE while a query runs */
+  GCancellable *cancellable;
+  gulong closed_id;
+};
+
+static void agent_changed (gpointer user_data);
+
+/* g_hash_table_get_{keys,values}_as_ptr_array() are GLib 2.76. */
+static GPtrArray *
+table_keys (GHashTable *table)
+{
+  GPtrArray *a = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (a, key);
+  return a;
+}
+
+static GPtrArray *
+table_values (GHashTable *table)
+{
+  GPtrArray *a = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (a, value);
+  return a;
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+}
+
+static void
+agent_update_jobs_property (BgdAgent *agent)
+{
+  g_autoptr(GPtrArray) names = table_keys (agent->jobs);
+  g_autoptr(GStrvBuilder) paths = g_strv_builder_new ();
+  g_auto(GStrv) strv = NULL;
+
+  g_ptr_array_sort (names, compare_strings);
+  for (guint i = 0; i < names->len; i++)
+    g_strv_builder_add (paths, bgd_job_get_path (g_hash_table_lookup (agent->jobs, names->pdata[i])));
+  strv = g_strv_builder_end (paths);
+  bg_agent1_set_jobs (agent->iface, (const char *const *) strv);
+}
+
+static void
+agent_add_job (BgdAgent *agent, BgJobConfig *config)
+{
+  BgdJob *job = bgd_job_new (&agent->ctx, config);
+  const BgdJobRecord *record = g_hash_table_lookup (agent->state_records, config->name);
+
+  if (record != NULL)
+    bgd_job_restore_record (job, record);
+  g_hash_table_replace (agent->jobs, (gpointer) bgd_job_get_name (job), job);
+  bgd_job_export (job, agent->ctx.manager);
+  g_info ("job %s configured from %s", config->name, config->path);
+}
+
+static void
+agent_remove_job (BgdAgent *agent, BgdJob *job)
+{
+  g_info ("job %s removed from the configuration", bgd_job_get_name (job));
+  bgd_job_unexport (job, agent->ctx.manager);
+  g_hash_table_steal (agent->jobs, bgd_job_get_name (job));
+  bgd_job_dispose (job);
+}
+
+/* Applies a freshly loaded job list: new jobs appear, removed ones go
+ * unless their slots still run, the others get the new configuration
+ * without touching their slots. */
+static void
+agent_apply_jobs (BgdAgent *agent, GPtrArray *configs)
+{
+  g_autoptr(GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) current = table_values (agent->jobs);
+
+  for (guint i = 0; i < configs->len; i++)
+    {
+      BgJobConfig *config = configs->pdata[i];
+      BgdJob *job = g_hash_table_lookup (agent->jobs, config->name);
+
+      g_hash_table_add (wanted, config->name);
+      if (job != NULL)
+        bgd_job_set_config (job, config);
+      else
+        agent_add_job (agent, config);
+    }
+  for (guint i = 0; i < current->len; i++)
+    {
+      BgdJob *job = current->pdata[i];
+
+      if (g_hash_table_contains (wanted, bgd_job_get_name (job)))
+        continue;
+      if (bgd_job_has_active_slots (job))
+        {
+          g_message ("job %s was removed from the configuration but its slots still run; "
+                     "it stays until they are retired", bgd_job_get_name (job));
+          bgd_job_set_last_error (job, "removed from the configuration; retire its slots to remove it");
+          continue;
+        }
+      agent_remove_job (agent, job);
+    }
+  agent_update_jobs_property (agent);
+  agent_changed (agent);
+}
+
+static GPtrArray *
+agent_load_jobs (BgAgentConfig *config, GString *problems, GError **error)
+{
+  g_autoptr(GPtrArray) file_errors = NULL;
+  g_autoptr(GPtrArray) configs = NULL;
+
+  configs = bg_job_configs_load_dir (config->jobs_directory, config->max_jobs, &file_errors, error);
+  if (configs == NULL)
+    return NULL;
+  for (guint i = 0; file_errors != NULL && i < file_errors->len; i++)
+    {
+      const GError *e = file_errors->pdata[i];
+      g_message ("bad job file, skipped: %s", e->message);
+      if (problems != NULL)
+        g_string_append_printf (problems, "%s%s", problems->len ? "; " : "", e->message);
+    }
+  return g_steal_pointer (&configs);
+}
+
+gboolean
+bgd_agent_reload (BgdAgent *agent, GError **error)
+{
+  g_autoptr(BgAgentConfig) config = NULL;
+  g_autoptr(GPtrArray) configs = NULL;
+  g_autoptr(GString) problems = g_string_new (NULL);
+  g_autoptr(GError) local_error = NULL;
+
+  g_message ("reloading the configuration from %s", agent->config_path);
+  config = bg_agent_config_load (agent->config_path, &local_error);
+  if (config == NULL)
+    {
+      g_message ("reload: keeping the old configuration: %s", local_error->message);
+      g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED, "%s (old configuration kept)",
+                   local_error->message);
+      return FALSE;
+    }
+  /* Bus, state directory and Kafka are fixed for the life of the process;
+   * the jobs are what a reload is for. */
+  configs = agent_load_jobs (config, problems, &local_error);
+  if (configs == NULL)
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED, "%s (old configuration kept)",
+                   local_error->message);
+      return FALSE;
+    }
+  bg_agent_config_unref (agent->ctx.config);
+  agent->ctx.config = g_steal_pointer (&config);
+  agent_apply_jobs (agent, configs);
+  if (problems->len > 0)
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED,
+                   "bad job files (their old configuration is kept): %s", problems->str);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- state file, STATUS= ------------------------------------------------------- */
+
+static void
+agent_save_state (BgdAgent *agent)
+{
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) bgd_job_record_free);
+  g_autoptr(GPtrArray) jobs = table_values (agent->jobs);
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  for (guint i = 0; i < jobs->len; i++)
+    g_ptr_array_add (records, bgd_job_make_record (jobs->pdata[i]));
+  /* Jobs that left the configuration keep their record: if they come back
+   * while their units still run, nothing is forgotten. */
+  g_hash_table_iter_init (&iter, agent->state_records);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const BgdJobRecord *old = value;
+      BgdJobRecord *copy;
+
+      if (g_hash_table_contains (agent->jobs, key))
+        continue;
+      copy = g_new0 (BgdJobRecord, 1);
+      copy->name = g_strdup (old->name);
+      copy->live_color = g_strdup (old->live_color);
+      for (guint c = 0; c < BG_N_COLORS; c++)
+        {
+          copy->slots[c].version = g_strdup (old->slots[c].version);
+          copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
+          copy->slots[c].generation = old->slots[c].generation;
+        }
+      g_ptr_array_add (records, copy);
+    }
+  if (!bgd_state_file_save (agent->state_path, records, &error))
+    g_message ("cannot write the state file: %s", error->message);
+}
+
+static void
+agent_send_status (BgdAgent *agent)
+{
+  g_autoptr(GPtrArray) names = table_keys (agent->jobs);
+  g_autoptr(GString) s = g_string_new ("STATUS=");
+
+  g_ptr_array_sort (names, compare_strings);
+  if (names->len == 0)
+    g_string_append (s, "no jobs");
+  for (guint i = 0; i < names->len; i++)
+    {
+      g_autofree char *d = bgd_job_describe (g_hash_table_lookup (agent->jobs, names->pdata[i]));
+      g_string_append_printf (s, "%s%s", i ? "; " : "", d);
+    }
+  sd_notify (0, s->str);
+}
+
+static gboolean
+changed_idle_cb (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  agent->changed_idle_id = 0;
+  agent_save_state (agent);
+  agent_send_status (agent);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+agent_changed (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  if (agent->changed_idle_id == 0)
+    agent->changed_idle_id = g_idle_add (changed_idle_cb, agent);
+}
+
+/* ---- lag --------------------------------------------------------------------- */
+
+typedef struct {
+  BgdAgent *agent;
+  char *job_name;
+} LagQuery;
+
+static void
+lag_query_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  LagQuery *q = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) marks = bgd_kafka_query_watermarks_finish (BGD_KAFKA (source), res, &error);
+  g_autoptr(GHashTable) table = NULL;
+  BgdJob *job;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_free (q->job_name);
+      g_free (q);
+      return;
+    }
+  g_hash_table_remove (q->agent->lag_queries, q->job_name);
+  job = g_hash_table_lookup (q->agent->jobs, q->job_name);
+  if (marks == NULL)
+    g_debug ("%s: no high watermarks: %s", q->job_name, error->message);
+  else
+    {
+      table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      for (guint i = 0; i < marks->len; i++)
+        {
+          const BgdWatermark *m = &g_array_index (marks, BgdWatermark, i);
+          g_hash_table_insert (table, g_strdup_printf ("%s:%d", m->topic, m->partition),
+                               g_memdup2 (&m->high, sizeof m->high));
+        }
+    }
+  if (job != NULL)
+    bgd_job_update_lag (job, table);
+  g_free (q->job_name);
+  g_free (q);
+}
+
+/* Every second: for each job with a slot that reported positions, ask
+ * Kafka for the input high watermarks (in a worker thread). Jobs without
+ * reports cost nothing, so an idle agent stays idle. */
+static gboolean
+lag_timer_cb (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      BgdJob *job = value;
+      gboolean wanted = FALSE;
+      LagQuery *q;
+
+      for (guint c = 0; c < BG_N_COLORS; c++)
+        {
+          BgdSlot *slot = bgd_job_get_slot (job, (BgColor) c);
+          if (bgd_slot_is_active (slot) && bgd_slot_has_positions (slot))
+            wanted = TRUE;
+        }
+      if (!wanted)
+        continue;
+      if (agent->ctx.kafka == NULL)
+        {
+          bgd_job_update_lag (job, NULL);
+          continue;
+        }
+      if (g_hash_table_contains (agent->lag_queries, key))
+        continue;
+      q = g_new0 (LagQuery, 1);
+      q->agent = agent;
+      q->job_name = g_strdup (key);
+      g_hash_table_add (agent->lag_queries, g_strdup (key));
+      bgd_kafka_query_watermarks_async (agent->ctx.kafka,
+                                        (const char *const *) bgd_job_get_config (job)->input_topics,
+                                        agent->cancellable, lag_query_cb, q);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- Agent1 methods --------------------------------------------------------------- */
+
+static gboolean
+handle_reload (BgAgent1 *iface, GDBusMethodInvocation *invocation, gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!bgd_agent_reload (agent, &error))
+    bgd_error_return (invocation, error);
+  else
+    bg_agent1_complete_reload (iface, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_get_job (BgAgent1 *iface, GDBusMethodInvocation *invocation, const char *name,
+                gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  BgdJob *job;
+
+  if (!bg_name_is_valid (name))
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
+                                             "name: '%s' is not a valid job name", name);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  job = g_hash_table_lookup (agent->jobs, name);
+  if (job == NULL)
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_UNKNOWN_JOB,
+                                             "name: no job '%s' on this host", name);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  bg_agent1_complete_get_job (iface, invocation, bgd_job_get_path (job));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- start-up ------------------------------------------------------------------- */
+
+static void
+agent_fail (BgdAgent *agent, GError *error)
+{
+  if (agent->fatal_error == NULL)
+    agent->fatal_error = error;
+  else
+    g_error_free (error);
+  g_main_loop_quit (agent->loop);
+}
+
+static void
+adopt_units_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) units = bgd_systemd_list_units_finish (BGD_SYSTEMD (source), res, &error);
+
+  if (units == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      agent_fail (agent, g_error_new (BGD_ERROR, BGD_ERROR_FAILED,
+                                      "cannot list the slot units: %s", error->message));
+      return;
+    }
+  for (guint i = 0; i < units->len; i++)
+    {
+      const BgdUnitInfo *u = units->pdata[i];
+      gboolean found = FALSE;
+      GHashTableIter iter;
+      gpointer value;
+
+      g_hash_table_iter_init (&iter, agent->jobs);
+      while (!found && g_hash_table_iter_next (&iter, NULL, &value))
+        for (guint c = 0; c < BG_N_COLORS; c++)
+          {
+            BgdSlot *slot = bgd_job_get_slot (value, (BgColor) c);
+            if (g_str_equal (bgd_slot_get_unit (slot), u->name))
+              {
+                bgd_slot_adopt (slot, u->active_state, u->sub_state, u->result, u->main_pid);
+                found = TRUE;
+                break;
+              }
+          }
+      if (!found)
+        g_message ("unit %s (%s) belongs to no configured job; left alone", u->name, u->active_state);
+    }
+  agent->ready_sent = TRUE;
+  agent_send_status (agent);
+  sd_notify (0, "READY=1");
+  g_message ("ready: %u jobs, %u units adopted", g_hash_table_size (agent->jobs), units->len);
+}
+
+static void
+on_name_acquired (GDBusConnection *conn, const char *name, gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  agent->name_owned = TRUE;
+  g_info ("owning %s", name);
+  bgd_systemd_list_units_async (agent->ctx.systemd, "bluegreen-*.service", agent->cancellable,
+                                adopt_units_cb, agent);
+}
+
+static void
+on_name_lost (GDBusConnection *conn, const char *name, gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  if (conn == NULL)
+    agent_fail (agent, g_error_new (BGD_ERROR, BGD_ERROR_FAILED, "the bus connection is gone"));
+  else if (agent->name_owned)
+    agent_fail (agent, g_error_new (BGD_ERROR, BGD_ERROR_FAILED, "lost the bus name %s", name));
+  else
+    agent_fail (agent, g_error_new (BGD_ERROR, BGD_ERROR_FAILED,
+                                    "the bus name %s is taken: is another bluegreend running?", name));
+}
+
+static void
+systemd_init_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!bgd_systemd_init_finish (BGD_SYSTEMD (source), res, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      agent_fail (agent, g_error_new (BGD_ERROR, BGD_ERROR_FAILED,
+                                      "cannot subscribe to the systemd manager: %s", error->message));
+      return;
+    }
+  /* Objects first, then the name: a client that sees the name finds them. */
+  g_dbus_object_manager_server_set_connection (agent->ctx.manager, agent->ctx.bus);
+  agent->name_id = g_bus_own_name_on_connection (agent->ctx.bus, BGD_AGENT_BUS_NAME,
+                                                 G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                                                 on_name_acquired, on_name_lost, agent, NULL);
+}
+
+static gboolean
+watchdog_cb (gpointer user_data)
+{
+  sd_notify (0, "WATCHDOG=1");
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sigterm (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  g_message ("stopping on a signal; slots keep running");
+  sd_notify (0, "STOPPING=1");
+  g_main_loop_quit (agent->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_sighup (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  g_autoptr(GError) error = NULL;
+
+  sd_notify (0, "RELOADING=1");
+  if (!bgd_agent_reload (agent, &error))
+    g_message ("reload: %s", error->message);
+  sd_notify (0, "READY=1");
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_connection_closed (GDBusConnection *conn, gboolean remote_peer_vanished, GError *error,
+                      gpointer user_data)
+{
+  agent_fail (user_data, g_error_new (BGD_ERROR, BGD_ERROR_FAILED, "the bus connection closed%s%s",
+                                      error ? ": " : "", error ? error->message : ""));
+}
+
+BgdAgent *
+bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
+{
+  g_autoptr(BgdAgent) agent = g_new0 (BgdAgent, 1);
+  g_autoptr(BgAgentConfig) config = NULL;
+  g_autoptr(GPtrArray) configs = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  agent->config_path = g_strdup (config_path);
+  agent->manager_choice = manager;
+  agent->jobs = g_hash_table_new (g_str_hash, g_str_equal);
+  agent->lag_queries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  agent->cancellable = g_cancellable_new ();
+  agent->loop = g_main_loop_new (NULL, FALSE);
+
+  config = bg_agent_config_load (config_path, error);
+  if (config == NULL)
+    return NULL;
+  agent->ctx.config = bg_agent_config_ref (config);
+  agent->ctx.agent = agent;
+  agent->ctx.changed = agent_changed;
+  agent->ctx.savepoint_timeout_usec = SAVEPOINT_TIMEOUT_USEC;
+  agent->ctx.state_directory = g_strdup (config->state_directory);
+  agent->ctx.logs_directory = g_build_filename (config->state_directory, "logs", NULL);
+  agent->ctx.have_journal = g_file_test ("/run/systemd/journal/socket", G_FILE_TEST_EXISTS);
+  if (manager == BGD_AGENT_MANAGER_FROM_CONFIG)
+    agent->ctx.user_manager = config->bus == G_BUS_TYPE_SESSION;
+  else
+    agent->ctx.user_manager = manager == BGD_AGENT_MANAGER_USER;
+
+  if (g_mkdir_with_parents (agent->ctx.logs_directory, 0700) != 0)
+    {
+      int errsv = errno;
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
+                   "cannot create %s: %s", agent->ctx.logs_directory, g_strerror (errsv));
+      return NULL;
+    }
+  agent->state_path = g_build_filename (config->state_directory, "agent.state", NULL);
+  agent->state_records = bgd_state_file_load (agent->state_path, error);
+  if (agent->state_records == NULL)
+    return NULL;
+
+  agent->ctx.bus = g_bus_get_sync (agent->ctx.user_manager ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM,
+                                   NULL, error);
+  if (agent->ctx.bus == NULL)
+    return NULL;
+  g_dbus_connection_set_exit_on_close (agent->ctx.bus, FALSE);
+  agent->closed_id = g_signal_connect (agent->ctx.bus, "closed", G_CALLBACK (on_connection_closed), agent);
+  agent->ctx.systemd = bgd_systemd_new (agent->ctx.bus, agent->ctx.user_manager);
+
+  /* Lag needs Kafka, nothing else does: an agent whose Kafka settings are
+   * refused still serves its slots, and says why lag stays unknown. */
+  agent->ctx.kafka = bgd_kafka_new (config->bootstrap_servers, config->kafka_properties, &local_error);
+  if (agent->ctx.kafka == NULL)
+    g_message ("Kafka is not available, lag stays unknown: %s", local_error->message);
+
+  agent->ctx.manager = g_dbus_object_manager_server_new (BGD_AGENT_PATH);
+  {
+    g_autoptr(BgObjectSkeleton) object = bg_object_skeleton_new (BGD_AGENT_PATH);
+    agent->iface = bg_agent1_skeleton_new ();
+    bg_agent1_set_host_id (agent->iface, config->host_id);
+    bg_agent1_set_version (agent->iface, PACKAGE_VERSION);
+    bg_agent1_set_jobs (agent->iface, NULL);
+    g_signal_connect (agent->iface, "handle-reload", G_CALLBACK (handle_reload), agent);
+    g_signal_connect (agent->iface, "handle-get-job", G_CALLBACK (handle_get_job), agent);
+    bg_object_skeleton_set_agent1 (object, agent->iface);
+    g_dbus_object_manager_server_export (agent->ctx.manager, G_DBUS_OBJECT_SKELETON (object));
+  }
+
+  configs = agent_load_jobs (config, NULL, error);
+  if (configs == NULL)
+    return NULL;
+  agent_apply_jobs (agent, configs);
+  return g_steal_pointer (&agent);
+}
+
+gboolean
+bgd_agent_run (BgdAgent *agent, GError **error)
+{
+  guint64 watchdog_usec = 0;
+
+  agent->signal_ids[0] = g_unix_signal_add (SIGTERM, on_sigterm, agent);
+  agent->signal_ids[1] = g_unix_signal_add (SIGINT, on_sigterm, agent);
+  agent->signal_ids[2] = g_unix_signal_add (SIGHUP, on_sighup, agent);
+  if (sd_watchdog_enabled (0, &watchdog_usec) > 0 && watchdog_usec > 0)
+    agent->watchdog_id = g_timeout_add ((guint) (watchdog_usec / 2000), watchdog_cb, agent);
+  agent->lag_timer_id = g_timeout_add (LAG_POLL_INTERVAL_MS, lag_timer_cb, agent);
+
+  bgd_systemd_init_async (agent->ctx.systemd, agent->cancellable, systemd_init_cb, agent);
+  g_main_loop_run (agent->loop);
+
+  if (agent->changed_idle_id != 0)
+    {
+      g_clear_handle_id (&agent->changed_idle_id, g_source_remove);
+      agent_save_state (agent);
+    }
+  if (agent->fatal_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&agent->fatal_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+bgd_agent_free (BgdAgent *agent)
+{
+  g_autoptr(GPtrArray) jobs = NULL;
+
+  if (agent == NULL)
+    return;
+  g_cancellable_cancel (agent->cancellable);
+  for (guint i = 0; i < G_N_ELEMENTS (agent->signal_ids); i++)
+    g_clear_handle_id (&agent->signal_ids[i], g_source_remove);
+  g_clear_handle_id (&agent->watchdog_id, g_source_remove);
+  g_clear_handle_id (&agent->lag_timer_id, g_source_remove);
+  g_clear_handle_id (&agent->changed_idle_id, g_source_remove);
+  if (agent->name_id != 0)
+    g_bus_unown_name (agent->name_id);
+  if (agent->jobs != NULL)
+    {
+      jobs = table_values (agent->jobs);
+      g_hash_table_steal_all (agent->jobs);
+      for (guint i = 0; i < jobs->len; i++)
+        {
+          if (agent->ctx.manager != NULL)
+            bgd_job_unexport (jobs->pdata[i], agent->ctx.manager);
+          bgd_job_dispose (jobs->pdata[i]);
+        }
+      g_hash_table_unref (agent->jobs);
+    }
+  if (agent->closed_id != 0)
+    g_clear_signal_handler (&agent->closed_id, agent->ctx.bus);
+  g_clear_object (&agent->iface);
+  g_clear_object (&agent->ctx.manager);
+  g_clear_object (&agent->ctx.kafka);
+  g_clear_object (&agent->ctx.systemd);
+  if (agent->ctx.bus != NULL)
+    g_dbus_connection_flush_sync (agent->ctx.bus, NULL, NULL);
+  g_clear_object (&agent->ctx.bus);
+  g_clear_pointer (&agent->ctx.config, bg_agent_config_unref);
+  g_clear_pointer (&agent->state_records, g_hash_table_unref);
+  g_clear_pointer (&agent->lag_queries, g_hash_table_unref);
+  g_clear_pointer (&agent->loop, g_main_loop_unref);
+  g_clear_object (&agent->cancellable);
+  g_clear_error (&agent->fatal_error);
+  g_free (agent->ctx.state_directory);
+  g_free (agent->ctx.logs_directory);
+  g_free (agent->state_path);
+  g_free (agent->config_path);
+  g_free (agent);
+}

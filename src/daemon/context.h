@@ -1,0 +1,34 @@
+/* context.h — what the agent's jobs and slots share: the bus, the drivers
+ * and the configuration, plus the hook through which they tell the agent
+ * that its persistent state or summary changed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "common/config.h"
+#include "daemon/kafka.h"
+#include "daemon/systemd.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  GDBusConnection *bus;
+  gboolean user_manager;            /* --user: a user manager, the session bus */
+  BgAgentConfig *config;            /* replaced on Reload */
+  BgdSystemd *systemd;
+  BgdKafka *kafka;                  /* NULL until Kafka could be configured */
+  GDBusObjectManagerServer *manager;
+  char *state_directory;
+  char *logs_directory;             /* unit output when no journald runs */
+  gboolean have_journal;
+  gint64 savepoint_timeout_usec;
+  /* Called (from the main loop) after any change worth persisting or
+   * showing in STATUS=; the agent coalesces them. */
+  void (*changed) (gpointer agent);
+  gpointer agent;
+} BgdContext;
+
+G_END_DECLS

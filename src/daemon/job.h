@@ -1,0 +1,66 @@
+/* job.h — one configured job on this host: the org.bluegreen.Job1 object,
+ * its two slots, and its Phase state machine (empty, live, deploying,
+ * ready, cutting-over, observing; data/org.bluegreen.Agent1.xml).
+ *
+ * The phase follows from the slots (which runs, which is live, which is
+ * Ready) through one transition function; which method is valid in which
+ * phase is one table. The cutover phases exist so that the next issue's
+ * Cutover/Rollback/Abort fit in; today those methods answer Failed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "common/config.h"
+#include "daemon/context.h"
+#include "daemon/slot.h"
+#include "daemon/state-file.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  BGD_JOB_PHASE_EMPTY,
+  BGD_JOB_PHASE_LIVE,
+  BGD_JOB_PHASE_DEPLOYING,
+  BGD_JOB_PHASE_READY,
+  BGD_JOB_PHASE_CUTTING_OVER,
+  BGD_JOB_PHASE_OBSERVING,
+} BgdJobPhase;
+
+const char *bgd_job_phase_to_string (BgdJobPhase phase);
+
+typedef struct _BgdJob BgdJob;
+
+BgdJob *bgd_job_new (BgdContext *ctx, BgJobConfig *config);
+/* Unexports the job and its slots and drops the owner's reference. */
+void bgd_job_dispose (BgdJob *job);
+
+const char *bgd_job_get_name (BgdJob *job);
+const char *bgd_job_get_path (BgdJob *job);
+BgJobConfig *bgd_job_get_config (BgdJob *job);
+BgdJobPhase bgd_job_get_phase (BgdJob *job);
+BgdSlot *bgd_job_get_slot (BgdJob *job, BgColor color);
+/* Whether any slot has a unit (the job cannot be dropped on Reload). */
+gboolean bgd_job_has_active_slots (BgdJob *job);
+
+/* Exports the job and its slots on the object manager. */
+void bgd_job_export (BgdJob *job, GDBusObjectManagerServer *manager);
+void bgd_job_unexport (BgdJob *job, GDBusObjectManagerServer *manager);
+
+/* A new configuration of the same job (Reload): running slots untouched. */
+void bgd_job_set_config (BgdJob *job, BgJobConfig *config);
+void bgd_job_set_last_error (BgdJob *job, const char *text);
+
+BgdJobRecord *bgd_job_make_record (BgdJob *job);
+void bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record);
+
+/* A periodic tick from the agent with fresh high watermarks
+ * ("topic:partition" → gint64*), or NULL if they are unknown. */
+void bgd_job_update_lag (BgdJob *job, GHashTable *watermarks);
+
+/* One-line summary for STATUS=, e.g. "example: live blue v1, green v2 deploying". */
+char *bgd_job_describe (BgdJob *job);
+
+G_END_DECLS

@@ -1,0 +1,714 @@
+/* slot.c — a job's slot: Slot1 object, unit lifecycle, steering, progress
+ * and readiness (see slot.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "daemon/slot.h"
+
+#include "daemon/bg-dbus-generated.h"
+#include "daemon/caller.h"
+#include "daemon/errors.h"
+
+
+/* systemd waits this long for READY=1: the job sends it once it consumes,
+ * which may need a consumer-group assignment first. */
+#define SLOT_TIMEOUT_START_USEC (5 * 60 * G_USEC_PER_SEC)
+#define SLOT_WATCHDOG_USEC (30 * G_USEC_PER_SEC)
+
+struct _BgdSlot {
+  gint ref_count;
+  BgdContext *ctx;
+  char *job_name;
+  BgColor color;
+  char *path;
+  char *unit;
+  BgObjectSkeleton *object;
+  BgSlot1 *iface;
+  gulong unit_changed_id;
+  BgdSlotChangedFunc changed;
+  gpointer changed_data;
+
+  BgdSlotState state;
+  /* Partition "topic:partition" → next position (gint64), as reported. */
+  GHashTable *positions;
+  gint64 lag_ok_since; /* monotonic µs since Lag <= MaxLag; 0: not */
+
+  /* The pending savepoint request, if any. */
+  GTask *savepoint_task;
+  char *savepoint_dir;
+  guint savepoint_timeout_id;
+};
+
+const char *
+bgd_slot_state_to_string (BgdSlotState state)
+{
+  switch (state)
+    {
+    case BGD_SLOT_STOPPED: return "stopped";
+    case BGD_SLOT_STARTING: return "starting";
+    case BGD_SLOT_RUNNING: return "running";
+    case BGD_SLOT_STOPPING: return "stopping";
+    case BGD_SLOT_FAILED: return "failed";
+    default: g_assert_not_reached ();
+    }
+}
+
+static void
+slot_log (BgdSlot *slot, GLogLevelFlags level, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+static void
+slot_log (BgdSlot *slot, GLogLevelFlags level, const char *fmt, ...)
+{
+  g_autofree char *msg = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_log_structured (G_LOG_DOMAIN, level,
+                    "BLUEGREEN_JOB", slot->job_name,
+                    "BLUEGREEN_COLOR", bg_color_to_string (slot->color),
+                    "BLUEGREEN_VERSION", bg_slot1_get_version (slot->iface),
+                    "MESSAGE", "%s-%s: %s", slot->job_name,
+                    bg_color_to_string (slot->color), msg);
+}
+
+static void
+slot_emit_changed (BgdSlot *slot)
+{
+  if (slot->changed != NULL)
+    slot->changed (slot, slot->changed_data);
+}
+
+/* The one transition function of the slot state machine. Every state may
+ * follow every other one when systemd says so (a unit can fail while
+ * starting, be restarted by someone else, ...), except that a stopped slot
+ * only leaves "stopped" by starting or by systemd reporting the unit. What
+ * matters is that the state and LastError always change together and are
+ * announced. */
+static void
+slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
+{
+  BgdSlotState from = slot->state;
+
+  if (error_text != NULL)
+    bg_slot1_set_last_error (slot->iface, error_text);
+  else if (to == BGD_SLOT_STARTING)
+    bg_slot1_set_last_error (slot->iface, "");
+
+  if (from == to)
+    return;
+  slot->state = to;
+  bg_slot1_set_state (slot->iface, bgd_slot_state_to_string (to));
+  if (to != BGD_SLOT_RUNNING)
+    {
+      slot->lag_ok_since = 0;
+      bg_slot1_set_ready (slot->iface, FALSE);
+    }
+  if (to == BGD_SLOT_STOPPED || to == BGD_SLOT_FAILED)
+    bg_slot1_set_main_pid (slot->iface, 0);
+  slot_log (slot, to == BGD_SLOT_FAILED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
+            "state %s -> %s%s%s", bgd_slot_state_to_string (from),
+            bgd_slot_state_to_string (to), error_text ? ": " : "",
+            error_text ? error_text : "");
+  slot_emit_changed (slot);
+}
+
+/* systemd's ActiveState → the slot's state. */
+static void
+slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_state,
+                       const char *result, guint main_pid)
+{
+  bg_slot1_set_active_state (slot->iface, active_state ? active_state : "");
+  bg_slot1_set_sub_state (slot->iface, sub_state ? sub_state : "");
+  if (main_pid != 0)
+    bg_slot1_set_main_pid (slot->iface, main_pid);
+
+  if (g_strcmp0 (active_state, "active") == 0 || g_strcmp0 (active_state, "reloading") == 0)
+    slot_transition (slot, BGD_SLOT_RUNNING, NULL);
+  else if (g_strcmp0 (active_state, "activating") == 0)
+    slot_transition (slot, BGD_SLOT_STARTING, NULL);
+  else if (g_strcmp0 (active_state, "deactivating") == 0)
+    slot_transition (slot, BGD_SLOT_STOPPING, NULL);
+  else if (g_strcmp0 (active_state, "failed") == 0)
+    {
+      g_autofree char *text = g_strdup_printf ("unit %s failed: result %s", slot->unit,
+                                               result && *result ? result : "unknown");
+      slot_transition (slot, BGD_SLOT_FAILED, text);
+    }
+  else if (g_strcmp0 (active_state, "inactive") == 0)
+    {
+      /* A unit that stops with a failing result but is collected at once
+       * shows "inactive"; keep the reason. */
+      if (result != NULL && *result != '\0' && g_strcmp0 (result, "success") != 0
+          && slot->state != BGD_SLOT_STOPPING)
+        {
+          g_autofree char *text = g_strdup_printf ("unit %s failed: result %s", slot->unit, result);
+          slot_transition (slot, BGD_SLOT_FAILED, text);
+        }
+      else
+        slot_transition (slot, BGD_SLOT_STOPPED, NULL);
+    }
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+}
+
+static void
+on_unit_changed (BgdSystemd *systemd, const char *unit, const char *active_state,
+                 const char *sub_state, const char *result, guint main_pid, gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+
+  if (g_strcmp0 (unit, slot->unit) != 0)
+    return;
+  slot_apply_unit_state (slot, active_state, sub_state, result, main_pid);
+}
+
+/* ---- the job-facing methods ------------------------------------------- */
+
+/* Only a process inside this slot's own unit may steer by these methods. */
+static gboolean
+slot_check_caller (BgdSlot *slot, GDBusMethodInvocation *invocation)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *unit = NULL;
+  const char *sender = g_dbus_method_invocation_get_sender (invocation);
+
+  unit = bgd_caller_get_unit (g_dbus_method_invocation_get_connection (invocation),
+                              sender, slot->ctx->user_manager, NULL, &error);
+  if (unit != NULL && g_strcmp0 (unit, slot->unit) == 0)
+    return TRUE;
+
+  g_info ("%s: refused %s from %s (unit %s)", slot->path,
+          g_dbus_method_invocation_get_method_name (invocation), sender,
+          unit ? unit : (error ? error->message : "none"));
+  g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_ACCESS_DENIED,
+                                         "%s may only be called from inside %s",
+                                         g_dbus_method_invocation_get_method_name (invocation),
+                                         slot->unit);
+  return FALSE;
+}
+
+static gboolean
+handle_get_steering (BgSlot1 *iface, GDBusMethodInvocation *invocation, gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+
+  if (!slot_check_caller (slot, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  bg_slot1_complete_get_steering (iface, invocation,
+                                  bg_slot1_get_sink_mode (iface),
+                                  bg_slot1_get_ranges (iface),
+                                  bg_slot1_get_plan (iface),
+                                  bg_slot1_get_holds (iface),
+                                  bg_slot1_get_generation (iface));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+positions_equal (GVariant *a, GVariant *b)
+{
+  if (a == NULL || b == NULL)
+    return a == b;
+  return g_variant_equal (a, b);
+}
+
+static gboolean
+handle_report_progress (BgSlot1 *iface, GDBusMethodInvocation *invocation,
+                        GVariant *positions, guint64 emitted, guint64 dropped,
+                        guint64 applied_generation, gint64 waiting_us, gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+  GVariantIter iter;
+  const char *topic;
+  gint32 partition;
+  gint64 position;
+
+  if (!slot_check_caller (slot, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  if (applied_generation > bg_slot1_get_generation (iface))
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
+                                             "applied_generation %" G_GUINT64_FORMAT
+                                             " is ahead of Generation %" G_GUINT64_FORMAT,
+                                             applied_generation, bg_slot1_get_generation (iface));
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+
+  g_hash_table_remove_all (slot->positions);
+  g_variant_iter_init (&iter, positions);
+  while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &position))
+    g_hash_table_insert (slot->positions, g_strdup_printf ("%s:%d", topic, partition),
+                         g_memdup2 (&position, sizeof position));
+
+  if (!positions_equal (bg_slot1_get_positions (iface), positions))
+    bg_slot1_set_positions (iface, positions);
+  if (bg_slot1_get_emitted (iface) != emitted)
+    bg_slot1_set_emitted (iface, emitted);
+  if (bg_slot1_get_dropped (iface) != dropped)
+    bg_slot1_set_dropped (iface, dropped);
+  if (bg_slot1_get_applied_generation (iface) != applied_generation)
+    bg_slot1_set_applied_generation (iface, applied_generation);
+  if (bg_slot1_get_waiting (iface) != waiting_us)
+    bg_slot1_set_waiting (iface, waiting_us);
+  bg_slot1_complete_report_progress (iface, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+savepoint_finish_pending (BgdSlot *slot, GError *error)
+{
+  g_autoptr(GTask) task = g_steal_pointer (&slot->savepoint_task);
+
+  g_clear_handle_id (&slot->savepoint_timeout_id, g_source_remove);
+  g_clear_pointer (&slot->savepoint_dir, g_free);
+  if (task == NULL)
+    {
+      g_clear_error (&error);
+      return;
+    }
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+handle_savepoint_done (BgSlot1 *iface, GDBusMethodInvocation *invocation,
+                       const char *directory, gboolean success, const char *message,
+                       gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+
+  if (!slot_check_caller (slot, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  if (slot->savepoint_task == NULL || g_strcmp0 (directory, slot->savepoint_dir) != 0)
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                                             "no savepoint was requested in '%s'", directory);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  slot_log (slot, G_LOG_LEVEL_INFO, "savepoint in %s %s%s%s", directory,
+            success ? "written" : "failed", *message ? ": " : "", message);
+  bg_slot1_complete_savepoint_done (iface, invocation);
+  if (success)
+    savepoint_finish_pending (slot, NULL);
+  else
+    savepoint_finish_pending (slot, g_error_new (BGD_ERROR, BGD_ERROR_FAILED,
+                                                 "the job could not write a savepoint: %s",
+                                                 *message ? message : "no reason given"));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+BgdSlot *
+bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path, BgColor color,
+              BgdSlotChangedFunc changed, gpointer user_data)
+{
+  BgdSlot *slot = g_new0 (BgdSlot, 1);
+  g_autoptr(GVariant) empty_plan = NULL;
+
+  slot->ref_count = 1;
+  slot->ctx = ctx;
+  slot->job_name = g_strdup (job_name);
+  slot->color = color;
+  slot->path = g_strdup_printf ("%s/%s", job_path, bg_color_to_string (color));
+  slot->unit = g_strdup_printf ("bluegreen-%s-%s.service", job_name, bg_color_to_string (color));
+  slot->changed = changed;
+  slot->changed_data = user_data;
+  slot->state = BGD_SLOT_STOPPED;
+  slot->positions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+
+  slot->object = bg_object_skeleton_new (slot->path);
+  slot->iface = bg_slot1_skeleton_new ();
+  bg_slot1_set_job (slot->iface, job_name);
+  bg_slot1_set_color (slot->iface, bg_color_to_string (color));
+  bg_slot1_set_version (slot->iface, "");
+  bg_slot1_set_state (slot->iface, "stopped");
+  bg_slot1_set_unit (slot->iface, slot->unit);
+  bg_slot1_set_active_state (slot->iface, "inactive");
+  bg_slot1_set_sub_state (slot->iface, "dead");
+  bg_slot1_set_sink_mode (slot->iface, "blackhole");
+  bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
+  bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
+                                                 g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
+  bg_slot1_set_holds (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+  bg_slot1_set_positions (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
+  bg_slot1_set_lag (slot->iface, -1);
+  bg_slot1_set_last_error (slot->iface, "");
+  g_signal_connect (slot->iface, "handle-get-steering", G_CALLBACK (handle_get_steering), slot);
+  g_signal_connect (slot->iface, "handle-report-progress", G_CALLBACK (handle_report_progress), slot);
+  g_signal_connect (slot->iface, "handle-savepoint-done", G_CALLBACK (handle_savepoint_done), slot);
+  bg_object_skeleton_set_slot1 (slot->object, slot->iface);
+
+  slot->unit_changed_id = g_signal_connect (ctx->systemd, "unit-changed",
+                                            G_CALLBACK (on_unit_changed), slot);
+  bgd_systemd_watch_unit (ctx->systemd, slot->unit);
+  return slot;
+}
+
+BgdSlot *
+bgd_slot_ref (BgdSlot *slot)
+{
+  g_atomic_int_inc (&slot->ref_count);
+  return slot;
+}
+
+void
+bgd_slot_dispose (BgdSlot *slot)
+{
+  if (slot == NULL)
+    return;
+  slot->changed = NULL;
+  if (slot->unit_changed_id != 0)
+    {
+      g_clear_signal_handler (&slot->unit_changed_id, slot->ctx->systemd);
+      bgd_systemd_unwatch_unit (slot->ctx->systemd, slot->unit);
+    }
+  savepoint_finish_pending (slot, g_error_new_literal (BGD_ERROR, BGD_ERROR_FAILED,
+                                                       "the slot was removed"));
+  bgd_slot_unref (slot);
+}
+
+void
+bgd_slot_unref (BgdSlot *slot)
+{
+  if (!g_atomic_int_dec_and_test (&slot->ref_count))
+    return;
+  g_assert (slot->savepoint_task == NULL);
+  g_clear_object (&slot->iface);
+  g_clear_object (&slot->object);
+  g_hash_table_unref (slot->positions);
+  g_free (slot->job_name);
+  g_free (slot->path);
+  g_free (slot->unit);
+  g_free (slot);
+}
+
+GDBusObjectSkeleton *bgd_slot_get_object (BgdSlot *slot) { return G_DBUS_OBJECT_SKELETON (slot->object); }
+const char *bgd_slot_get_path (BgdSlot *slot) { return slot->path; }
+const char *bgd_slot_get_unit (BgdSlot *slot) { return slot->unit; }
+BgColor bgd_slot_get_color (BgdSlot *slot) { return slot->color; }
+BgdSlotState bgd_slot_get_state (BgdSlot *slot) { return slot->state; }
+const char *bgd_slot_get_sink_mode (BgdSlot *slot) { return bg_slot1_get_sink_mode (slot->iface); }
+gboolean bgd_slot_get_ready (BgdSlot *slot) { return bg_slot1_get_ready (slot->iface); }
+gint64 bgd_slot_get_lag (BgdSlot *slot) { return bg_slot1_get_lag (slot->iface); }
+gboolean bgd_slot_has_positions (BgdSlot *slot) { return g_hash_table_size (slot->positions) > 0; }
+
+gboolean
+bgd_slot_is_active (BgdSlot *slot)
+{
+  return slot->state == BGD_SLOT_STARTING || slot->state == BGD_SLOT_RUNNING
+         || slot->state == BGD_SLOT_STOPPING;
+}
+
+const char *
+bgd_slot_get_version (BgdSlot *slot)
+{
+  const char *v = bg_slot1_get_version (slot->iface);
+  return v && *v ? v : NULL;
+}
+
+void
+bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode)
+{
+  guint64 generation = bg_slot1_get_generation (slot->iface) + 1;
+
+  /* Generation last: a job that sees it change fetches everything. */
+  bg_slot1_set_sink_mode (slot->iface, mode);
+  bg_slot1_set_generation (slot->iface, generation);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  slot_log (slot, G_LOG_LEVEL_INFO, "sink mode %s (generation %" G_GUINT64_FORMAT ")",
+            mode, generation);
+  slot_emit_changed (slot);
+}
+
+void
+bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record)
+{
+  record->version = g_strdup (bgd_slot_get_version (slot));
+  record->sink_mode = g_strdup (bg_slot1_get_sink_mode (slot->iface));
+  record->generation = bg_slot1_get_generation (slot->iface);
+}
+
+void
+bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record)
+{
+  bg_slot1_set_version (slot->iface, record->version ? record->version : "");
+  if (record->sink_mode != NULL)
+    bg_slot1_set_sink_mode (slot->iface, record->sink_mode);
+  /* Never go back in generations: a job that applied N must see a change. */
+  bg_slot1_set_generation (slot->iface, record->generation);
+}
+
+void
+bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_state,
+                const char *result, guint main_pid)
+{
+  slot_log (slot, G_LOG_LEVEL_INFO, "adopting %s (%s/%s, pid %u)", slot->unit,
+            active_state, sub_state, main_pid);
+  slot_apply_unit_state (slot, active_state, sub_state, result, main_pid);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+/* g_strv_builder_take() is GLib 2.80. */
+static void
+strv_builder_take (GStrvBuilder *builder, char *value)
+{
+  g_strv_builder_add (builder, value);
+  g_free (value);
+}
+
+static char *
+join_topics (const BgJobConfig *job)
+{
+  return g_strjoinv (",", job->input_topics);
+}
+
+static void
+slot_start_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  BgdSlot *slot = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!bgd_systemd_start_transient_finish (BGD_SYSTEMD (source), res, &error))
+    {
+      if (slot->state != BGD_SLOT_FAILED)
+        slot_transition (slot, BGD_SLOT_FAILED, error->message);
+      else
+        bg_slot1_set_last_error (slot->iface, error->message);
+      g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_FAILED, "%s: %s",
+                               slot->unit, error->message);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
+                      const char *sink_mode, const char *savepoint_dir,
+                      GCancellable *cancellable, GAsyncReadyCallback callback,
+                      gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) argv = NULL;
+  g_autofree char *group = NULL;
+  g_autofree char *topics = NULL;
+  g_autofree char *description = NULL;
+  g_autofree char *output = NULL;
+  g_autoptr(GStrvBuilder) env = g_strv_builder_new ();
+  g_auto(GStrv) environment = NULL;
+  BgdUnitSpec spec = { 0 };
+
+  /* The task's source object is the slot: keep it alive across the call. */
+  g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
+  g_object_set_data (G_OBJECT (task), "slot", slot);
+
+  argv = bg_job_config_expand_exec (job, version, &error);
+  if (argv != NULL)
+    group = bg_job_config_expand_consumer_group (job, slot->color, version, &error);
+  if (argv == NULL || group == NULL)
+    {
+      g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_FAILED, "%s", error->message);
+      return;
+    }
+  topics = join_topics (job);
+
+  g_strv_builder_addv (env, (const char **) job->environment);
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_JOB=%s", slot->job_name));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_COLOR=%s", bg_color_to_string (slot->color)));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_VERSION=%s", version));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_SLOT=%s", slot->path));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_BUS=%s", slot->ctx->user_manager ? "session" : "system"));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_GROUP_ID=%s", group));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_SINK_MODE=%s", sink_mode));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_BOOTSTRAP=%s", slot->ctx->config->bootstrap_servers));
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_INPUT_TOPICS=%s", topics));
+  if (savepoint_dir != NULL)
+    strv_builder_take (env, g_strdup_printf ("BLUEGREEN_SAVEPOINT=%s", savepoint_dir));
+  environment = g_strv_builder_end (env);
+
+  description = g_strdup_printf ("bluegreen %s %s (version %s)", slot->job_name,
+                                 bg_color_to_string (slot->color), version);
+  if (!slot->ctx->have_journal)
+    output = g_strdup_printf ("%s/%s.log", slot->ctx->logs_directory, slot->unit);
+
+  spec.name = slot->unit;
+  spec.description = description;
+  spec.slice = "bluegreen.slice";
+  spec.argv = (const char *const *) argv;
+  spec.environment = (const char *const *) environment;
+  spec.service_type = "notify";
+  /* READY=1 may come from a child of ExecStart= (a wrapper script). */
+  spec.notify_access = "all";
+  spec.cpu_weight = job->cpu_weight;
+  spec.memory_max = job->memory_max;
+  spec.tasks_max = job->tasks_max;
+  spec.watchdog_usec = SLOT_WATCHDOG_USEC;
+  spec.timeout_start_usec = SLOT_TIMEOUT_START_USEC;
+  spec.output_path = output;
+
+  /* The new version is announced before the unit starts so that a job
+   * that asks for its steering at once finds a consistent slot. */
+  bg_slot1_set_version (slot->iface, version);
+  bg_slot1_set_sink_mode (slot->iface, sink_mode);
+  bg_slot1_set_generation (slot->iface, bg_slot1_get_generation (slot->iface) + 1);
+  bg_slot1_set_applied_generation (slot->iface, 0);
+  bg_slot1_set_positions (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
+  bg_slot1_set_emitted (slot->iface, 0);
+  bg_slot1_set_dropped (slot->iface, 0);
+  bg_slot1_set_lag (slot->iface, -1);
+  g_hash_table_remove_all (slot->positions);
+  slot_transition (slot, BGD_SLOT_STARTING, NULL);
+  slot_log (slot, G_LOG_LEVEL_MESSAGE, "starting %s version %s (%s%s%s)", slot->unit, version,
+            sink_mode, savepoint_dir ? ", from savepoint " : "", savepoint_dir ? savepoint_dir : "");
+  slot_emit_changed (slot);
+
+  bgd_systemd_start_transient_async (slot->ctx->systemd, &spec, cancellable,
+                                     slot_start_cb, g_steal_pointer (&task));
+}
+
+gboolean
+bgd_slot_start_finish (BgdSlot *slot, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+slot_stop_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  BgdSlot *slot = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!bgd_systemd_stop_unit_finish (BGD_SYSTEMD (source), res, &error))
+    {
+      g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_FAILED, "%s: %s",
+                               slot->unit, error->message);
+      return;
+    }
+  /* Reported by systemd too, but a unit that never existed sends nothing. */
+  slot_transition (slot, BGD_SLOT_STOPPED, NULL);
+  bg_slot1_set_version (slot->iface, "");
+  bg_slot1_set_active_state (slot->iface, "inactive");
+  bg_slot1_set_sub_state (slot->iface, "dead");
+  bg_slot1_set_lag (slot->iface, -1);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  slot_emit_changed (slot);
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+bgd_slot_stop_async (BgdSlot *slot, GCancellable *cancellable,
+                     GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new (NULL, cancellable, callback, user_data);
+
+  g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
+  slot_log (slot, G_LOG_LEVEL_MESSAGE, "stopping %s", slot->unit);
+  if (slot->state == BGD_SLOT_STARTING || slot->state == BGD_SLOT_RUNNING)
+    slot_transition (slot, BGD_SLOT_STOPPING, NULL);
+  bgd_systemd_stop_unit_async (slot->ctx->systemd, slot->unit, cancellable,
+                               slot_stop_cb, task);
+}
+
+gboolean
+bgd_slot_stop_finish (BgdSlot *slot, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- savepoints ---------------------------------------------------------- */
+
+static gboolean
+savepoint_timeout_cb (gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+  g_autofree char *dir = g_strdup (slot->savepoint_dir);
+
+  slot->savepoint_timeout_id = 0;
+  savepoint_finish_pending (slot, g_error_new (BGD_ERROR, BGD_ERROR_TIMEOUT,
+                                               "no savepoint from %s in %s in time",
+                                               slot->unit, dir));
+  return G_SOURCE_REMOVE;
+}
+
+void
+bgd_slot_request_savepoint_async (BgdSlot *slot, const char *directory,
+                                  gint64 timeout_usec, GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
+
+  if (slot->savepoint_task != NULL)
+    {
+      g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_BUSY,
+                               "a savepoint of %s is already being written", slot->unit);
+      return;
+    }
+  slot->savepoint_task = g_steal_pointer (&task);
+  slot->savepoint_dir = g_strdup (directory);
+  slot->savepoint_timeout_id = g_timeout_add ((guint) (timeout_usec / 1000),
+                                              savepoint_timeout_cb, slot);
+  slot_log (slot, G_LOG_LEVEL_INFO, "asking for a savepoint in %s", directory);
+  bg_slot1_emit_savepoint_requested (slot->iface, directory);
+}
+
+gboolean
+bgd_slot_request_savepoint_finish (BgdSlot *slot, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- lag and readiness --------------------------------------------------- */
+
+void
+bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint64 stable_usec)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  gint64 lag = 0;
+  gboolean ready;
+  gint64 now = g_get_monotonic_time ();
+
+  if (g_hash_table_size (slot->positions) == 0 || watermarks == NULL)
+    lag = -1;
+  g_hash_table_iter_init (&iter, slot->positions);
+  while (lag >= 0 && g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const gint64 *hwm = g_hash_table_lookup (watermarks, key);
+      gint64 pos = *(const gint64 *) value;
+
+      if (hwm == NULL)
+        {
+          lag = -1;
+          break;
+        }
+      /* -1: nothing admitted yet on that partition, all of it is behind. */
+      lag += MAX (0, *hwm - MAX (pos, 0));
+    }
+
+  if (bg_slot1_get_lag (slot->iface) != lag)
+    bg_slot1_set_lag (slot->iface, lag);
+
+  if (slot->state == BGD_SLOT_RUNNING && lag >= 0 && lag <= max_lag)
+    {
+      if (slot->lag_ok_since == 0)
+        slot->lag_ok_since = now;
+    }
+  else
+    slot->lag_ok_since = 0;
+
+  ready = slot->lag_ok_since != 0 && now - slot->lag_ok_since >= stable_usec;
+  if (ready != bg_slot1_get_ready (slot->iface))
+    {
+      bg_slot1_set_ready (slot->iface, ready);
+      slot_log (slot, G_LOG_LEVEL_INFO, "%s (lag %" G_GINT64_FORMAT ")",
+                ready ? "ready" : "not ready", lag);
+      slot_emit_changed (slot);
+    }
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+}

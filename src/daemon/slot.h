@@ -1,0 +1,103 @@
+/* slot.h — one color of a job on this host: the org.bluegreen.Slot1 object,
+ * its systemd unit (bluegreen-<job>-<color>.service), its steering (sink
+ * mode, generation) and what the job reports (positions, counters), from
+ * which lag and readiness follow.
+ *
+ * The slot's State is an explicit state machine (bgd_slot_state_*, one
+ * transition function) driven by the unit's ActiveState as systemd reports
+ * it; the slot never guesses a state systemd did not report, except
+ * "starting" from the moment it asks for the unit.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "common/config.h"
+#include "daemon/context.h"
+#include "daemon/state-file.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  BGD_SLOT_STOPPED,
+  BGD_SLOT_STARTING,
+  BGD_SLOT_RUNNING,
+  BGD_SLOT_STOPPING,
+  BGD_SLOT_FAILED,
+} BgdSlotState;
+
+const char *bgd_slot_state_to_string (BgdSlotState state);
+
+typedef struct _BgdSlot BgdSlot;
+
+/* Called whenever something the job's phase or the state file depends on
+ * changes (state, version, sink mode, readiness). */
+typedef void (*BgdSlotChangedFunc) (BgdSlot *slot, gpointer user_data);
+
+BgdSlot *bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path,
+                       BgColor color, BgdSlotChangedFunc changed, gpointer user_data);
+BgdSlot *bgd_slot_ref (BgdSlot *slot);
+/* Drops the owner's reference; also disconnects the changed callback and
+ * unexports the object, so pending operations only finish quietly. */
+void bgd_slot_dispose (BgdSlot *slot);
+void bgd_slot_unref (BgdSlot *slot);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdSlot, bgd_slot_unref)
+
+GDBusObjectSkeleton *bgd_slot_get_object (BgdSlot *slot);
+const char *bgd_slot_get_path (BgdSlot *slot);
+const char *bgd_slot_get_unit (BgdSlot *slot);
+BgColor bgd_slot_get_color (BgdSlot *slot);
+BgdSlotState bgd_slot_get_state (BgdSlot *slot);
+/* Whether a unit exists for this slot (starting, running or stopping). */
+gboolean bgd_slot_is_active (BgdSlot *slot);
+const char *bgd_slot_get_version (BgdSlot *slot);
+const char *bgd_slot_get_sink_mode (BgdSlot *slot);
+gboolean bgd_slot_get_ready (BgdSlot *slot);
+gint64 bgd_slot_get_lag (BgdSlot *slot);
+
+/* Steering: sets the sink mode ("live"/"blackhole") and bumps Generation;
+ * the job fetches it with GetSteering on the PropertiesChanged. */
+void bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode);
+
+/* The persistent part, for the state file, and its restoration. */
+void bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record);
+void bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record);
+
+/* Adopts a unit found running at start: follows it, keeps its PID. */
+void bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_state,
+                     const char *result, guint main_pid);
+
+/* Starts the slot's unit running @version of @job in @sink_mode, restoring
+ * from @savepoint_dir if not NULL. Completes when systemd has started it
+ * (the job sent READY=1) or failed. */
+void bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
+                           const char *sink_mode, const char *savepoint_dir,
+                           GCancellable *cancellable, GAsyncReadyCallback callback,
+                           gpointer user_data);
+gboolean bgd_slot_start_finish (BgdSlot *slot, GAsyncResult *result, GError **error);
+
+/* Stops the unit (no error if there is none) and forgets the version. */
+void bgd_slot_stop_async (BgdSlot *slot, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data);
+gboolean bgd_slot_stop_finish (BgdSlot *slot, GAsyncResult *result, GError **error);
+
+/* Asks the slot's job (through the library) for a savepoint in @directory:
+ * emits SavepointRequested and completes on SavepointDone for the same
+ * directory, or with BGD_ERROR_TIMEOUT after @timeout_usec. */
+void bgd_slot_request_savepoint_async (BgdSlot *slot, const char *directory,
+                                       gint64 timeout_usec, GCancellable *cancellable,
+                                       GAsyncReadyCallback callback, gpointer user_data);
+gboolean bgd_slot_request_savepoint_finish (BgdSlot *slot, GAsyncResult *result,
+                                            GError **error);
+
+/* Lag from the input topics' high watermarks: @watermarks maps
+ * "topic:partition" → gint64* high watermark. Re-evaluates readiness
+ * against @max_lag and @stable_usec. */
+void bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks,
+                          gint64 max_lag, gint64 stable_usec);
+/* The partitions the job reported, as "topic:partition" keys; NULL if none. */
+gboolean bgd_slot_has_positions (BgdSlot *slot);
+
+G_END_DECLS

@@ -1,0 +1,116 @@
+/* state-file.c — the agent's persistent record of live colors, versions
+ * and sink modes (see state-file.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "daemon/state-file.h"
+
+
+#define JOB_GROUP_PREFIX "Job "
+
+static const char *const slot_key_prefix[BG_N_COLORS] = { "Blue", "Green" };
+
+void
+bgd_job_record_free (BgdJobRecord *record)
+{
+  if (record == NULL)
+    return;
+  g_free (record->name);
+  g_free (record->live_color);
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    {
+      g_free (record->slots[c].version);
+      g_free (record->slots[c].sink_mode);
+    }
+  g_free (record);
+}
+
+static char *
+get_string_or_null (GKeyFile *kf, const char *group, const char *key)
+{
+  g_autofree char *v = g_key_file_get_string (kf, group, key, NULL);
+
+  if (v == NULL || *v == '\0')
+    return NULL;
+  return g_steal_pointer (&v);
+}
+
+GHashTable *
+bgd_state_file_load (const char *path, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr(GHashTable) table = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                                        (GDestroyNotify) bgd_job_record_free);
+  g_autoptr(GError) local_error = NULL;
+  g_auto(GStrv) groups = NULL;
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, &local_error))
+    {
+      if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return g_steal_pointer (&table);
+      g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                  "%s: ", path);
+      return NULL;
+    }
+
+  groups = g_key_file_get_groups (kf, NULL);
+  for (guint i = 0; groups[i] != NULL; i++)
+    {
+      const char *group = groups[i];
+      BgdJobRecord *r;
+
+      if (!g_str_has_prefix (group, JOB_GROUP_PREFIX))
+        continue;
+      r = g_new0 (BgdJobRecord, 1);
+      r->name = g_strdup (group + strlen (JOB_GROUP_PREFIX));
+      r->live_color = get_string_or_null (kf, group, "LiveColor");
+      if (r->live_color == NULL)
+        r->live_color = g_strdup ("");
+      for (guint c = 0; c < BG_N_COLORS; c++)
+        {
+          g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);
+          g_autofree char *km = g_strdup_printf ("%sSinkMode", slot_key_prefix[c]);
+          g_autofree char *kg = g_strdup_printf ("%sGeneration", slot_key_prefix[c]);
+
+          r->slots[c].version = get_string_or_null (kf, group, kv);
+          r->slots[c].sink_mode = get_string_or_null (kf, group, km);
+          r->slots[c].generation = g_key_file_get_uint64 (kf, group, kg, NULL);
+        }
+      g_hash_table_replace (table, r->name, r);
+    }
+  return g_steal_pointer (&table);
+}
+
+gboolean
+bgd_state_file_save (const char *path, GPtrArray *records, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autofree char *data = NULL;
+  gsize len = 0;
+
+  for (guint i = 0; i < records->len; i++)
+    {
+      const BgdJobRecord *r = records->pdata[i];
+      g_autofree char *group = g_strconcat (JOB_GROUP_PREFIX, r->name, NULL);
+
+      g_key_file_set_string (kf, group, "LiveColor", r->live_color ? r->live_color : "");
+      for (guint c = 0; c < BG_N_COLORS; c++)
+        {
+          g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);
+          g_autofree char *km = g_strdup_printf ("%sSinkMode", slot_key_prefix[c]);
+          g_autofree char *kg = g_strdup_printf ("%sGeneration", slot_key_prefix[c]);
+
+          if (r->slots[c].version != NULL)
+            g_key_file_set_string (kf, group, kv, r->slots[c].version);
+          if (r->slots[c].sink_mode != NULL)
+            g_key_file_set_string (kf, group, km, r->slots[c].sink_mode);
+          g_key_file_set_uint64 (kf, group, kg, r->slots[c].generation);
+        }
+    }
+  data = g_key_file_to_data (kf, &len, NULL);
+  if (!g_file_set_contents_full (path, data, len,
+                                 G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                 0600, error))
+    return FALSE;
+  return TRUE;
+}

@@ -1,0 +1,49 @@
+/* state-file.h — what the agent must remember across its own restarts.
+ *
+ * Slots outlive the agent (they are transient units of the manager, not
+ * children of bluegreend), but systemd does not know which color is live,
+ * which version a slot runs or which sink mode it was steered to. That is
+ * kept here, one group per job, in a GKeyFile under the state directory,
+ * rewritten atomically (g_file_set_contents) on every change:
+ *
+ *   [Job example]
+ *   LiveColor=blue
+ *   BlueVersion=v1
+ *   BlueSinkMode=live
+ *   BlueGeneration=3
+ *   GreenVersion=v2
+ *   ...
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "common/names.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *version;     /* NULL: nothing deployed in this slot */
+  char *sink_mode;   /* "live", "blackhole" or "gated"; NULL if unknown */
+  guint64 generation;
+} BgdSlotRecord;
+
+typedef struct {
+  char *name;
+  char *live_color;  /* "blue", "green" or "" */
+  BgdSlotRecord slots[BG_N_COLORS];
+} BgdJobRecord;
+
+void bgd_job_record_free (BgdJobRecord *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdJobRecord, bgd_job_record_free)
+
+/* Reads @path into a table job name → BgdJobRecord*. A missing file is an
+ * empty table (first start); an unreadable or corrupt one is an error. */
+GHashTable *bgd_state_file_load (const char *path, GError **error);
+
+/* Writes @records (BgdJobRecord*) to @path atomically. */
+gboolean bgd_state_file_save (const char *path, GPtrArray *records, GError **error);
+
+G_END_DECLS
