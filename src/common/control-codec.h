@@ -208,7 +208,9 @@ void bg_control_slot_free (BgControlSlot *slot);
 BgControlJob *bg_control_job_new (const char *job);
 void bg_control_job_free (BgControlJob *job);
 
-/* An empty message of @type from @host at @ts; fill in the rest directly. */
+/* An empty message of @type from @host at @ts (all lists empty; outgoing
+ * blue, incoming green); fill in the rest directly. Strings the struct
+ * holds are g_malloc'd and freed with it. */
 BgControlMessage *bg_control_message_new (BgControlType type, const char *host, gint64 ts);
 void bg_control_message_free (BgControlMessage *msg);
 
