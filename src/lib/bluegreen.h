@@ -142,12 +142,64 @@ BG_API uint64_t bg_gate_emitted (BgGate *gate);
 BG_API uint64_t bg_gate_dropped (BgGate *gate);
 
 /* Called from the waiting thread about every 100 ms while a record waits for
- * a decision, with how long it has waited so far. */
+ * a decision, with how long it has waited so far. It runs without the gate's
+ * lock held, so it may call the gate (e.g. bg_gate_is_waiting()). A deadline
+ * passing does not end the wait; only commit, abort, release or a new mode
+ * does. */
 typedef void (*BgGateWaitFunc) (BgGate *gate, BgTopic *topic, int32_t partition,
                                 int64_t offset, int64_t waited_us, void *user_data);
 BG_API void bg_gate_set_wait_callback (BgGate *gate, BgGateWaitFunc func, void *user_data);
 /* Whether some thread is waiting now, and since when (CLOCK_MONOTONIC µs). */
 BG_API bool bg_gate_is_waiting (BgGate *gate, int64_t *since_us_out);
+
+/* ---- The agent link -------------------------------------------------------- */
+
+/* A gate for a job started by bluegreend, or for one running on its own.
+ *
+ * Without BLUEGREEN_SLOT in the environment: a stand-alone gate in the mode
+ * of BLUEGREEN_SINK_MODE ("live" by default, or "blackhole").
+ *
+ * With BLUEGREEN_SLOT (the slot's object path): a gate in
+ * BG_SINK_MODE_UNKNOWN — admit waits, it never emits on a guess — linked to
+ * the agent (org.bluegreen.Agent1) on the bus BLUEGREEN_BUS names ("system"
+ * or "session", the default; the session bus is found from
+ * DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus). The link runs in its
+ * own thread (the job needs no main loop): it fetches the slot's steering
+ * (sink mode, ranges, cutover plan, holds) at start, whenever the agent
+ * changes it and whenever the agent comes back, and reports the gate's
+ * positions and counters about every 500 ms while they change (and every
+ * few seconds anyway). If the agent or the bus goes away, the gate keeps the
+ * last steering it had; the link retries with backoff and logs the first
+ * failure of a kind once on stderr. A bus that cannot be reached at start is
+ * not an error: the gate waits for it.
+ *
+ * Returns NULL on a bad environment (an invalid BLUEGREEN_SLOT,
+ * BLUEGREEN_BUS or BLUEGREEN_SINK_MODE) with *@error_message (if not NULL)
+ * set to a description; free it with free(). bg_gate_free() stops the link. */
+BG_API BgGate *bg_gate_new_from_env (char **error_message);
+
+/* The slot's object path, or NULL for a stand-alone gate. */
+BG_API const char *bg_gate_get_slot_path (BgGate *gate);
+
+/* Called in the link's thread when the agent asks for a savepoint in
+ * @directory (an existing directory the agent chose). The job writes the
+ * savepoint consistently from its own processing loop — so the handler
+ * should only hand the request over, not block — and answers with
+ * bg_gate_savepoint_done(). Without a handler the agent is told at once
+ * that this job cannot write savepoints. */
+typedef void (*BgSavepointFunc) (BgGate *gate, const char *directory, void *user_data);
+BG_API void bg_gate_set_savepoint_handler (BgGate *gate, BgSavepointFunc func, void *user_data);
+
+/* The answer to a savepoint request: whether the savepoint in @directory
+ * is complete, and a message for the operator (may be NULL). Any thread.
+ * Does nothing on a stand-alone gate. */
+BG_API void bg_gate_savepoint_done (BgGate *gate, const char *directory, bool ok,
+                                    const char *message);
+
+/* Reports positions and counters to the agent now rather than at the next
+ * tick (e.g. after a batch, or before a clean exit). Any thread; does not
+ * wait for the report to be sent. Does nothing on a stand-alone gate. */
+BG_API void bg_gate_report_now (BgGate *gate);
 
 #ifdef __cplusplus
 }
