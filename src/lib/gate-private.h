@@ -59,6 +59,16 @@ typedef struct {
 bool bg_gate_set_ranges (BgGate *gate, int64_t default_lo, int64_t default_hi,
                          const BgGateRange *ranges, size_t n_ranges);
 
+/* The agent link (client.c) attached to a gate: bg_gate_free() calls
+ * @destroy (@client) first, so the link's thread stops before the gate goes. */
+void bg_gate_set_client (BgGate *gate, gpointer client, GDestroyNotify destroy);
+gpointer bg_gate_get_client (BgGate *gate);
+
+/* The registered topics in registration order, in a new array of borrowed
+ * handles (valid as long as the gate), for reporting positions. */
+GPtrArray *bg_gate_dup_topics (BgGate *gate);
+int32_t bg_topic_n_partitions (const BgTopic *topic);
+
 /* Test hooks. The number of snapshot buffers the gate has allocated (the
  * current one, the spare, and those retired by growth); it must not grow with
  * the number of changes. */

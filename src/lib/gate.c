@@ -140,6 +140,10 @@ struct _BgGate {
   GQueue waiters; /* links on the waiting threads' stacks; data: start time */
   BgGateWaitFunc wait_func;
   void *wait_data;
+
+  /* The agent link (client.c), set once before the gate is handed out. */
+  gpointer client;
+  GDestroyNotify client_destroy;
 };
 
 /* ---- Snapshots ------------------------------------------------------------ */
@@ -341,6 +345,9 @@ bg_gate_free (BgGate *gate)
 {
   if (gate == NULL)
     return;
+  /* The link's thread steers this gate: stop it before anything goes. */
+  if (gate->client_destroy != NULL)
+    gate->client_destroy (gate->client);
   g_free (atomic_load_explicit (&gate->current, memory_order_relaxed));
   g_free (gate->spare);
   g_ptr_array_unref (gate->retired);
@@ -811,6 +818,50 @@ bg_gate_is_waiting (BgGate *gate, int64_t *since_us_out)
     *since_us_out = *(const int64_t *) head->data;
   g_mutex_unlock (&gate->lock);
   return waiting;
+}
+
+/* ---- For the agent link (client.c) ----------------------------------------------- */
+
+void
+bg_gate_set_client (BgGate *gate, gpointer client, GDestroyNotify destroy)
+{
+  g_return_if_fail (gate != NULL);
+
+  g_mutex_lock (&gate->lock);
+  gate->client = client;
+  gate->client_destroy = destroy;
+  g_mutex_unlock (&gate->lock);
+}
+
+gpointer
+bg_gate_get_client (BgGate *gate)
+{
+  g_return_val_if_fail (gate != NULL, NULL);
+
+  g_mutex_lock (&gate->lock);
+  gpointer client = gate->client;
+  g_mutex_unlock (&gate->lock);
+  return client;
+}
+
+GPtrArray *
+bg_gate_dup_topics (BgGate *gate)
+{
+  g_return_val_if_fail (gate != NULL, NULL);
+
+  g_mutex_lock (&gate->lock);
+  GPtrArray *topics = g_ptr_array_sized_new (gate->topics->len);
+  for (guint t = 0; t < gate->topics->len; t++)
+    g_ptr_array_add (topics, g_ptr_array_index (gate->topics, t));
+  g_mutex_unlock (&gate->lock);
+  return topics;
+}
+
+int32_t
+bg_topic_n_partitions (const BgTopic *topic)
+{
+  g_return_val_if_fail (topic != NULL, 0);
+  return (int32_t) topic->n_partitions;
 }
 
 /* ---- Test hooks ------------------------------------------------------------------ */

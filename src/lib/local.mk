@@ -22,3 +22,6 @@ libbluegreen_la_LIBADD = libbluegreen-internal.la $(GLIB_LIBS)
 libbluegreen_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0 -no-undefined
 DISTCLEANFILES += src/lib/bluegreen.pc
 EXTRA_DIST += src/lib/bluegreen.pc.in
+
+# The agent link (client.c): GDBus from gio-2.0, which GLIB_CFLAGS/LIBS cover.
+libbluegreen_internal_la_SOURCES += src/lib/client.c src/lib/client-private.h

@@ -1,0 +1,1101 @@
+/* client.c — libbluegreen's link to the agent (bluegreend): it keeps a job's
+ * gate steered by its slot's org.bluegreen.Slot1 object and reports the
+ * gate's progress back.
+ *
+ * The job needs no GLib main loop: the link runs in its own thread with its
+ * own GMainContext and its own (private) bus connection, so it neither
+ * depends on nor disturbs whatever the job does with GLib. Everything in
+ * BgClient below the "link thread only" line is touched by that thread only;
+ * other threads reach it through idle sources attached to its context.
+ *
+ * Safety rule: the gate starts in BG_SINK_MODE_UNKNOWN (admit waits) and only
+ * the agent's steering changes it. Losing the bus or the agent never touches
+ * the gate: it keeps the last steering until the agent is back and answers.
+ *
+ * The protocol (data/org.bluegreen.Agent1.xml, Slot1): GetSteering at start,
+ * whenever PropertiesChanged announces a new Generation, and whenever the
+ * name org.bluegreen.Agent1 gets a new owner; after applying it,
+ * ReportProgress confirms the generation. ReportProgress also runs every
+ * 500 ms when something changed, and every few seconds regardless.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "bluegreen.h"
+#include "client-private.h"
+#include "gate-private.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#define AGENT_BUS_NAME "org.bluegreen.Agent1"
+#define SLOT_INTERFACE "org.bluegreen.Slot1"
+#define CALL_TIMEOUT_MS 10000
+#define REPORT_INTERVAL_MS 500
+#define KEEPALIVE_US (5 * G_TIME_SPAN_SECOND)
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+/* The link's state machine. Transitions go through link_set_state().
+ *
+ *   CONNECTING --connected--> NO_AGENT --owner appears--> FETCHING
+ *   FETCHING --steering applied--> STEERED --Generation changed--> FETCHING
+ *   NO_AGENT/FETCHING/STEERED --owner vanishes--> NO_AGENT
+ *   any --bus connection closed--> CONNECTING
+ *   any --bg_gate_free()--> STOPPING
+ */
+typedef enum {
+  LINK_CONNECTING,
+  LINK_NO_AGENT,
+  LINK_FETCHING,
+  LINK_STEERED,
+  LINK_STOPPING,
+} LinkState;
+
+static const char *const link_state_names[] = {
+  "connecting", "no-agent", "fetching", "steered", "stopping",
+};
+
+/* Kinds of failure, each logged once until the same kind succeeds again. */
+typedef enum {
+  FAIL_CONNECT,
+  FAIL_FETCH,
+  FAIL_STEERING,
+  FAIL_REPORT,
+  FAIL_SAVEPOINT,
+  N_FAIL_KINDS,
+} FailKind;
+
+struct _BgClient {
+  BgGate *gate; /* not owned: the gate owns the client */
+  char *slot_path;
+  GBusType bus_type;
+
+  GMainContext *context;
+  GMainLoop *loop;
+  GThread *thread;
+
+  GMutex lock; /* guards the savepoint handler only */
+  BgSavepointFunc savepoint_func;
+  void *savepoint_data;
+
+  /* ---- link thread only ---- */
+  LinkState state;
+  GCancellable *cancellable;
+  guint n_pending; /* async operations whose callbacks have not run yet */
+
+  GDBusConnection *connection;
+  gulong closed_handler;
+  guint watch_id;
+  char *owner; /* unique name of the agent, NULL while it has none */
+  guint sub_properties;
+  guint sub_savepoint;
+
+  guint connect_backoff_ms;
+  GSource *connect_retry;
+  guint fetch_backoff_ms;
+  GSource *fetch_retry;
+  gboolean fetch_in_flight;
+  gboolean refetch; /* something changed while a fetch was in flight */
+
+  gboolean steered_once;
+  guint64 applied_generation;
+  GHashTable *applied_holds; /* "partition:topic" we put on the gate */
+
+  GSource *report_timer;
+  gboolean report_in_flight;
+  gboolean report_forced;
+  GVariant *last_report; /* the arguments last delivered (without waiting_us) */
+  gint64 last_report_time;
+
+  gboolean failed[N_FAIL_KINDS];
+};
+
+static void link_connect (BgClient *client);
+static void link_fetch (BgClient *client);
+static void link_report (BgClient *client, gboolean force);
+
+/* ---- Small helpers --------------------------------------------------------- */
+
+static void
+link_set_state (BgClient *client, LinkState state)
+{
+  if (client->state == state)
+    return;
+  /* Once stopping, nothing may revive the link. */
+  if (client->state == LINK_STOPPING)
+    return;
+  g_debug ("bluegreen: agent link %s: %s -> %s", client->slot_path,
+           link_state_names[client->state], link_state_names[state]);
+  client->state = state;
+}
+
+static void
+link_fail (BgClient *client, FailKind kind, const char *what, const GError *error)
+{
+  if (client->failed[kind] || client->state == LINK_STOPPING)
+    return;
+  client->failed[kind] = TRUE;
+  /* A message, not a warning: an absent agent is an expected condition and
+   * the job's G_DEBUG=fatal-warnings must not turn it into an abort. */
+  g_message ("bluegreen: %s (slot %s): %s (retrying quietly)", what, client->slot_path,
+             error != NULL ? error->message : "failed");
+}
+
+static void
+link_ok (BgClient *client, FailKind kind, const char *what)
+{
+  if (!client->failed[kind])
+    return;
+  client->failed[kind] = FALSE;
+  g_message ("bluegreen: %s (slot %s): working again", what, client->slot_path);
+}
+
+static guint
+backoff_next (guint *backoff_ms)
+{
+  guint delay = *backoff_ms == 0 ? BACKOFF_MIN_MS : *backoff_ms;
+  *backoff_ms = MIN (delay * 2, BACKOFF_MAX_MS);
+  return delay;
+}
+
+static GSource *
+link_timeout (BgClient *client, guint ms, GSourceFunc func)
+{
+  GSource *source = g_timeout_source_new (ms);
+  g_source_set_callback (source, func, client, NULL);
+  g_source_attach (source, client->context);
+  return source;
+}
+
+/* Runs @func in the link thread, always from its loop (never in the calling
+ * thread, as g_main_context_invoke() might when the loop is not running). */
+static void
+link_invoke (BgClient *client, GSourceFunc func, gpointer data, GDestroyNotify destroy)
+{
+  GSource *source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_attach (source, client->context);
+  g_source_unref (source);
+}
+
+static void
+clear_source (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+/* Called by every async callback: the stop waits until none is left, so no
+ * callback ever runs on a freed client. */
+static void
+link_pending_done (BgClient *client)
+{
+  g_assert (client->n_pending > 0);
+  client->n_pending--;
+  if (client->state == LINK_STOPPING && client->n_pending == 0)
+    g_main_loop_quit (client->loop);
+}
+
+static char *
+hold_key (const char *topic, gint32 partition)
+{
+  return g_strdup_printf ("%d:%s", partition, topic);
+}
+
+static BgTopic *
+find_topic (GPtrArray *topics, const char *name)
+{
+  for (guint i = 0; i < topics->len; i++)
+    {
+      BgTopic *topic = g_ptr_array_index (topics, i);
+      if (strcmp (bg_topic_name (topic), name) == 0)
+        return topic;
+    }
+  return NULL;
+}
+
+/* ---- Applying steering ------------------------------------------------------ */
+
+static gboolean
+parse_plan_state (const char *s, BgPlanState *out)
+{
+  if (strcmp (s, "prepared") == 0)
+    *out = BG_PLAN_STATE_PREPARED;
+  else if (strcmp (s, "committed") == 0)
+    *out = BG_PLAN_STATE_COMMITTED;
+  else if (strcmp (s, "aborted") == 0)
+    *out = BG_PLAN_STATE_ABORTED;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+static gboolean
+apply_base (BgGate *gate, const char *sink_mode, GVariant *ranges, GError **error)
+{
+  BgSinkMode mode;
+  if (strcmp (sink_mode, "live") == 0)
+    mode = BG_SINK_MODE_LIVE;
+  else if (strcmp (sink_mode, "blackhole") == 0)
+    mode = BG_SINK_MODE_BLACKHOLE;
+  else if (strcmp (sink_mode, "unknown") == 0)
+    mode = BG_SINK_MODE_UNKNOWN;
+  else if (strcmp (sink_mode, "gated") == 0)
+    mode = BG_SINK_MODE_GATED;
+  else
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
+                   "unknown sink mode \"%s\"", sink_mode);
+      return FALSE;
+    }
+
+  if (mode != BG_SINK_MODE_GATED)
+    {
+      if (!bg_gate_set_mode (gate, mode))
+        {
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                       "the gate refused sink mode \"%s\"", sink_mode);
+          return FALSE;
+        }
+      return TRUE;
+    }
+
+  gsize n = g_variant_n_children (ranges);
+  g_autofree BgGateRange *list = g_new0 (BgGateRange, MAX (n, 1));
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *topic;
+      gint32 partition;
+      gint64 lo, hi;
+      g_variant_get_child (ranges, i, "(&sixx)", &topic, &partition, &lo, &hi);
+      if (*topic == '\0' || partition < 0 || lo < 0 || hi < -1)
+        {
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
+                       "bad range (%s, %d, %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ")",
+                       topic, partition, lo, hi);
+          return FALSE;
+        }
+      list[i] = (BgGateRange){ topic, partition, lo, hi == -1 ? INT64_MAX : hi };
+    }
+  /* Partitions the agent lists no range for emit nothing. */
+  if (!bg_gate_set_ranges (gate, 0, 0, list, n))
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                   "the gate refused the ranges");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+prepare_plan (BgGate *gate, const char *id, const char *role_s, gint64 deadline,
+              GVariant *barriers, GError **error)
+{
+  BgPlanRole role;
+  if (strcmp (role_s, "outgoing") == 0)
+    role = BG_PLAN_ROLE_OUTGOING;
+  else if (strcmp (role_s, "incoming") == 0)
+    role = BG_PLAN_ROLE_INCOMING;
+  else
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
+                   "plan %s: unknown role \"%s\"", id, role_s);
+      return FALSE;
+    }
+
+  BgPlan *plan = bg_plan_new (id, role, deadline);
+  gsize n = g_variant_n_children (barriers);
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *topic;
+      gint32 partition;
+      gint64 offset;
+      g_variant_get_child (barriers, i, "(&six)", &topic, &partition, &offset);
+      if (*topic == '\0' || !bg_plan_add_barrier (plan, topic, partition, offset))
+        {
+          bg_plan_free (plan);
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
+                       "plan %s: bad barrier (%s, %d, %" G_GINT64_FORMAT ")", id, topic,
+                       partition, offset);
+          return FALSE;
+        }
+    }
+  gboolean ok = bg_gate_prepare (gate, plan);
+  bg_plan_free (plan);
+  if (!ok)
+    g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                 "the gate refused to prepare plan %s", id);
+  return ok;
+}
+
+/* Makes the holds on the gate those of @holds. @applied is the set of holds
+ * this link put there (bg_gate_set_mode() clears them all: the caller empties
+ * @applied then). A hold on a topic the job has not registered yet cannot be
+ * placed; it is retried with the next steering. */
+static void
+apply_holds (BgGate *gate, GVariant *holds, GHashTable *applied)
+{
+  g_autoptr (GPtrArray) topics = bg_gate_dup_topics (gate);
+  g_autoptr (GHashTable) wanted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  gsize n = g_variant_n_children (holds);
+  for (gsize i = 0; i < n; i++)
+    {
+      const char *name;
+      gint32 partition;
+      g_variant_get_child (holds, i, "(&si)", &name, &partition);
+      BgTopic *topic = find_topic (topics, name);
+      if (topic == NULL || partition < 0)
+        continue;
+      char *key = hold_key (name, partition);
+      g_hash_table_add (wanted, key);
+      if (!g_hash_table_contains (applied, key))
+        {
+          bg_gate_hold_partition (gate, topic, partition);
+          g_hash_table_add (applied, g_strdup (key));
+        }
+    }
+
+  GHashTableIter iter;
+  gpointer key;
+  g_hash_table_iter_init (&iter, applied);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      if (g_hash_table_contains (wanted, key))
+        continue;
+      char *colon = strchr (key, ':');
+      BgTopic *topic = find_topic (topics, colon + 1);
+      if (topic != NULL)
+        bg_gate_release_partition (gate, topic, (int32_t) g_ascii_strtoll (key, NULL, 10));
+      g_hash_table_iter_remove (&iter);
+    }
+}
+
+gboolean
+bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_holds,
+                          GError **error)
+{
+  g_return_val_if_fail (g_variant_is_of_type (steering, G_VARIANT_TYPE (BG_STEERING_TYPE)), FALSE);
+
+  const char *sink_mode;
+  g_autoptr (GVariant) ranges = NULL;
+  g_autoptr (GVariant) holds = NULL;
+  g_autoptr (GVariant) barriers = NULL;
+  const char *plan_id, *plan_role, *plan_state_s;
+  gint64 plan_deadline;
+  guint64 generation;
+  g_variant_get (steering, "(&s@a(sixx)(&s&s&sx@a(six))@a(si)t)", &sink_mode, &ranges, &plan_id,
+                 &plan_role, &plan_state_s, &plan_deadline, &barriers, &holds, &generation);
+
+  BgPlanState plan_state = BG_PLAN_STATE_ABORTED;
+  if (*plan_id != '\0' && !parse_plan_state (plan_state_s, &plan_state))
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
+                   "plan %s: unknown state \"%s\"", plan_id, plan_state_s);
+      return FALSE;
+    }
+
+  /* A plan the gate holds prepared ends only by its own decision: never by
+   * a mode, and never by a guess when the agent names another plan. */
+  BgPlanState gate_state;
+  g_autofree char *gate_plan = bg_gate_get_plan (gate, &gate_state);
+  gboolean same_plan = gate_plan != NULL && strcmp (gate_plan, plan_id) == 0;
+  if (gate_plan != NULL && gate_state == BG_PLAN_STATE_PREPARED)
+    {
+      if (!same_plan || plan_state == BG_PLAN_STATE_PREPARED)
+        {
+          apply_holds (gate, holds, applied_holds);
+          return TRUE;
+        }
+      gboolean decided = plan_state == BG_PLAN_STATE_COMMITTED ? bg_gate_commit (gate, plan_id)
+                                                               : bg_gate_abort (gate, plan_id);
+      if (!decided)
+        {
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                       "the gate refused the decision on plan %s", plan_id);
+          return FALSE;
+        }
+      if (plan_state == BG_PLAN_STATE_ABORTED)
+        g_hash_table_remove_all (applied_holds); /* abort clears the holds */
+    }
+
+  /* The slot's ranges (for a prepared plan: those it is armed on top of). */
+  if (!apply_base (gate, sink_mode, ranges, error))
+    return FALSE;
+  if (strcmp (sink_mode, "gated") != 0)
+    g_hash_table_remove_all (applied_holds); /* set_mode cleared them */
+
+  if (*plan_id != '\0' && plan_state == BG_PLAN_STATE_PREPARED && !same_plan
+      && !prepare_plan (gate, plan_id, plan_role, plan_deadline, barriers, error))
+    return FALSE;
+
+  apply_holds (gate, holds, applied_holds);
+  return TRUE;
+}
+
+/* ---- Progress --------------------------------------------------------------- */
+
+/* (a(six) t t t): positions, emitted, dropped, applied generation. */
+static GVariant *
+progress_snapshot (BgClient *client)
+{
+  g_autoptr (GPtrArray) topics = bg_gate_dup_topics (client->gate);
+  GVariantBuilder positions;
+  g_variant_builder_init (&positions, G_VARIANT_TYPE ("a(six)"));
+  for (guint i = 0; i < topics->len; i++)
+    {
+      BgTopic *topic = g_ptr_array_index (topics, i);
+      int32_t n = bg_topic_n_partitions (topic);
+      for (int32_t p = 0; p < n; p++)
+        {
+          int64_t position = bg_gate_position (client->gate, topic, p);
+          if (position >= 0)
+            g_variant_builder_add (&positions, "(six)", bg_topic_name (topic), p, position);
+        }
+    }
+  return g_variant_ref_sink (g_variant_new ("(a(six)ttt)", &positions,
+                                            (guint64) bg_gate_emitted (client->gate),
+                                            (guint64) bg_gate_dropped (client->gate),
+                                            client->applied_generation));
+}
+
+typedef struct {
+  BgClient *client;
+  GVariant *snapshot;
+} ReportCall;
+
+static void
+report_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ReportCall *call = user_data;
+  BgClient *client = call->client;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                              &error);
+  client->report_in_flight = FALSE;
+  if (reply != NULL)
+    {
+      g_clear_pointer (&client->last_report, g_variant_unref);
+      client->last_report = g_steal_pointer (&call->snapshot);
+      client->last_report_time = g_get_monotonic_time ();
+      link_ok (client, FAIL_REPORT, "reporting progress");
+    }
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    link_fail (client, FAIL_REPORT, "reporting progress", error);
+
+  g_clear_pointer (&call->snapshot, g_variant_unref);
+  g_free (call);
+
+  gboolean again = client->report_forced;
+  client->report_forced = FALSE;
+  if (again)
+    link_report (client, TRUE);
+  link_pending_done (client);
+}
+
+static void
+link_report (BgClient *client, gboolean force)
+{
+  if (client->state != LINK_STEERED)
+    return;
+  if (client->report_in_flight)
+    {
+      client->report_forced |= force;
+      return;
+    }
+
+  g_autoptr (GVariant) snapshot = progress_snapshot (client);
+  int64_t since = 0;
+  gint64 now = g_get_monotonic_time ();
+  gint64 waiting = bg_gate_is_waiting (client->gate, &since) ? MAX (now - since, 1) : 0;
+
+  gboolean changed = client->last_report == NULL || !g_variant_equal (snapshot, client->last_report)
+                     || waiting != 0;
+  if (!force && !changed && now - client->last_report_time < KEEPALIVE_US)
+    return;
+
+  g_autoptr (GVariant) positions = g_variant_get_child_value (snapshot, 0);
+  guint64 emitted, dropped, applied;
+  g_variant_get (snapshot, "(@a(six)ttt)", NULL, &emitted, &dropped, &applied);
+
+  ReportCall *call = g_new0 (ReportCall, 1);
+  call->client = client;
+  call->snapshot = g_variant_ref (snapshot);
+  client->report_in_flight = TRUE;
+  client->n_pending++;
+  g_dbus_connection_call (client->connection, AGENT_BUS_NAME, client->slot_path, SLOT_INTERFACE,
+                          "ReportProgress",
+                          g_variant_new ("(@a(six)tttx)", positions, emitted, dropped, applied,
+                                         (gint64) waiting),
+                          NULL, G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS,
+                          client->cancellable, report_done, call);
+}
+
+static gboolean
+report_tick (gpointer user_data)
+{
+  link_report (user_data, FALSE);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+report_now_cb (gpointer user_data)
+{
+  link_report (user_data, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- Steering ----------------------------------------------------------------- */
+
+static gboolean
+fetch_retry_cb (gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_clear_pointer (&client->fetch_retry, g_source_unref);
+  link_fetch (client);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+fetch_later (BgClient *client)
+{
+  if (client->fetch_retry == NULL && client->owner != NULL)
+    client->fetch_retry = link_timeout (client, backoff_next (&client->fetch_backoff_ms),
+                                        fetch_retry_cb);
+}
+
+static void
+fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                              &error);
+  client->fetch_in_flight = FALSE;
+
+  if (client->state == LINK_STOPPING || G_DBUS_CONNECTION (source) != client->connection
+      || client->owner == NULL)
+    {
+      /* Stopped, an old connection, or the agent vanished meanwhile (it is
+       * asked again when it comes back). */
+    }
+  else if (client->refetch)
+    {
+      /* Something newer exists (a new Generation or a new owner). */
+      client->refetch = FALSE;
+      link_fetch (client);
+    }
+  else if (reply == NULL)
+    {
+      link_fail (client, FAIL_FETCH, "fetching the steering from the agent", error);
+      fetch_later (client);
+    }
+  else if (!bg_client_apply_steering (client->gate, reply, client->applied_holds, &error))
+    {
+      /* The gate keeps its last steering; the generation stays unconfirmed. */
+      link_fail (client, FAIL_STEERING, "applying the agent's steering", error);
+      fetch_later (client);
+    }
+  else
+    {
+      link_ok (client, FAIL_FETCH, "fetching the steering from the agent");
+      link_ok (client, FAIL_STEERING, "applying the agent's steering");
+      client->fetch_backoff_ms = 0;
+      client->steered_once = TRUE;
+      g_variant_get_child (reply, 4, "t", &client->applied_generation);
+      link_set_state (client, LINK_STEERED);
+      link_report (client, TRUE);
+    }
+  link_pending_done (client);
+}
+
+static void
+link_fetch (BgClient *client)
+{
+  if (client->owner == NULL || client->state == LINK_STOPPING)
+    return;
+  link_set_state (client, LINK_FETCHING);
+  if (client->fetch_in_flight)
+    {
+      client->refetch = TRUE;
+      return;
+    }
+  clear_source (&client->fetch_retry);
+  client->fetch_in_flight = TRUE;
+  client->n_pending++;
+  g_dbus_connection_call (client->connection, AGENT_BUS_NAME, client->slot_path, SLOT_INTERFACE,
+                          "GetSteering", NULL, G_VARIANT_TYPE (BG_STEERING_TYPE),
+                          G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS, client->cancellable,
+                          fetch_done, client);
+}
+
+static void
+on_properties_changed (GDBusConnection *connection, const char *sender, const char *path,
+                       const char *interface, const char *signal, GVariant *parameters,
+                       gpointer user_data)
+{
+  BgClient *client = user_data;
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sa{sv}as)")))
+    return;
+
+  g_autoptr (GVariant) changed = g_variant_get_child_value (parameters, 1);
+  g_autoptr (GVariant) invalidated = g_variant_get_child_value (parameters, 2);
+  guint64 generation;
+  gboolean relevant = FALSE;
+  if (g_variant_lookup (changed, "Generation", "t", &generation))
+    relevant = !client->steered_once || generation != client->applied_generation
+               || client->state != LINK_STEERED;
+  g_autofree const char **names = g_variant_get_strv (invalidated, NULL);
+  if (names != NULL && g_strv_contains (names, "Generation"))
+    relevant = TRUE;
+  if (relevant)
+    link_fetch (client);
+}
+
+/* ---- Savepoints --------------------------------------------------------------- */
+
+typedef struct {
+  BgClient *client;
+  char *directory;
+  gboolean ok;
+  char *message;
+} SavepointAnswer;
+
+static void
+savepoint_answer_free (gpointer data)
+{
+  SavepointAnswer *answer = data;
+  g_free (answer->directory);
+  g_free (answer->message);
+  g_free (answer);
+}
+
+static void
+savepoint_done_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                              &error);
+  if (reply != NULL)
+    link_ok (client, FAIL_SAVEPOINT, "answering a savepoint request");
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    link_fail (client, FAIL_SAVEPOINT, "answering a savepoint request", error);
+  link_pending_done (client);
+}
+
+static gboolean
+savepoint_answer_cb (gpointer data)
+{
+  SavepointAnswer *answer = data;
+  BgClient *client = answer->client;
+  if (client->connection == NULL || client->state == LINK_STOPPING)
+    {
+      g_autoptr (GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                                                      "not connected to the bus");
+      link_fail (client, FAIL_SAVEPOINT, "answering a savepoint request", error);
+      return G_SOURCE_REMOVE;
+    }
+  client->n_pending++;
+  g_dbus_connection_call (client->connection, AGENT_BUS_NAME, client->slot_path, SLOT_INTERFACE,
+                          "SavepointDone",
+                          g_variant_new ("(sbs)", answer->directory, answer->ok,
+                                         answer->message != NULL ? answer->message : ""),
+                          NULL, G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS,
+                          client->cancellable, savepoint_done_reply, client);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+client_savepoint_answer (BgClient *client, const char *directory, gboolean ok, const char *message)
+{
+  SavepointAnswer *answer = g_new0 (SavepointAnswer, 1);
+  answer->client = client;
+  answer->directory = g_strdup (directory);
+  answer->ok = ok;
+  answer->message = g_strdup (message);
+  link_invoke (client, savepoint_answer_cb, answer, savepoint_answer_free);
+}
+
+static void
+on_savepoint_requested (GDBusConnection *connection, const char *sender, const char *path,
+                        const char *interface, const char *signal, GVariant *parameters,
+                        gpointer user_data)
+{
+  BgClient *client = user_data;
+  const char *directory;
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(s)")))
+    return;
+  g_variant_get (parameters, "(&s)", &directory);
+
+  g_mutex_lock (&client->lock);
+  BgSavepointFunc func = client->savepoint_func;
+  void *data = client->savepoint_data;
+  g_mutex_unlock (&client->lock);
+
+  if (func == NULL)
+    {
+      client_savepoint_answer (client, directory, FALSE, "this job has no savepoint handler");
+      return;
+    }
+  func (client->gate, directory, data);
+}
+
+/* ---- The agent's name ----------------------------------------------------------- */
+
+static void
+unsubscribe (BgClient *client)
+{
+  if (client->sub_properties != 0)
+    g_dbus_connection_signal_unsubscribe (client->connection, client->sub_properties);
+  if (client->sub_savepoint != 0)
+    g_dbus_connection_signal_unsubscribe (client->connection, client->sub_savepoint);
+  client->sub_properties = 0;
+  client->sub_savepoint = 0;
+}
+
+static void
+on_agent_appeared (GDBusConnection *connection, const char *name, const char *owner,
+                   gpointer user_data)
+{
+  BgClient *client = user_data;
+  if (client->state == LINK_STOPPING)
+    return;
+
+  unsubscribe (client);
+  g_free (client->owner);
+  client->owner = g_strdup (owner);
+  /* Signals only from the current owner (its unique name): nobody else on
+   * the bus can steer the gate by faking them. */
+  client->sub_properties = g_dbus_connection_signal_subscribe (
+      connection, owner, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+      client->slot_path, SLOT_INTERFACE, G_DBUS_SIGNAL_FLAGS_NONE, on_properties_changed, client,
+      NULL);
+  client->sub_savepoint = g_dbus_connection_signal_subscribe (
+      connection, owner, SLOT_INTERFACE, "SavepointRequested", client->slot_path, NULL,
+      G_DBUS_SIGNAL_FLAGS_NONE, on_savepoint_requested, client, NULL);
+
+  /* A new owner may be a restarted agent with other steering: always ask. */
+  client->fetch_backoff_ms = 0;
+  link_fetch (client);
+}
+
+static void
+on_agent_vanished (GDBusConnection *connection, const char *name, gpointer user_data)
+{
+  BgClient *client = user_data;
+  if (client->state == LINK_STOPPING || client->connection == NULL)
+    return;
+  unsubscribe (client);
+  g_clear_pointer (&client->owner, g_free);
+  clear_source (&client->fetch_retry);
+  client->refetch = FALSE;
+  /* The gate keeps its steering: no guess while the agent is away. */
+  link_set_state (client, LINK_NO_AGENT);
+}
+
+/* ---- The bus connection -------------------------------------------------------- */
+
+static void
+link_drop_connection (BgClient *client)
+{
+  if (client->connection == NULL)
+    return;
+  unsubscribe (client);
+  if (client->watch_id != 0)
+    g_bus_unwatch_name (client->watch_id);
+  client->watch_id = 0;
+  g_clear_signal_handler (&client->closed_handler, client->connection);
+  g_clear_pointer (&client->owner, g_free);
+  clear_source (&client->fetch_retry);
+  client->refetch = FALSE;
+  client->report_in_flight = FALSE;
+  g_clear_object (&client->connection);
+}
+
+static gboolean
+connect_retry_cb (gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_clear_pointer (&client->connect_retry, g_source_unref);
+  link_connect (client);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+connect_later (BgClient *client)
+{
+  if (client->connect_retry == NULL && client->state != LINK_STOPPING)
+    client->connect_retry = link_timeout (client, backoff_next (&client->connect_backoff_ms),
+                                          connect_retry_cb);
+}
+
+static void
+on_connection_closed (GDBusConnection *connection, gboolean remote_peer_vanished, GError *error,
+                      gpointer user_data)
+{
+  BgClient *client = user_data;
+  link_fail (client, FAIL_CONNECT, "the bus connection closed", error);
+  link_drop_connection (client);
+  link_set_state (client, LINK_CONNECTING);
+  connect_later (client);
+}
+
+static void
+connect_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusConnection) connection = g_dbus_connection_new_for_address_finish (result, &error);
+
+  if (client->state == LINK_STOPPING)
+    {
+      if (connection != NULL)
+        g_dbus_connection_close_sync (connection, NULL, NULL);
+      link_pending_done (client);
+      return;
+    }
+  if (connection == NULL)
+    {
+      link_fail (client, FAIL_CONNECT, "connecting to the bus", error);
+      connect_later (client);
+      link_pending_done (client);
+      return;
+    }
+
+  link_ok (client, FAIL_CONNECT, "connecting to the bus");
+  client->connect_backoff_ms = 0;
+  /* The job must survive its bus going away. */
+  g_dbus_connection_set_exit_on_close (connection, FALSE);
+  client->connection = g_steal_pointer (&connection);
+  client->closed_handler = g_signal_connect (client->connection, "closed",
+                                             G_CALLBACK (on_connection_closed), client);
+  link_set_state (client, LINK_NO_AGENT);
+  client->watch_id = g_bus_watch_name_on_connection (client->connection, AGENT_BUS_NAME,
+                                                     G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                                     on_agent_appeared, on_agent_vanished, client,
+                                                     NULL);
+  link_pending_done (client);
+}
+
+/* The bus address, resolved on every attempt (a socket may appear later).
+ * Never autolaunches a session bus: a job must not spawn one. */
+static char *
+bus_address (GBusType bus_type, GError **error)
+{
+  if (bus_type == G_BUS_TYPE_SYSTEM)
+    return g_dbus_address_get_for_bus_sync (G_BUS_TYPE_SYSTEM, NULL, error);
+
+  const char *env = g_getenv ("DBUS_SESSION_BUS_ADDRESS");
+  if (env != NULL && *env != '\0')
+    return g_strdup (env);
+  const char *runtime = g_getenv ("XDG_RUNTIME_DIR");
+  if (runtime != NULL && *runtime != '\0')
+    {
+      g_autofree char *path = g_build_filename (runtime, "bus", NULL);
+      if (g_file_test (path, G_FILE_TEST_EXISTS))
+        {
+          g_autofree char *escaped = g_dbus_address_escape_value (path);
+          return g_strconcat ("unix:path=", escaped, NULL);
+        }
+    }
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                       "no session bus: neither DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR/bus");
+  return NULL;
+}
+
+static void
+link_connect (BgClient *client)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *address = bus_address (client->bus_type, &error);
+  link_set_state (client, LINK_CONNECTING);
+  if (address == NULL)
+    {
+      link_fail (client, FAIL_CONNECT, "connecting to the bus", error);
+      connect_later (client);
+      return;
+    }
+  client->n_pending++;
+  g_dbus_connection_new_for_address (address,
+                                     G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+                                         | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                     NULL, client->cancellable, connect_done, client);
+}
+
+/* ---- The thread ------------------------------------------------------------------ */
+
+static gpointer
+link_thread (gpointer data)
+{
+  BgClient *client = data;
+  g_main_context_push_thread_default (client->context);
+
+  link_connect (client);
+  client->report_timer = link_timeout (client, REPORT_INTERVAL_MS, report_tick);
+  g_main_loop_run (client->loop);
+
+  /* Stopping: every callback has run (n_pending is 0). */
+  clear_source (&client->report_timer);
+  clear_source (&client->connect_retry);
+  if (client->connection != NULL)
+    {
+      g_autoptr (GDBusConnection) connection = g_object_ref (client->connection);
+      link_drop_connection (client);
+      g_dbus_connection_close_sync (connection, NULL, NULL);
+    }
+  /* Let the unwatch and unsubscribe notifications run before the context goes. */
+  while (g_main_context_iteration (client->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (client->context);
+  return NULL;
+}
+
+static gboolean
+link_stop_cb (gpointer data)
+{
+  BgClient *client = data;
+  client->state = LINK_STOPPING;
+  g_cancellable_cancel (client->cancellable);
+  if (client->n_pending == 0)
+    g_main_loop_quit (client->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+client_free (gpointer data)
+{
+  BgClient *client = data;
+  if (client == NULL)
+    return;
+  link_invoke (client, link_stop_cb, client, NULL);
+  g_thread_join (client->thread);
+
+  g_clear_pointer (&client->last_report, g_variant_unref);
+  g_clear_pointer (&client->applied_holds, g_hash_table_unref);
+  g_clear_object (&client->cancellable);
+  g_main_loop_unref (client->loop);
+  g_main_context_unref (client->context);
+  g_mutex_clear (&client->lock);
+  g_free (client->slot_path);
+  g_free (client);
+}
+
+static BgClient *
+client_start (BgGate *gate, const char *slot_path, GBusType bus_type)
+{
+  BgClient *client = g_new0 (BgClient, 1);
+  client->gate = gate;
+  client->slot_path = g_strdup (slot_path);
+  client->bus_type = bus_type;
+  client->context = g_main_context_new ();
+  client->loop = g_main_loop_new (client->context, FALSE);
+  client->cancellable = g_cancellable_new ();
+  client->applied_holds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_mutex_init (&client->lock);
+  client->state = LINK_CONNECTING;
+  client->thread = g_thread_new ("bluegreen-link", link_thread, client);
+  return client;
+}
+
+/* ---- Public API ------------------------------------------------------------------- */
+
+G_DEFINE_QUARK (bg-client-error-quark, bg_client_error)
+
+BgGate *
+bg_client_gate_new (const char *slot, const char *bus, const char *sink_mode, GError **error)
+{
+  if (slot == NULL || *slot == '\0')
+    {
+      BgSinkMode mode;
+      if (sink_mode == NULL || *sink_mode == '\0' || strcmp (sink_mode, "live") == 0)
+        mode = BG_SINK_MODE_LIVE;
+      else if (strcmp (sink_mode, "blackhole") == 0)
+        mode = BG_SINK_MODE_BLACKHOLE;
+      else
+        {
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_ENVIRONMENT,
+                       "BLUEGREEN_SINK_MODE=\"%s\": expected \"live\" or \"blackhole\"",
+                       sink_mode);
+          return NULL;
+        }
+      return bg_gate_new (mode);
+    }
+
+  if (!g_variant_is_object_path (slot))
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_ENVIRONMENT,
+                   "BLUEGREEN_SLOT=\"%s\" is not a D-Bus object path", slot);
+      return NULL;
+    }
+  GBusType bus_type;
+  if (bus == NULL || *bus == '\0' || strcmp (bus, "session") == 0)
+    bus_type = G_BUS_TYPE_SESSION;
+  else if (strcmp (bus, "system") == 0)
+    bus_type = G_BUS_TYPE_SYSTEM;
+  else
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_ENVIRONMENT,
+                   "BLUEGREEN_BUS=\"%s\": expected \"system\" or \"session\"", bus);
+      return NULL;
+    }
+
+  /* Steered: nothing is emitted until the agent says so. */
+  BgGate *gate = bg_gate_new (BG_SINK_MODE_UNKNOWN);
+  bg_gate_set_client (gate, client_start (gate, slot, bus_type), client_free);
+  return gate;
+}
+
+BgGate *
+bg_gate_new_from_env (char **error_message)
+{
+  g_autoptr (GError) error = NULL;
+  BgGate *gate = bg_client_gate_new (g_getenv ("BLUEGREEN_SLOT"), g_getenv ("BLUEGREEN_BUS"),
+                                     g_getenv ("BLUEGREEN_SINK_MODE"), &error);
+  if (gate == NULL && error_message != NULL)
+    *error_message = g_strdup (error->message);
+  return gate;
+}
+
+const char *
+bg_gate_get_slot_path (BgGate *gate)
+{
+  g_return_val_if_fail (gate != NULL, NULL);
+  BgClient *client = bg_gate_get_client (gate);
+  return client != NULL ? client->slot_path : NULL;
+}
+
+void
+bg_gate_set_savepoint_handler (BgGate *gate, BgSavepointFunc func, void *user_data)
+{
+  g_return_if_fail (gate != NULL);
+  BgClient *client = bg_gate_get_client (gate);
+  if (client == NULL)
+    return;
+  g_mutex_lock (&client->lock);
+  client->savepoint_func = func;
+  client->savepoint_data = user_data;
+  g_mutex_unlock (&client->lock);
+}
+
+void
+bg_gate_savepoint_done (BgGate *gate, const char *directory, bool ok, const char *message)
+{
+  g_return_if_fail (gate != NULL);
+  g_return_if_fail (directory != NULL);
+  BgClient *client = bg_gate_get_client (gate);
+  if (client != NULL)
+    client_savepoint_answer (client, directory, ok, message);
+}
+
+void
+bg_gate_report_now (BgGate *gate)
+{
+  g_return_if_fail (gate != NULL);
+  BgClient *client = bg_gate_get_client (gate);
+  if (client != NULL)
+    link_invoke (client, report_now_cb, client, NULL);
+}
