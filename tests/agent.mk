@@ -1,1 +1,7 @@
-# tests: rules for this area (included from the top-level Makefile.am)
+# Agent tests: bluegreend as a real service of a test host's user manager
+# (units/test/bluegreend.service), driven over D-Bus.
+check_PROGRAMS += tests/test-agent
+TESTS += tests/test-agent
+tests_test_agent_SOURCES = tests/test-agent.c
+tests_test_agent_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib
+tests_test_agent_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)

@@ -509,6 +509,13 @@ systemd_init_cb (GObject *source, GAsyncResult *res, gpointer user_data)
     }
   /* Objects first, then the name: a client that sees the name finds them. */
   g_dbus_object_manager_server_set_connection (agent->ctx.manager, agent->ctx.bus);
+  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (agent->iface), agent->ctx.bus,
+                                         BGD_AGENT_PATH, &error))
+    {
+      agent_fail (agent, g_error_new (BGD_ERROR, BGD_ERROR_FAILED, "cannot export %s: %s",
+                                      BGD_AGENT_PATH, error->message));
+      return;
+    }
   agent->name_id = g_bus_own_name_on_connection (agent->ctx.bus, BGD_AGENT_BUS_NAME,
                                                  G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
                                                  on_name_acquired, on_name_lost, agent, NULL);
@@ -609,18 +616,15 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   if (agent->ctx.kafka == NULL)
     g_message ("Kafka is not available, lag stays unknown: %s", local_error->message);
 
+  /* The object manager serves the jobs and slots below its own path; the
+   * Agent1 interface sits on that path itself, exported next to it. */
   agent->ctx.manager = g_dbus_object_manager_server_new (BGD_AGENT_PATH);
-  {
-    g_autoptr(BgObjectSkeleton) object = bg_object_skeleton_new (BGD_AGENT_PATH);
-    agent->iface = bg_agent1_skeleton_new ();
-    bg_agent1_set_host_id (agent->iface, config->host_id);
-    bg_agent1_set_version (agent->iface, PACKAGE_VERSION);
-    bg_agent1_set_jobs (agent->iface, NULL);
-    g_signal_connect (agent->iface, "handle-reload", G_CALLBACK (handle_reload), agent);
-    g_signal_connect (agent->iface, "handle-get-job", G_CALLBACK (handle_get_job), agent);
-    bg_object_skeleton_set_agent1 (object, agent->iface);
-    g_dbus_object_manager_server_export (agent->ctx.manager, G_DBUS_OBJECT_SKELETON (object));
-  }
+  agent->iface = bg_agent1_skeleton_new ();
+  bg_agent1_set_host_id (agent->iface, config->host_id);
+  bg_agent1_set_version (agent->iface, PACKAGE_VERSION);
+  bg_agent1_set_jobs (agent->iface, NULL);
+  g_signal_connect (agent->iface, "handle-reload", G_CALLBACK (handle_reload), agent);
+  g_signal_connect (agent->iface, "handle-get-job", G_CALLBACK (handle_get_job), agent);
 
   configs = agent_load_jobs (config, NULL, error);
   if (configs == NULL)
@@ -686,6 +690,8 @@ bgd_agent_free (BgdAgent *agent)
     }
   if (agent->closed_id != 0)
     g_clear_signal_handler (&agent->closed_id, agent->ctx.bus);
+  if (agent->iface != NULL && g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (agent->iface)) != NULL)
+    g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (agent->iface));
   g_clear_object (&agent->iface);
   g_clear_object (&agent->ctx.manager);
   g_clear_object (&agent->ctx.kafka);
