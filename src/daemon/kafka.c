@@ -214,19 +214,16 @@ compare_int32 (gconstpointer a, gconstpointer b)
 static GArray *
 topic_partitions (rd_kafka_t *rk, const char *topic, gint64 deadline, GError **error)
 {
-  rd_kafka_topic_t *rkt = rd_kafka_topic_new (rk, topic, NULL);
   const struct rd_kafka_metadata *md = NULL;
   rd_kafka_resp_err_t err;
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint32));
+  gboolean found = FALSE;
 
-  if (rkt == NULL)
-    {
-      g_set_error (error, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_QUERY, "topic '%s': %s", topic,
-                   rd_kafka_err2str (rd_kafka_last_error ()));
-      return NULL;
-    }
-  err = rd_kafka_metadata (rk, 0, rkt, &md, remaining_ms (deadline));
-  rd_kafka_topic_destroy (rkt);
+  /* All topics, not just this one: a producer handle's request for one
+   * topic asks the broker to create it if it does not exist (the mock and
+   * brokers with auto.create.topics.enable do), whatever
+   * allow.auto.create.topics says. */
+  err = rd_kafka_metadata (rk, 1, NULL, &md, remaining_ms (deadline));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
       g_set_error (error, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_QUERY, "metadata of topic '%s': %s", topic,
@@ -239,6 +236,7 @@ topic_partitions (rd_kafka_t *rk, const char *topic, gint64 deadline, GError **e
 
       if (strcmp (mt->topic, topic) != 0)
         continue;
+      found = TRUE;
       if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
         g_set_error (error, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_UNKNOWN_TOPIC, "topic '%s' does not exist", topic);
       else if (mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -252,6 +250,11 @@ topic_partitions (rd_kafka_t *rk, const char *topic, gint64 deadline, GError **e
   rd_kafka_metadata_destroy (md);
   if (error != NULL && *error != NULL)
     return NULL;
+  if (!found)
+    {
+      g_set_error (error, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_UNKNOWN_TOPIC, "topic '%s' does not exist", topic);
+      return NULL;
+    }
   if (ids->len == 0)
     {
       g_set_error (error, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_UNKNOWN_TOPIC, "topic '%s' has no partitions", topic);
