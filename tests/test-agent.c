@@ -536,6 +536,110 @@ test_restart (Fixture *f, gconstpointer data)
   }
 }
 
+typedef struct {
+  gint64 at;
+  char *mode;
+} FlipSeen;
+
+static void
+on_slot_props (GDBusConnection *conn, const char *sender, const char *path, const char *iface,
+               const char *signal, GVariant *params, gpointer user_data)
+{
+  FlipSeen *seen = user_data;
+  g_autoptr(GVariant) changed = NULL;
+  const char *mode = NULL;
+
+  g_variant_get (params, "(&s@a{sv}@as)", NULL, &changed, NULL);
+  if (g_variant_lookup (changed, "SinkMode", "&s", &mode) && seen->at == 0)
+    {
+      seen->at = g_get_monotonic_time ();
+      seen->mode = g_strdup (mode);
+    }
+}
+
+static gboolean
+flip_seen (gpointer data)
+{
+  g_main_context_iteration (NULL, FALSE);
+  return ((FlipSeen *) data)->at != 0;
+}
+
+/* The D-Bus half of [flip]: SetSinkMode announces the new SinkMode and
+ * Generation (what the job's library reacts to) well within 100 ms. */
+static void
+test_flip_signal (Fixture *f, gconstpointer data)
+{
+  const char *J = "org.bluegreen.Job1";
+  const char *S = "org.bluegreen.Slot1";
+  FlipSeen seen = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) gen_before = NULL;
+  g_autoptr(GVariant) gen_after = NULL;
+  guint sub;
+  gint64 start;
+
+  if (f->host == NULL)
+    return;
+  deploy (f, "v1", TRUE);
+  deploy (f, "v2", FALSE);
+  wait_prop (f, GREEN_PATH, S, "State", "running");
+  gen_before = get_prop (f, GREEN_PATH, S, "Generation");
+  sub = g_dbus_connection_signal_subscribe (f->host->bus, AGENT, "org.freedesktop.DBus.Properties",
+                                            "PropertiesChanged", GREEN_PATH, S,
+                                            G_DBUS_SIGNAL_FLAGS_NONE, on_slot_props, &seen, NULL);
+  start = g_get_monotonic_time ();
+  reply = call (f, JOB_PATH, J, "SetSinkMode", g_variant_new ("(ss)", "green", "live"), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (bgt_wait_until (flip_seen, &seen, WAIT_MS));
+  g_test_message ("PropertiesChanged SinkMode=%s after %" G_GINT64_FORMAT " us",
+                  seen.mode, seen.at - start);
+  g_assert_cmpstr (seen.mode, ==, "live");
+  g_assert_cmpint (seen.at - start, <, 100000);
+  g_dbus_connection_signal_unsubscribe (f->host->bus, sub);
+  gen_after = get_prop (f, GREEN_PATH, S, "Generation");
+  g_assert_cmpuint (g_variant_get_uint64 (gen_after), >, g_variant_get_uint64 (gen_before));
+  wait_prop (f, JOB_PATH, J, "LiveColor", "green");
+  g_free (seen.mode);
+}
+
+/* Reload: a new job appears, a bad job file is reported and the running
+ * slots of the unchanged job are untouched. */
+static void
+test_reload (Fixture *f, gconstpointer data)
+{
+  const char *J = "org.bluegreen.Job1";
+  const char *S = "org.bluegreen.Slot1";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) jobs = NULL;
+  g_autofree char *good = g_build_filename (f->dir, "jobs", "other.job", NULL);
+  g_autofree char *bad = g_build_filename (f->dir, "jobs", "broken.job", NULL);
+  guint pid;
+
+  if (f->host == NULL)
+    return;
+  deploy (f, "v1", TRUE);
+  pid = slot_pid (f, "blue");
+  write_file (good, "[Job]\nExecStart=/bin/true\nInputTopics=other\n", 0644);
+  write_file (bad, "[Job]\nExecStart=/bin/true\nNoSuchKey=1\nInputTopics=x\n", 0644);
+  reply = call (f, AGENT_PATH, "org.bluegreen.Agent1", "Reload", NULL, NULL, &error);
+  assert_dbus_error (error, "org.bluegreen.Error.Failed");
+  g_assert_nonnull (strstr (error->message, "broken.job"));
+  g_clear_error (&error);
+  jobs = get_prop (f, AGENT_PATH, "org.bluegreen.Agent1", "Jobs");
+  g_assert_cmpuint (g_variant_n_children (jobs), ==, 2);
+  {
+    g_autoptr(GVariant) reply2 = call (f, AGENT_PATH, "org.bluegreen.Agent1", "GetJob",
+                                       g_variant_new ("(s)", "other"), "(o)", &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (reply2);
+  }
+  g_assert_cmpuint (slot_pid (f, "blue"), ==, pid);
+  wait_prop (f, BLUE_PATH, S, "State", "running");
+  wait_prop (f, JOB_PATH, J, "Phase", "live");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -544,5 +648,7 @@ main (int argc, char **argv)
   g_test_add ("/agent/access", Fixture, NULL, fixture_setup, test_access, fixture_teardown);
   g_test_add ("/agent/crash", Fixture, NULL, fixture_setup, test_crash, fixture_teardown);
   g_test_add ("/agent/restart", Fixture, NULL, fixture_setup, test_restart, fixture_teardown);
+  g_test_add ("/agent/flip/signal", Fixture, NULL, fixture_setup, test_flip_signal, fixture_teardown);
+  g_test_add ("/agent/reload", Fixture, NULL, fixture_setup, test_reload, fixture_teardown);
   return g_test_run ();
 }

@@ -29,7 +29,7 @@ struct _BgdAgent {
   GError *fatal_error;
 
   BgAgent1 *iface;
-  GHashTable *jobs;          /* name → BgdJob* (owned) */
+  GHashTable *jobs;          /* name (owned) → BgdJob* (owned, disposed by hand) */
   GHashTable *state_records; /* name → BgdJobRecord*, as read at start */
   char *state_path;
 
@@ -104,7 +104,8 @@ agent_add_job (BgdAgent *agent, BgJobConfig *config)
 
   if (record != NULL)
     bgd_job_restore_record (job, record);
-  g_hash_table_replace (agent->jobs, (gpointer) bgd_job_get_name (job), job);
+  /* Own key: a reload replaces the config the job's name points into. */
+  g_hash_table_replace (agent->jobs, g_strdup (bgd_job_get_name (job)), job);
   bgd_job_export (job, agent->ctx.manager);
   g_info ("job %s configured from %s", config->name, config->path);
 }
@@ -114,7 +115,7 @@ agent_remove_job (BgdAgent *agent, BgdJob *job)
 {
   g_info ("job %s removed from the configuration", bgd_job_get_name (job));
   bgd_job_unexport (job, agent->ctx.manager);
-  g_hash_table_steal (agent->jobs, bgd_job_get_name (job));
+  g_hash_table_remove (agent->jobs, bgd_job_get_name (job));
   bgd_job_dispose (job);
 }
 
@@ -570,7 +571,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
 
   agent->config_path = g_strdup (config_path);
   agent->manager_choice = manager;
-  agent->jobs = g_hash_table_new (g_str_hash, g_str_equal);
+  agent->jobs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   agent->lag_queries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   agent->cancellable = g_cancellable_new ();
   agent->loop = g_main_loop_new (NULL, FALSE);
@@ -679,7 +680,7 @@ bgd_agent_free (BgdAgent *agent)
   if (agent->jobs != NULL)
     {
       jobs = table_values (agent->jobs);
-      g_hash_table_steal_all (agent->jobs);
+      g_hash_table_remove_all (agent->jobs);
       for (guint i = 0; i < jobs->len; i++)
         {
           if (agent->ctx.manager != NULL)
