@@ -20,6 +20,9 @@
 
 #define DEFAULT_QUERY_TIMEOUT_MS 5000
 #define PERIODIC_POLL_SEC 2
+/* How long partition ids are reused before metadata is asked again: new
+ * partitions show up in the lag at most this late. */
+#define PARTITION_CACHE_USEC (60 * G_USEC_PER_SEC)
 /* Events served per wake-up at most, so a flood cannot starve the loop;
  * the fd stays readable-worthy because we poll again at once (idle). */
 #define MAX_EVENTS_PER_WAKEUP 1000
@@ -34,6 +37,11 @@ struct _BgdKafka {
   guint fd_source;
   guint poll_source;
   guint query_timeout_ms; /* atomic: read by worker threads */
+  /* Partition ids per topic (GArray of gint32), shared by the worker
+   * threads: metadata for all topics is big on a big cluster, and
+   * partition counts change rarely. */
+  GMutex cache_lock;
+  GHashTable *partition_cache;
 };
 
 G_DEFINE_TYPE (BgdKafka, bgd_kafka, G_TYPE_OBJECT)
@@ -211,8 +219,20 @@ compare_int32 (gconstpointer a, gconstpointer b)
 }
 
 /* Partition ids of @topic, sorted. */
+typedef struct {
+  GArray *ids;
+  gint64 fetched_at;
+} CachedPartitions;
+
+static void
+cached_partitions_free (CachedPartitions *c)
+{
+  g_array_unref (c->ids);
+  g_free (c);
+}
+
 static GArray *
-topic_partitions (rd_kafka_t *rk, const char *topic, gint64 deadline, GError **error)
+topic_partitions_uncached (rd_kafka_t *rk, const char *topic, gint64 deadline, GError **error)
 {
   const struct rd_kafka_metadata *md = NULL;
   rd_kafka_resp_err_t err;
@@ -264,6 +284,35 @@ topic_partitions (rd_kafka_t *rk, const char *topic, gint64 deadline, GError **e
   return g_steal_pointer (&ids);
 }
 
+static GArray *
+topic_partitions (BgdKafka *self, const char *topic, gint64 deadline, GError **error)
+{
+  gint64 now = g_get_monotonic_time ();
+  CachedPartitions *c;
+  GArray *ids;
+
+  g_mutex_lock (&self->cache_lock);
+  c = g_hash_table_lookup (self->partition_cache, topic);
+  if (c != NULL && now - c->fetched_at < PARTITION_CACHE_USEC)
+    {
+      ids = g_array_ref (c->ids);
+      g_mutex_unlock (&self->cache_lock);
+      return ids;
+    }
+  g_mutex_unlock (&self->cache_lock);
+
+  ids = topic_partitions_uncached (self->rk, topic, deadline, error);
+  if (ids == NULL)
+    return NULL;
+  c = g_new0 (CachedPartitions, 1);
+  c->ids = g_array_ref (ids);
+  c->fetched_at = now;
+  g_mutex_lock (&self->cache_lock);
+  g_hash_table_replace (self->partition_cache, g_strdup (topic), c);
+  g_mutex_unlock (&self->cache_lock);
+  return ids;
+}
+
 static void
 query_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
 {
@@ -276,7 +325,7 @@ query_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
   for (char **t = topics; *t; t++)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(GArray) ids = topic_partitions (self->rk, *t, deadline, &error);
+      g_autoptr(GArray) ids = topic_partitions (self, *t, deadline, &error);
 
       if (ids == NULL)
         {
@@ -356,8 +405,21 @@ bgd_kafka_dispose (GObject *object)
 }
 
 static void
+bgd_kafka_finalize (GObject *object)
+{
+  BgdKafka *self = BGD_KAFKA (object);
+
+  g_hash_table_unref (self->partition_cache);
+  g_mutex_clear (&self->cache_lock);
+  G_OBJECT_CLASS (bgd_kafka_parent_class)->finalize (object);
+}
+
+static void
 bgd_kafka_init (BgdKafka *self)
 {
+  g_mutex_init (&self->cache_lock);
+  self->partition_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify) cached_partitions_free);
   self->event_fd = -1;
   self->query_timeout_ms = DEFAULT_QUERY_TIMEOUT_MS;
 }
@@ -368,6 +430,7 @@ bgd_kafka_class_init (BgdKafkaClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->dispose = bgd_kafka_dispose;
+  object_class->finalize = bgd_kafka_finalize;
   signals[SIGNAL_ERROR] =
     g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                   G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_BOOLEAN);

@@ -55,7 +55,8 @@ void bgd_kafka_set_query_timeout (BgdKafka *self, guint timeout_ms);
 
 /* High (and low) watermarks of every partition of each of @topics (a
  * NULL-terminated array, copied), in a worker thread: metadata for the
- * partition count, then rd_kafka_query_watermark_offsets() per partition.
+ * partition count (cached for a minute), then
+ * rd_kafka_query_watermark_offsets() per partition.
  * Completes in the caller's thread-default main context. The result is a
  * GArray of BgdWatermark in topic order then partition order (the array
  * frees the topic strings). */
