@@ -360,7 +360,7 @@ start_after_reset (GObject *source, GAsyncResult *res, gpointer user_data)
     }
   g_dbus_connection_call (self->bus, SD_NAME, SD_PATH, SD_MANAGER, "StartTransientUnit",
                           g_variant_new ("(ss@a(sv)@a(sa(sv)))", d->unit, "fail",
-                                         g_steal_pointer (&d->properties),
+                                         d->properties,
                                          g_variant_new_array (G_VARIANT_TYPE ("(sa(sv))"), NULL, 0)),
                           G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, -1,
                           g_task_get_cancellable (task), on_job_queued, g_object_ref (task));
