@@ -92,6 +92,12 @@ env_value (const char *output, const char *key)
 }
 
 static void
+guard_setup (gpointer data)
+{
+  setsid ();
+}
+
+static void
 host_start (void)
 {
   g_autofree char *out = NULL, *err = NULL;
@@ -126,7 +132,8 @@ host_start (void)
     const char *argv[] = { "/bin/sh", "-c", "cat >/dev/null; exec bg-host stop \"$0\" \"$1\" >/dev/null 2>&1",
                            host.name, dir_arg, NULL };
 
-    if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL,
+    /* Its own session: `timeout` kills our process group, not it. */
+    if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, guard_setup, NULL, NULL,
                                    &host.guard_fd, NULL, NULL, &error))
       g_error ("cannot start the host guard: %s", error->message);
   }
