@@ -26,7 +26,7 @@ pages=("$SRC"/man/*.[1-8])
 
 # Each page: installed, man -l silent, man --warnings silent, groff -ww
 # silent, and it has its NAME section.
-echo "1..$((${#pages[@]} * 5 + 5))"
+echo "1..$((${#pages[@]} * 5 + 6))"
 
 for page in "${pages[@]}"; do
   base=$(basename "$page")
@@ -87,6 +87,11 @@ mapfile -t d_words < <(
   awk '/^  -/ { for (i = 1; i <= NF; i++) if ($i ~ /^--?[a-z]/) { sub(/[=,:].*/, "", $i); print $i } }' |
   grep -v -- '^--help-' | sort -u)
 all_described bluegreend.8 "bluegreend.8 describes every option of --help (${#d_words[@]})" "${d_words[@]}"
+
+# bluegreend(8): every method, property and signal of the D-Bus API.
+mapfile -t api_names < <(grep -oE '<(method|property|signal) name="[A-Za-z]+"' "$SRC/data/org.bluegreen.Agent1.xml" |
+  sed 's/.*name="\(.*\)"/\1/' | sort -u)
+all_described bluegreend.8 "bluegreend.8 describes every member of org.bluegreen.Agent1.xml (${#api_names[@]})" "${api_names[@]}"
 
 # bluegreend.conf(5) and bluegreen.job(5): every key and group of the
 # documented examples, commented out or not.
