@@ -38,6 +38,7 @@ typedef struct {
   gboolean auto_cutover;
   gboolean auto_rollback;
   gboolean force;
+  gboolean live;
   char *from;
   int timeout_sec;
   gboolean use_color;
@@ -995,7 +996,7 @@ verb_deploy (Ctl *ctl, int argc, char **argv)
 {
   if (argc != 3)
     {
-      print_error (_("usage: deploy JOB VERSION [--from=scratch|savepoint] [--auto-cutover] [--wait]"));
+      print_error (_("usage: deploy JOB VERSION [--from=scratch|savepoint] [--live] [--auto-cutover] [--wait]"));
       return BGCTL_EXIT_USAGE;
     }
   if (!bg_version_is_valid (argv[2]))
@@ -1022,6 +1023,8 @@ verb_deploy (Ctl *ctl, int argc, char **argv)
     g_variant_builder_add (&opts, "{sv}", "auto_rollback", g_variant_new_boolean (TRUE));
   if (ctl->force)
     g_variant_builder_add (&opts, "{sv}", "force", g_variant_new_boolean (TRUE));
+  if (ctl->live)
+    g_variant_builder_add (&opts, "{sv}", "live", g_variant_new_boolean (TRUE));
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) r = call_agent (ctl, path, JOB_IFACE, "Deploy",
                                        g_variant_new ("(sa{sv})", argv[2], &opts),
@@ -1167,6 +1170,7 @@ bgctl_main (int argc, char **argv)
     { "from", 0, 0, G_OPTION_ARG_STRING, &ctl.from, N_("deploy: start from scratch or from a savepoint of the live slot"), "scratch|savepoint" },
     { "auto-cutover", 0, 0, G_OPTION_ARG_NONE, &ctl.auto_cutover, N_("deploy: cut over once Ready on every host"), NULL },
     { "auto-rollback", 0, 0, G_OPTION_ARG_NONE, &ctl.auto_rollback, N_("deploy: roll back if the new version fails while observed"), NULL },
+    { "live", 0, 0, G_OPTION_ARG_NONE, &ctl.live, N_("deploy: the job's first version: start it live"), NULL },
     { "force", 0, 0, G_OPTION_ARG_NONE, &ctl.force, N_("deploy: start even if the host lacks the memory the slot reserves"), NULL },
     { NULL }
   };
