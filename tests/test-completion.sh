@@ -62,7 +62,7 @@ export STUB_LOG="$work/stub.log"
 saved_path=$PATH
 PATH="$work/stub:$PATH"
 
-echo "1..14"
+echo "1..15"
 
 expect "completion: verbs after 'bluegreenctl '" \
   "abort cutover deploy hosts list reload retire rollback sink status" bluegreenctl ''
@@ -92,6 +92,22 @@ else
   echo "# stub calls: $(cat "$STUB_LOG")"; not_ok "completion: --user passed on to list"
 fi
 
+# Every option and verb of the real --help is offered (no drift).
+if [ -x "$CTL" ]; then
+  offered=" $(complete_line bluegreenctl --) $(complete_line bluegreenctl '') "
+  missing=
+  for w in $(LC_ALL=C.UTF-8 LANGUAGE= "$CTL" --help 2>/dev/null |
+             awk '/^Verbs:/ { v = 1; next } v && /^  [a-z]/ { print $1 }
+                  /^  -/ { for (i = 1; i <= NF; i++) if ($i ~ /^--[a-z]/) { sub(/[,:].*/, "", $i); sub(/=.*/, "=", $i); print $i } }' |
+             grep -v -- '^--help-'); do
+    case "$offered" in *" $w "*) ;; *) missing="$missing $w" ;; esac
+  done
+  if [ -z "$missing" ]; then ok "completion: offers every verb and option of --help"
+  else echo "# not offered:$missing"; not_ok "completion: offers every verb and option of --help"; fi
+else
+  echo "ok 14 # SKIP bluegreenctl not built"; n=$((n + 1))
+fi
+
 # The real client with no agent reachable: no names, and nothing printed.
 PATH=$saved_path
 if [ -x "$CTL" ]; then
@@ -103,7 +119,7 @@ if [ -x "$CTL" ]; then
     not_ok "completion: quiet and empty when the agent is not running"
   fi
 else
-  echo "ok 14 # SKIP bluegreenctl not built"
+  echo "ok 15 # SKIP bluegreenctl not built"
   n=$((n + 1))
 fi
 
