@@ -25,3 +25,5 @@ EXTRA_DIST += \
 	tests/fuzz/corpus/codec/nack.json \
 	tests/fuzz/corpus/codec/prepare-signed.json \
 	tests/fuzz/corpus/codec/prepare.json
+
+include tests/security.mk
