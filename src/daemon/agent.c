@@ -13,13 +13,17 @@
 #include "common/config.h"
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/context.h"
+#include "daemon/control.h"
 #include "daemon/errors.h"
+#include "daemon/membership.h"
 #include "daemon/job.h"
 #include "daemon/state-file.h"
 
 
 #define LAG_POLL_INTERVAL_MS 1000
 #define SAVEPOINT_TIMEOUT_USEC (60 * G_USEC_PER_SEC)
+/* A change of readiness or phase is announced at once, but not more often. */
+#define HELLO_MIN_INTERVAL_USEC (200 * 1000)
 
 struct _BgdAgent {
   BgdContext ctx;
@@ -43,6 +47,14 @@ struct _BgdAgent {
   GHashTable *lag_queries;   /* job name → TRUE while a query runs */
   GCancellable *cancellable;
   gulong closed_id;
+
+  BgdControl *control;
+  gint64 control_start;      /* the stored offset read at start, -1: none */
+  gint64 control_next;       /* the next offset to read, -1 until one was read */
+  gboolean units_adopted;
+  gboolean replay_finished;  /* told the jobs */
+  guint heartbeat_id;
+  gint64 last_hello;         /* monotonic µs */
 };
 
 static void agent_changed (gpointer user_data);
@@ -104,6 +116,8 @@ agent_add_job (BgdAgent *agent, BgJobConfig *config)
 
   if (record != NULL)
     bgd_job_restore_record (job, record);
+  if (agent->replay_finished)
+    bgd_job_set_replaying (job, FALSE);
   /* Own key: a reload replaces the config the job's name points into. */
   g_hash_table_replace (agent->jobs, g_strdup (bgd_job_get_name (job)), job);
   bgd_job_export (job, agent->ctx.manager);
@@ -114,6 +128,14 @@ static void
 agent_remove_job (BgdAgent *agent, BgdJob *job)
 {
   g_info ("job %s removed from the configuration", bgd_job_get_name (job));
+  if (agent->control != NULL)
+    {
+      /* Sticky membership ends only by saying so. */
+      BgControlMessage *msg = bg_control_message_new (BG_CONTROL_LEAVE, agent->ctx.config->host_id,
+                                                      g_get_real_time ());
+      msg->job = g_strdup (bgd_job_get_name (job));
+      bgd_control_append (agent->control, msg);
+    }
   bgd_job_unexport (job, agent->ctx.manager);
   g_hash_table_remove (agent->jobs, bgd_job_get_name (job));
   bgd_job_dispose (job);
@@ -217,6 +239,26 @@ bgd_agent_reload (BgdAgent *agent, GError **error)
 
 /* ---- state file, STATUS= ------------------------------------------------------- */
 
+/* Where a restart must read the control log from: after the last message
+ * processed, but never past the prepare of a cutover still in flight, so
+ * a restarted agent rebuilds that cutover from the log itself. */
+static gint64
+agent_control_offset (BgdAgent *agent)
+{
+  gint64 offset = agent->control_next >= 0 ? agent->control_next : agent->control_start;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      gint64 pinned = bgd_job_pinned_offset (value);
+      if (pinned >= 0 && (offset < 0 || pinned < offset))
+        offset = pinned;
+    }
+  return offset;
+}
+
 static void
 agent_save_state (BgdAgent *agent)
 {
@@ -246,10 +288,11 @@ agent_save_state (BgdAgent *agent)
           copy->slots[c].version = g_strdup (old->slots[c].version);
           copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
           copy->slots[c].generation = old->slots[c].generation;
+          copy->slots[c].steering = g_strdup (old->slots[c].steering);
         }
       g_ptr_array_add (records, copy);
     }
-  if (!bgd_state_file_save (agent->state_path, records, &error))
+  if (!bgd_state_file_save_full (agent->state_path, records, agent_control_offset (agent), &error))
     g_message ("cannot write the state file: %s", error->message);
 }
 
@@ -270,12 +313,16 @@ agent_send_status (BgdAgent *agent)
   sd_notify (0, s->str);
 }
 
+static void agent_send_hello (BgdAgent *agent);
+
 static gboolean
 changed_idle_cb (gpointer user_data)
 {
   BgdAgent *agent = user_data;
 
   agent->changed_idle_id = 0;
+  if (agent->replay_finished && g_get_monotonic_time () - agent->last_hello >= HELLO_MIN_INTERVAL_USEC)
+    agent_send_hello (agent);
   agent_save_state (agent);
   agent_send_status (agent);
   return G_SOURCE_REMOVE;
@@ -375,6 +422,92 @@ lag_timer_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* ---- the control log ------------------------------------------------------------ */
+
+static void
+agent_append (gpointer user_data, BgControlMessage *msg)
+{
+  BgdAgent *agent = user_data;
+
+  if (agent->control == NULL)
+    {
+      bg_control_message_free (msg);
+      return;
+    }
+  bgd_control_append (agent->control, msg);
+}
+
+static void
+agent_send_hello (BgdAgent *agent)
+{
+  BgControlMessage *msg;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (agent->control == NULL)
+    return;
+  msg = bg_control_message_new (BG_CONTROL_HELLO, agent->ctx.config->host_id, g_get_real_time ());
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (msg->jobs, bgd_job_make_hello (value));
+  agent->last_hello = g_get_monotonic_time ();
+  bgd_control_append (agent->control, msg);
+}
+
+static gboolean
+heartbeat_cb (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  if (agent->replay_finished)
+    agent_send_hello (agent);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Replayed and the units adopted: the jobs may answer prepares again. */
+static void
+agent_maybe_finish_replay (BgdAgent *agent)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (agent->replay_finished || !agent->units_adopted || !agent->ctx.control_replayed)
+    return;
+  agent->replay_finished = TRUE;
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    bgd_job_set_replaying (value, FALSE);
+  agent_send_hello (agent);
+}
+
+static void
+on_control_message (const BgControlMessage *msg, gint64 offset, gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  bgd_membership_handle (agent->ctx.membership, msg);
+  if (msg->type != BG_CONTROL_HELLO)
+    {
+      BgdJob *job = g_hash_table_lookup (agent->jobs, msg->job);
+      if (job != NULL)
+        bgd_job_handle_control (job, msg, offset);
+      else
+        g_debug ("control log: %s for unknown job %s ignored", bg_control_type_to_string (msg->type), msg->job);
+    }
+  /* Stored after processing: a crash replays this message (idempotent). */
+  agent->control_next = offset + 1;
+  agent_changed (agent);
+}
+
+static void
+on_control_replayed (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  agent->ctx.control_replayed = TRUE;
+  agent_maybe_finish_replay (agent);
+}
+
 /* ---- Agent1 methods --------------------------------------------------------------- */
 
 static gboolean
@@ -463,6 +596,8 @@ adopt_units_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       if (!found)
         g_message ("unit %s (%s) belongs to no configured job; left alone", u->name, u->active_state);
     }
+  agent->units_adopted = TRUE;
+  agent_maybe_finish_replay (agent);
   agent->ready_sent = TRUE;
   agent_send_status (agent);
   sd_notify (0, "READY=1");
@@ -575,6 +710,8 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   agent->lag_queries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   agent->cancellable = g_cancellable_new ();
   agent->loop = g_main_loop_new (NULL, FALSE);
+  agent->control_start = agent->control_next = -1;
+  agent->ctx.membership = bgd_membership_new ();
 
   config = bg_agent_config_load (config_path, error);
   if (config == NULL)
@@ -602,6 +739,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   agent->state_records = bgd_state_file_load (agent->state_path, error);
   if (agent->state_records == NULL)
     return NULL;
+  agent->control_start = bgd_state_file_load_control_offset (agent->state_path);
 
   agent->ctx.bus = g_bus_get_sync (agent->ctx.user_manager ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM,
                                    NULL, error);
@@ -616,6 +754,18 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   agent->ctx.kafka = bgd_kafka_new (config->bootstrap_servers, config->kafka_properties, &local_error);
   if (agent->ctx.kafka == NULL)
     g_message ("Kafka is not available, lag stays unknown: %s", local_error->message);
+  else
+    {
+      g_clear_error (&local_error);
+      /* Read from the main loop only; replay starts when it runs. */
+      agent->control = bgd_control_new (config->bootstrap_servers, config->kafka_properties,
+                                        config->control_topic, agent->control_start,
+                                        on_control_message, on_control_replayed, agent, &local_error);
+      if (agent->control == NULL)
+        g_message ("the control log is not available, no cutovers: %s", local_error->message);
+      else
+        agent->ctx.append = agent_append;
+    }
 
   /* The object manager serves the jobs and slots below its own path; the
    * Agent1 interface sits on that path itself, exported next to it. */
@@ -645,6 +795,8 @@ bgd_agent_run (BgdAgent *agent, GError **error)
   if (sd_watchdog_enabled (0, &watchdog_usec) > 0 && watchdog_usec > 0)
     agent->watchdog_id = g_timeout_add ((guint) (watchdog_usec / 2000), watchdog_cb, agent);
   agent->lag_timer_id = g_timeout_add (LAG_POLL_INTERVAL_MS, lag_timer_cb, agent);
+  agent->heartbeat_id = g_timeout_add ((guint) MAX (agent->ctx.config->heartbeat_usec / 1000, 10),
+                                       heartbeat_cb, agent);
 
   bgd_systemd_init_async (agent->ctx.systemd, agent->cancellable, systemd_init_cb, agent);
   g_main_loop_run (agent->loop);
@@ -674,7 +826,10 @@ bgd_agent_free (BgdAgent *agent)
     g_clear_handle_id (&agent->signal_ids[i], g_source_remove);
   g_clear_handle_id (&agent->watchdog_id, g_source_remove);
   g_clear_handle_id (&agent->lag_timer_id, g_source_remove);
+  g_clear_handle_id (&agent->heartbeat_id, g_source_remove);
   g_clear_handle_id (&agent->changed_idle_id, g_source_remove);
+  agent->ctx.append = NULL;
+  g_clear_pointer (&agent->control, bgd_control_free);
   if (agent->name_id != 0)
     g_bus_unown_name (agent->name_id);
   if (agent->jobs != NULL)
@@ -703,6 +858,7 @@ bgd_agent_free (BgdAgent *agent)
   g_clear_pointer (&agent->ctx.config, bg_agent_config_unref);
   g_clear_pointer (&agent->state_records, g_hash_table_unref);
   g_clear_pointer (&agent->lag_queries, g_hash_table_unref);
+  g_clear_pointer (&agent->ctx.membership, bgd_membership_free);
   g_clear_pointer (&agent->loop, g_main_loop_unref);
   g_clear_object (&agent->cancellable);
   g_clear_error (&agent->fatal_error);

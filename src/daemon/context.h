@@ -9,6 +9,8 @@
 #include <gio/gio.h>
 
 #include "common/config.h"
+#include "common/control-codec.h"
+#include "daemon/membership.h"
 #include "daemon/kafka.h"
 #include "daemon/systemd.h"
 
@@ -29,6 +31,11 @@ typedef struct {
    * showing in STATUS=; the agent coalesces them. */
   void (*changed) (gpointer agent);
   gpointer agent;
+  /* The control log: who is in the fleet, and how to append (the message
+   * is taken). append is NULL while there is no control log. */
+  BgdMembership *membership;
+  void (*append) (gpointer agent, BgControlMessage *msg);
+  gboolean control_replayed;
 } BgdContext;
 
 G_END_DECLS

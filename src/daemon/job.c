@@ -9,7 +9,9 @@
 #include <glib/gstdio.h>
 
 #include "daemon/bg-dbus-generated.h"
+#include "daemon/cutover.h"
 #include "daemon/errors.h"
+#include "daemon/kafka.h"
 
 
 struct _BgdJob {
@@ -23,6 +25,15 @@ struct _BgdJob {
   BgdJobPhase phase;
   gboolean deploy_in_flight;
   gboolean disposed;
+
+  BgdCutover *cutover;
+  char *pending_id;          /* a Cutover/Rollback call whose prepare is not read yet */
+  gint64 call_started;       /* wall clock µs of this host's Cutover call */
+  BgdJobPhase phase_before;  /* to go back to on abort */
+  guint observation_id;
+  /* The last high-watermark sample ("topic:partition" → gint64*), for rates. */
+  GHashTable *hwm_sample;
+  gint64 hwm_sample_time;    /* monotonic µs */
 };
 
 typedef enum {
@@ -62,7 +73,8 @@ static const guint job_phase_from[] = {
   [BGD_JOB_PHASE_LIVE] = ~0u,
   [BGD_JOB_PHASE_DEPLOYING] = ~0u,
   [BGD_JOB_PHASE_READY] = ~0u,
-  [BGD_JOB_PHASE_CUTTING_OVER] = P (BGD_JOB_PHASE_READY),
+  /* A participant follows the log whatever its local phase was. */
+  [BGD_JOB_PHASE_CUTTING_OVER] = ~0u,
   [BGD_JOB_PHASE_OBSERVING] = P (BGD_JOB_PHASE_CUTTING_OVER),
 };
 #undef P
@@ -96,6 +108,10 @@ job_unref (BgdJob *job)
     return;
   for (guint c = 0; c < BG_N_COLORS; c++)
     g_clear_pointer (&job->slots[c], bgd_slot_unref);
+  g_clear_pointer (&job->cutover, bgd_cutover_free);
+  g_clear_pointer (&job->hwm_sample, g_hash_table_unref);
+  g_clear_handle_id (&job->observation_id, g_source_remove);
+  g_free (job->pending_id);
   g_clear_object (&job->iface);
   g_clear_object (&job->object);
   g_clear_pointer (&job->config, bg_job_config_unref);
@@ -492,7 +508,7 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   if (auto_cutover || auto_rollback)
     {
       g_set_error (&error, BGD_ERROR, BGD_ERROR_FAILED,
-                   "options: '%s': cutover is not available yet",
+                   "options: '%s' is not implemented yet",
                    auto_cutover ? "auto_cutover" : "auto_rollback");
       goto out;
     }
@@ -666,58 +682,632 @@ out:
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-/* ---- the cutover methods (next issue) ------------------------------------ */
+/* ---- the fleet-wide cutover (cutover.c drives; this steers the slots) ---- */
+
+static GVariant *
+barriers_variant (const BgdCutoverPlan *plan)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(six)"));
+  for (guint i = 0; i < plan->barriers->len; i++)
+    {
+      const BgControlOffset *o = plan->barriers->pdata[i];
+      g_variant_builder_add (&b, "(six)", o->topic, o->partition, o->offset);
+    }
+  return g_variant_builder_end (&b);
+}
+
+static GVariant *
+plan_variant (const BgdCutoverPlan *plan, gboolean outgoing, const char *state)
+{
+  return g_variant_new ("(sssx@a(six))", plan->id, outgoing ? "outgoing" : "incoming", state,
+                        plan->deadline, barriers_variant (plan));
+}
+
+static void
+job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *result, const char *reason,
+                      gint64 started, gint64 duration)
+{
+  bg_job1_set_last_cutover (job->iface,
+                            g_variant_new ("(ssssstt@a(six))", plan->id,
+                                           bg_color_to_string (plan->outgoing),
+                                           bg_color_to_string (plan->incoming), result,
+                                           reason ? reason : "", (guint64) MAX (started, 0),
+                                           (guint64) MAX (duration, 0), barriers_variant (plan)));
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
+}
+
+static void
+job_append (BgdJob *job, BgControlMessage *msg)
+{
+  if (job->ctx->append == NULL)
+    {
+      g_message ("%s: no control log; %s dropped", job->config->name, bg_control_type_to_string (msg->type));
+      bg_control_message_free (msg);
+      return;
+    }
+  job->ctx->append (job->ctx->agent, msg);
+}
+
+static void
+cut_append (gpointer data, BgControlMessage *msg)
+{
+  job_append (data, msg);
+}
 
 static gboolean
-refuse_cutover_method (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
-                       GVariant *options)
+plan_variant_is (GVariant *plan, const char *id, const char **state)
 {
+  const char *pid, *role, *st;
+  gint64 deadline;
+  g_autoptr(GVariant) barriers = NULL;
+
+  g_variant_get (plan, "(&s&s&sx@a(six))", &pid, &role, &st, &deadline, &barriers);
+  if (state != NULL)
+    *state = st;
+  return g_str_equal (pid, id);
+}
+
+static gboolean
+cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
+{
+  BgdJob *job = data;
+  BgdSlot *out = job->slots[plan->outgoing];
+  BgdSlot *in = job->slots[plan->incoming];
+
+  g_clear_handle_id (&job->observation_id, g_source_remove);
+  if (job->phase != BGD_JOB_PHASE_CUTTING_OVER)
+    job->phase_before = job->phase == BGD_JOB_PHASE_OBSERVING ? BGD_JOB_PHASE_OBSERVING : BGD_JOB_PHASE_READY;
+  job_set_phase (job, BGD_JOB_PHASE_CUTTING_OVER);
+  if (g_strcmp0 (job->pending_id, plan->id) == 0)
+    g_clear_pointer (&job->pending_id, g_free);
+  job_set_last_cutover (job, plan, "prepared", "", plan->read_at, 0);
+
+  for (guint c = 0; c < 2; c++)
+    {
+      BgdSlot *slot = c == 0 ? out : in;
+      const char *state = NULL;
+
+      /* Never back from a decision to "prepared" (a replay after a restart). */
+      if (plan_variant_is (bgd_slot_get_plan (slot), plan->id, &state) && !g_str_equal (state, "prepared"))
+        continue;
+      if (!bgd_slot_is_active (slot))
+        continue;
+      bgd_slot_set_steering (slot, NULL, NULL, plan_variant (plan, c == 0, "prepared"), NULL);
+    }
+  job_changed (job);
+  if (!bgd_slot_is_active (out) || !bgd_slot_is_active (in))
+    {
+      *reason = g_strdup_printf ("the %s slot is %s on this host",
+                                 bg_color_to_string (bgd_slot_is_active (out) ? plan->incoming : plan->outgoing),
+                                 bgd_slot_state_to_string (bgd_slot_get_state (bgd_slot_is_active (out) ? in : out)));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The range the outgoing slot keeps below the barrier on (topic, partition):
+ * from where it emitted so far (0 when live, its range's start when gated). */
+static gint64
+outgoing_range_start (BgdSlot *slot, const char *topic, gint32 partition, gint64 barrier)
+{
+  const char *mode = bgd_slot_get_sink_mode (slot);
+  GVariantIter iter;
+  const char *t;
+  gint32 p;
+  gint64 lo, hi;
+
+  if (g_strcmp0 (mode, "live") == 0)
+    return 0;
+  if (g_strcmp0 (mode, "gated") != 0)
+    return barrier;
+  g_variant_iter_init (&iter, bgd_slot_get_ranges (slot));
+  while (g_variant_iter_next (&iter, "(&sixx)", &t, &p, &lo, &hi))
+    if (p == partition && g_str_equal (t, topic))
+      return MIN (lo, barrier);
+  return barrier;
+}
+
+static void
+cut_commit (gpointer data, const BgdCutoverPlan *plan)
+{
+  BgdJob *job = data;
+  BgdSlot *out = job->slots[plan->outgoing];
+  BgdSlot *in = job->slots[plan->incoming];
+  GVariantBuilder out_ranges, in_ranges, holds;
+
+  g_variant_builder_init (&out_ranges, G_VARIANT_TYPE ("a(sixx)"));
+  g_variant_builder_init (&in_ranges, G_VARIANT_TYPE ("a(sixx)"));
+  g_variant_builder_init (&holds, G_VARIANT_TYPE ("a(si)"));
+  for (guint i = 0; i < plan->barriers->len; i++)
+    {
+      const BgControlOffset *b = plan->barriers->pdata[i];
+      g_variant_builder_add (&out_ranges, "(sixx)", b->topic, b->partition,
+                             outgoing_range_start (out, b->topic, b->partition, b->offset), b->offset);
+      g_variant_builder_add (&in_ranges, "(sixx)", b->topic, b->partition, b->offset, (gint64) -1);
+      g_variant_builder_add (&holds, "(si)", b->topic, b->partition);
+    }
+  bgd_slot_set_steering (out, "gated", g_variant_builder_end (&out_ranges),
+                         plan_variant (plan, TRUE, "committed"),
+                         g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+  bgd_slot_set_steering (in, "gated", g_variant_builder_end (&in_ranges),
+                         plan_variant (plan, FALSE, "committed"), g_variant_builder_end (&holds));
+  bg_job1_set_live_color (job->iface, bg_color_to_string (plan->incoming));
+  job_set_last_cutover (job, plan, "committed", "", plan->read_at, 0);
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+                    "BLUEGREEN_JOB", job->config->name, "BLUEGREEN_CUTOVER", plan->id,
+                    "MESSAGE", "%s: live color is now '%s' (cutover %s committed)", job->config->name,
+                    bg_color_to_string (plan->incoming), plan->id);
+  job_changed (job);
+}
+
+static void
+cut_abort (gpointer data, const BgdCutoverPlan *plan)
+{
+  BgdJob *job = data;
+
+  for (guint c = 0; c < 2; c++)
+    {
+      BgdSlot *slot = job->slots[c == 0 ? plan->outgoing : plan->incoming];
+      if (plan_variant_is (bgd_slot_get_plan (slot), plan->id, NULL))
+        bgd_slot_set_steering (slot, NULL, NULL, plan_variant (plan, c == 0, "aborted"),
+                               g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+    }
+  if (g_strcmp0 (job->pending_id, plan->id) == 0)
+    g_clear_pointer (&job->pending_id, g_free);
+  job_set_last_cutover (job, plan, "aborted", plan->reason, plan->read_at,
+                        plan->finished_at - plan->read_at);
+  if (job->phase == BGD_JOB_PHASE_CUTTING_OVER)
+    {
+      if (job->phase_before == BGD_JOB_PHASE_OBSERVING)
+        {
+          job->phase = BGD_JOB_PHASE_OBSERVING;
+          bg_job1_set_phase (job->iface, bgd_job_phase_to_string (job->phase));
+        }
+      else
+        {
+          /* Back to the phase the slots give. */
+          job->phase = BGD_JOB_PHASE_READY;
+          bg_job1_set_phase (job->iface, "ready");
+          job_update_phase (job);
+        }
+    }
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
+  bg_job1_emit_cutover_finished (job->iface, plan->id, "aborted", plan->reason ? plan->reason : "");
+  job_changed (job);
+}
+
+static void
+cut_release (gpointer data, const BgdCutoverPlan *plan, const char *topic, gint32 partition)
+{
+  BgdJob *job = data;
+  BgdSlot *in = job->slots[plan->incoming];
+  GVariantBuilder holds;
+  GVariantIter iter;
+  const char *t;
+  gint32 p;
+
+  g_variant_builder_init (&holds, G_VARIANT_TYPE ("a(si)"));
+  g_variant_iter_init (&iter, bgd_slot_get_holds (in));
+  while (g_variant_iter_next (&iter, "(&si)", &t, &p))
+    if (p != partition || !g_str_equal (t, topic))
+      g_variant_builder_add (&holds, "(si)", t, p);
+  bgd_slot_set_steering (in, NULL, NULL, NULL, g_variant_builder_end (&holds));
+}
+
+static void job_stop_outgoing (BgdJob *job);
+
+static gboolean
+observation_end_cb (gpointer user_data)
+{
+  BgdJob *job = user_data;
+
+  job->observation_id = 0;
+  job_stop_outgoing (job);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+observation_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr(BgdJob) job = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (options != NULL)
+  if (!bgd_slot_stop_finish (NULL, res, &error))
+    g_message ("%s: stopping the old version: %s", job->config->name, error->message);
+  if (job->disposed)
+    return;
+  if (job->phase == BGD_JOB_PHASE_OBSERVING)
     {
-      static const OptionSpec specs[] = { { "deadline_ms", "u" }, { "lead_ms", "u" } };
-      if (!check_options (options, specs, method == JOB_METHOD_CUTOVER ? G_N_ELEMENTS (specs) : 0,
-                          job_method_names[method], &error))
-        goto out;
+      job->phase = BGD_JOB_PHASE_LIVE;
+      bg_job1_set_phase (job->iface, "live");
+      job_update_phase (job);
+      g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
     }
-  if (!job_check_method (job, method, &error))
+  job_changed (job);
+}
+
+static void
+job_stop_outgoing (BgdJob *job)
+{
+  const BgdCutoverPlan *plan = bgd_cutover_get_plan (job->cutover);
+
+  if (plan == NULL || plan->state != BGD_CUTOVER_DONE)
+    return;
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+                    "BLUEGREEN_JOB", job->config->name, "BLUEGREEN_CUTOVER", plan->id,
+                    "MESSAGE", "%s: observation window over, stopping the %s slot", job->config->name,
+                    bg_color_to_string (plan->outgoing));
+  bgd_slot_stop_async (job->slots[plan->outgoing], NULL, observation_stopped_cb, job_ref (job));
+}
+
+static void
+cut_done (gpointer data, const BgdCutoverPlan *plan)
+{
+  BgdJob *job = data;
+  BgdSlot *out = job->slots[plan->outgoing];
+  gint64 started = g_str_equal (plan->coordinator, job->ctx->config->host_id) && job->call_started > 0
+                   ? job->call_started : plan->read_at;
+
+  /* Everything below every barrier is delivered: the old version emits
+   * nothing more, for good. */
+  bgd_slot_set_steering (out, "blackhole", g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0), NULL,
+                         NULL);
+  job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
+  job_set_phase (job, BGD_JOB_PHASE_OBSERVING);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
+  bg_job1_emit_cutover_finished (job->iface, plan->id, "done", "");
+  job_changed (job);
+  job->call_started = 0;
+  if (job->config->observation_usec <= 0)
+    job_stop_outgoing (job);
+  else
+    job->observation_id = g_timeout_add ((guint) MIN (job->config->observation_usec / 1000, G_MAXUINT),
+                                         observation_end_cb, job);
+}
+
+static gint64
+cut_delivered (gpointer data, BgColor color, const char *topic, gint32 partition)
+{
+  BgdJob *job = data;
+
+  return bgd_slot_get_delivered (job->slots[color], topic, partition);
+}
+
+static const BgdCutoverOps job_cutover_ops = {
+  cut_append, cut_arm, cut_commit, cut_abort, cut_release, cut_done, cut_delivered,
+};
+
+static void
+on_slot_armed (BgdSlot *slot, const char *id, gboolean ok, const char *reason, gpointer user_data)
+{
+  BgdJob *job = user_data;
+
+  if (job->cutover != NULL)
+    bgd_cutover_plan_armed (job->cutover, bgd_slot_get_color (slot), id, ok, reason);
+}
+
+static void
+on_slot_delivered (BgdSlot *slot, gpointer user_data)
+{
+  BgdJob *job = user_data;
+
+  if (job->cutover != NULL)
+    bgd_cutover_check_delivered (job->cutover);
+}
+
+/* ---- Cutover, Rollback, Abort, EvictHost ----------------------------------- */
+
+typedef struct {
+  BgdJob *job;
+  GDBusMethodInvocation *invocation;
+  BgColor outgoing;
+  BgColor incoming;
+  gint64 deadline_usec;
+  gint64 lead_usec;
+  char **participants;
+} CutoverCall;
+
+static void
+cutover_call_free (CutoverCall *call)
+{
+  job_unref (call->job);
+  g_clear_object (&call->invocation);
+  g_strfreev (call->participants);
+  g_free (call);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CutoverCall, cutover_call_free)
+
+static void
+cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr(CutoverCall) call = user_data;
+  BgdJob *job = call->job;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) marks = bgd_kafka_query_watermarks_finish (BGD_KAFKA (source), res, &error);
+  g_autoptr(GPtrArray) barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  gint64 now_mono = g_get_monotonic_time ();
+  gdouble dt = job->hwm_sample ? (now_mono - job->hwm_sample_time) / (gdouble) G_USEC_PER_SEC : 0;
+  BgControlMessage *prepare;
+  g_autofree char *id = NULL;
+
+  if (marks == NULL)
+    {
+      g_clear_pointer (&job->pending_id, g_free);
+      g_dbus_method_invocation_return_error (g_steal_pointer (&call->invocation), BGD_ERROR,
+                                             BGD_ERROR_FAILED, "input high watermarks: %s", error->message);
+      return;
+    }
+  for (guint i = 0; i < marks->len; i++)
+    {
+      const BgdWatermark *m = &g_array_index (marks, BgdWatermark, i);
+      g_autofree char *key = g_strdup_printf ("%s:%d", m->topic, m->partition);
+      const gint64 *old = job->hwm_sample ? g_hash_table_lookup (job->hwm_sample, key) : NULL;
+      gint64 lead = 0;
+
+      /* Ahead of the high watermark by the partition's recent rate; an
+       * idle partition gets none, or the old version would have to run
+       * until traffic resumes. */
+      if (old != NULL && dt > 0.05 && m->high > *old && call->lead_usec > 0)
+        lead = (gint64) ((m->high - *old) / dt * (call->lead_usec / (gdouble) G_USEC_PER_SEC) + 0.5);
+      g_ptr_array_add (barriers, bg_control_offset_new (m->topic, m->partition, MAX (m->high, 0) + lead));
+    }
+  if (barriers->len == 0)
+    {
+      g_clear_pointer (&job->pending_id, g_free);
+      g_dbus_method_invocation_return_error (g_steal_pointer (&call->invocation), BGD_ERROR,
+                                             BGD_ERROR_FAILED, "the input topics have no partitions");
+      return;
+    }
+  prepare = bgd_cutover_make_prepare (job->cutover, call->outgoing, call->incoming, barriers,
+                                      g_get_real_time () + call->deadline_usec,
+                                      (const char *const *) call->participants);
+  id = g_strdup (prepare->id);
+  g_free (job->pending_id);
+  job->pending_id = g_strdup (id);
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
+                    "BLUEGREEN_JOB", job->config->name, "BLUEGREEN_CUTOVER", id,
+                    "MESSAGE", "%s: cutover %s: appending prepare %s -> %s", job->config->name, id,
+                    bg_color_to_string (call->outgoing), bg_color_to_string (call->incoming));
+  job_append (job, prepare);
+  bg_job1_complete_cutover (job->iface, g_steal_pointer (&call->invocation), id);
+}
+
+/* Refusals first, in the documented order; then the barriers. */
+static gboolean
+start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method, GVariant *options,
+               GError **error)
+{
+  static const OptionSpec specs[] = { { "deadline_ms", "u" }, { "lead_ms", "u" } };
+  BgdSlot *live = job_live_slot (job);
+  BgColor outgoing, incoming;
+  guint32 deadline_ms = 0, lead_ms = 0;
+  gboolean have_lead;
+  g_auto(GStrv) hosts = NULL;
+  gint64 now = g_get_real_time ();
+  gint64 silence = 3 * job->ctx->config->heartbeat_usec;
+  const char *self = job->ctx->config->host_id;
+  CutoverCall *call;
+
+  if (!check_options (options, specs, G_N_ELEMENTS (specs), job_method_names[method], error)
+      || !job_check_method (job, method, error))
+    return FALSE;
+  if (live == NULL)
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_WRONG_STATE, "job '%s' has no live color", job->config->name);
+      return FALSE;
+    }
+  outgoing = bgd_slot_get_color (live);
+  incoming = bg_color_other (outgoing);
+  if (method == JOB_METHOD_ROLLBACK && !bgd_slot_is_active (job->slots[incoming]))
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                   "the previous version has stopped; a rollback is a new deploy");
+      return FALSE;
+    }
+  if (bgd_cutover_in_flight (job->cutover) || job->pending_id != NULL)
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_BUSY, "a cutover of job '%s' is in flight", job->config->name);
+      return FALSE;
+    }
+  if (job->ctx->append == NULL || job->ctx->kafka == NULL || !job->ctx->control_replayed)
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED,
+                   "the control log is not %s", job->ctx->append == NULL ? "available" : "replayed yet");
+      return FALSE;
+    }
+  hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
+                                   (const char *const *) job->config->hosts, self);
+  for (guint i = 0; hosts[i] != NULL; i++)
+    {
+      gint64 seen;
+
+      if (g_str_equal (hosts[i], self))
+        continue;
+      seen = bgd_membership_last_seen (job->ctx->membership, hosts[i]);
+      if (now - seen > silence)
+        {
+          g_autofree char *ago = seen == 0 ? g_strdup ("never heard")
+                                           : g_strdup_printf ("last heard %.1f s ago", (now - seen) / 1e6);
+          g_set_error (error, BGD_ERROR, BGD_ERROR_HOST_SILENT,
+                       "host %s is silent (%s); it blocks the cutover until it is back or evicted",
+                       hosts[i], ago);
+          return FALSE;
+        }
+    }
+  if (!bgd_slot_get_ready (job->slots[incoming]))
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_NOT_READY, "the %s slot of job '%s' is not ready on host %s",
+                   bg_color_to_string (incoming), job->config->name, self);
+      return FALSE;
+    }
+  for (guint i = 0; hosts[i] != NULL; i++)
+    if (!g_str_equal (hosts[i], self)
+        && !bgd_membership_slot_ready (job->ctx->membership, job->config->name, hosts[i], incoming))
+      {
+        g_set_error (error, BGD_ERROR, BGD_ERROR_NOT_READY, "the %s slot of job '%s' is not ready on host %s",
+                     bg_color_to_string (incoming), job->config->name, hosts[i]);
+        return FALSE;
+      }
+
+  g_variant_lookup (options, "deadline_ms", "u", &deadline_ms);
+  have_lead = g_variant_lookup (options, "lead_ms", "u", &lead_ms);
+  call = g_new0 (CutoverCall, 1);
+  call->job = job_ref (job);
+  call->invocation = g_object_ref (invocation);
+  call->outgoing = outgoing;
+  call->incoming = incoming;
+  call->deadline_usec = deadline_ms > 0 ? deadline_ms * (gint64) 1000 : job->config->deadline_usec;
+  call->lead_usec = have_lead ? lead_ms * (gint64) 1000 : job->config->lead_usec;
+  call->participants = g_steal_pointer (&hosts);
+  job->pending_id = g_strdup (""); /* Busy from now on */
+  job->call_started = now;
+  bgd_kafka_query_watermarks_async (job->ctx->kafka, (const char *const *) job->config->input_topics, NULL,
+                                    cutover_watermarks_cb, call);
+  return TRUE;
+}
+
+static gboolean
+handle_cutover (BgJob1 *iface, GDBusMethodInvocation *invocation, GVariant *options, gpointer user_data)
+{
+  BgdJob *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!start_cutover (job, invocation, JOB_METHOD_CUTOVER, options, &error))
+    {
+      g_info ("%s: Cutover refused: %s", job->config->name, error->message);
+      bgd_error_return (invocation, error);
+    }
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_rollback (BgJob1 *iface, GDBusMethodInvocation *invocation, GVariant *options, gpointer user_data)
+{
+  BgdJob *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (job->phase == BGD_JOB_PHASE_LIVE || job->phase == BGD_JOB_PHASE_READY
+      || job->phase == BGD_JOB_PHASE_DEPLOYING)
+    {
+      const BgdCutoverPlan *plan = bgd_cutover_get_plan (job->cutover);
+      if (plan != NULL && plan->state == BGD_CUTOVER_DONE)
+        {
+          g_set_error (&error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                       "the previous version has stopped; a rollback is a new deploy");
+          goto out;
+        }
+    }
+  if (start_cutover (job, invocation, JOB_METHOD_ROLLBACK, options, &error))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+out:
+  g_info ("%s: Rollback refused: %s", job->config->name, error->message);
+  bgd_error_return (invocation, error);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_abort (BgJob1 *iface, GDBusMethodInvocation *invocation, gpointer user_data)
+{
+  BgdJob *job = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!job_check_method (job, JOB_METHOD_ABORT, &error))
     goto out;
-  g_set_error (&error, BGD_ERROR, BGD_ERROR_FAILED,
-               "%s: cutover is not available yet", job_method_names[method]);
+  if (!bgd_cutover_request_abort (job->cutover, "aborted by operator"))
+    {
+      g_set_error (&error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                   "the cutover of job '%s' is already decided", job->config->name);
+      goto out;
+    }
+  bg_job1_complete_abort (iface, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
 out:
   bgd_error_return (invocation, error);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
 static gboolean
-handle_cutover (BgJob1 *iface, GDBusMethodInvocation *invocation, GVariant *options, gpointer user_data)
-{
-  return refuse_cutover_method (user_data, invocation, JOB_METHOD_CUTOVER, options);
-}
-
-static gboolean
-handle_rollback (BgJob1 *iface, GDBusMethodInvocation *invocation, GVariant *options, gpointer user_data)
-{
-  return refuse_cutover_method (user_data, invocation, JOB_METHOD_ROLLBACK, options);
-}
-
-static gboolean
-handle_abort (BgJob1 *iface, GDBusMethodInvocation *invocation, gpointer user_data)
-{
-  return refuse_cutover_method (user_data, invocation, JOB_METHOD_ABORT, NULL);
-}
-
-static gboolean
 handle_evict_host (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *host, gpointer user_data)
 {
+  BgdJob *job = user_data;
+  BgControlMessage *msg;
+
   if (!bg_name_is_valid (host))
     {
       g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
                                              "host: '%s' is not a valid host id", host);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
-  return refuse_cutover_method (user_data, invocation, JOB_METHOD_EVICT_HOST, NULL);
+  if (g_str_equal (host, job->ctx->config->host_id))
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
+                                             "host: '%s' is this host; a host cannot evict itself", host);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (job->ctx->append == NULL)
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_FAILED,
+                                             "the control log is not available");
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  msg = bg_control_message_new (BG_CONTROL_EVICT, job->ctx->config->host_id, g_get_real_time ());
+  msg->job = g_strdup (job->config->name);
+  msg->evicted_host = g_strdup (host);
+  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "BLUEGREEN_JOB", job->config->name,
+                    "MESSAGE", "%s: evicting host %s", job->config->name, host);
+  /* Applied to membership when read back, like everything else. */
+  job_append (job, msg);
+  bg_job1_complete_evict_host (iface, invocation);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- the control log, for the agent ------------------------------------------ */
+
+void
+bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
+{
+  bgd_cutover_handle (job->cutover, msg, offset);
+}
+
+void
+bgd_job_set_replaying (BgdJob *job, gboolean replaying)
+{
+  bgd_cutover_set_replaying (job->cutover, replaying);
+}
+
+gint64
+bgd_job_pinned_offset (BgdJob *job)
+{
+  return bgd_cutover_pinned_offset (job->cutover);
+}
+
+BgControlJob *
+bgd_job_make_hello (BgdJob *job)
+{
+  BgControlJob *j = bg_control_job_new (job->config->name);
+  BgColor live;
+
+  if (bg_color_from_string (job_live_color (job), &live))
+    {
+      j->has_live_color = TRUE;
+      j->live_color = live;
+    }
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    {
+      BgdSlot *slot = job->slots[c];
+      BgControlSlot *s = bg_control_slot_new ((BgColor) c, bgd_slot_state_to_string (bgd_slot_get_state (slot)));
+      BgSinkMode mode;
+
+      if (bgd_slot_get_version (slot) != NULL)
+        s->version = g_strdup (bgd_slot_get_version (slot));
+      if (bg_control_sink_mode_from_string (bgd_slot_get_sink_mode (slot), &mode))
+        s->sink_mode = mode;
+      s->ready = bgd_slot_get_ready (slot);
+      g_ptr_array_add (j->slots, s);
+    }
+  return j;
 }
 
 /* ---- lifetime ---------------------------------------------------------------- */
@@ -758,6 +1348,9 @@ bgd_job_new (BgdContext *ctx, BgJobConfig *config)
                             g_variant_new ("(ssssstt@a(six))", "", "", "", "", "", (guint64) 0, (guint64) 0,
                                            g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
   job_apply_config (job);
+  job->cutover = bgd_cutover_new (ctx->config->host_id, config->name, &job_cutover_ops, job);
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    bgd_slot_set_cutover_hooks (job->slots[c], on_slot_armed, on_slot_delivered, job);
 
   g_signal_connect (job->iface, "handle-deploy", G_CALLBACK (handle_deploy), job);
   g_signal_connect (job->iface, "handle-retire", G_CALLBACK (handle_retire), job);
@@ -775,6 +1368,8 @@ bgd_job_dispose (BgdJob *job)
 {
   job->disposed = TRUE;
   g_signal_handlers_disconnect_by_data (job->iface, job);
+  g_clear_handle_id (&job->observation_id, g_source_remove);
+  g_clear_pointer (&job->cutover, bgd_cutover_free);
   for (guint c = 0; c < BG_N_COLORS; c++)
     {
       bgd_slot_dispose (g_steal_pointer (&job->slots[c]));
@@ -853,6 +1448,12 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
 void
 bgd_job_update_lag (BgdJob *job, GHashTable *watermarks)
 {
+  if (watermarks != NULL)
+    {
+      g_clear_pointer (&job->hwm_sample, g_hash_table_unref);
+      job->hwm_sample = g_hash_table_ref (watermarks);
+      job->hwm_sample_time = g_get_monotonic_time ();
+    }
   for (guint c = 0; c < BG_N_COLORS; c++)
     if (bgd_slot_is_active (job->slots[c]))
       bgd_slot_update_lag (job->slots[c], watermarks, job->config->max_lag, job->config->stable_usec);

@@ -4,8 +4,8 @@
  *
  * The phase follows from the slots (which runs, which is live, which is
  * Ready) through one transition function; which method is valid in which
- * phase is one table. The cutover phases exist so that the next issue's
- * Cutover/Rollback/Abort fit in; today those methods answer Failed.
+ * phase is one table. The cutover phases are entered through the control
+ * log (cutover.c): the job steers its slots as the protocol decides.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -59,6 +59,14 @@ void bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record);
 /* A periodic tick from the agent with fresh high watermarks
  * ("topic:partition" → gint64*), or NULL if they are unknown. */
 void bgd_job_update_lag (BgdJob *job, GHashTable *watermarks);
+
+/* The control log: one message of this job (any type but hello), in log
+ * order; replaying on/off; the offset replay must restart from (-1: none). */
+void bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset);
+void bgd_job_set_replaying (BgdJob *job, gboolean replaying);
+gint64 bgd_job_pinned_offset (BgdJob *job);
+/* This job's entry of a hello. */
+BgControlJob *bgd_job_make_hello (BgdJob *job);
 
 /* One-line summary for STATUS=, e.g. "example: live blue v1, green v2 deploying". */
 char *bgd_job_describe (BgdJob *job);

@@ -36,7 +36,10 @@ libbgdaemon_la_SOURCES = \
 	src/daemon/context.h \
 	src/daemon/systemd.c src/daemon/systemd.h \
 	src/daemon/caller.c src/daemon/caller.h \
-	src/daemon/kafka.c src/daemon/kafka.h
+	src/daemon/kafka.c src/daemon/kafka.h \
+	src/daemon/control.c src/daemon/control.h \
+	src/daemon/membership.c src/daemon/membership.h \
+	src/daemon/cutover.c src/daemon/cutover.h
 libbgdaemon_la_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -DG_LOG_DOMAIN=\"bluegreend\"
 libbgdaemon_la_LIBADD = libbgdbus.la libbgcommon.la $(BG_DEPS_LIBS)
 

@@ -31,6 +31,11 @@ struct _BgdSlot {
   BgdSlotState state;
   /* Partition "topic:partition" → next position (gint64), as reported. */
   GHashTable *positions;
+  /* "topic:partition" → gint64 delivered, as reported (only grows). */
+  GHashTable *delivered;
+  BgdSlotArmedFunc armed_hook;
+  BgdSlotDeliveredFunc delivered_hook;
+  gpointer hook_data;
   gint64 lag_ok_since; /* monotonic µs since Lag <= MaxLag; 0: not */
 
   /* The pending savepoint request, if any. */
@@ -254,6 +259,89 @@ handle_report_progress (BgSlot1 *iface, GDBusMethodInvocation *invocation,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+static gboolean
+handle_plan_armed (BgSlot1 *iface, GDBusMethodInvocation *invocation, const char *id,
+                   gboolean ok, const char *reason, gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+
+  if (!slot_check_caller (slot, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  if (!bg_id_is_valid (id))
+    {
+      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
+                                             "id: '%s' is not a cutover id", id);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  bg_slot1_set_armed (iface, g_variant_new ("(sbs)", id, ok, reason));
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (iface));
+  bg_slot1_complete_plan_armed (iface, invocation);
+  if (slot->armed_hook != NULL)
+    slot->armed_hook (slot, id, ok, reason, slot->hook_data);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static GVariant *
+delivered_variant (BgdSlot *slot)
+{
+  GVariantBuilder b;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(six)"));
+  g_hash_table_iter_init (&iter, slot->delivered);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const char *k = key;
+      const char *colon = strrchr (k, ':');
+      g_autofree char *topic = g_strndup (k, colon - k);
+      g_variant_builder_add (&b, "(six)", topic, (gint32) g_ascii_strtoll (colon + 1, NULL, 10),
+                             *(gint64 *) value);
+    }
+  return g_variant_builder_end (&b);
+}
+
+static gboolean
+handle_report_delivered (BgSlot1 *iface, GDBusMethodInvocation *invocation, GVariant *delivered,
+                         gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+  GVariantIter iter;
+  const char *topic;
+  gint32 partition;
+  gint64 offset;
+  gboolean changed = FALSE;
+
+  if (!slot_check_caller (slot, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  g_variant_iter_init (&iter, delivered);
+  while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &offset))
+    {
+      g_autofree char *key = NULL;
+      gint64 *old;
+
+      if (*topic == '\0' || partition < 0 || offset < 0)
+        continue;
+      key = g_strdup_printf ("%s:%d", topic, partition);
+      old = g_hash_table_lookup (slot->delivered, key);
+      if (old != NULL && *old >= offset)
+        continue;
+      if (old == NULL && g_hash_table_size (slot->delivered) >= 65536)
+        continue;
+      g_hash_table_insert (slot->delivered, g_steal_pointer (&key), g_memdup2 (&offset, sizeof offset));
+      changed = TRUE;
+    }
+  if (changed)
+    {
+      bg_slot1_set_delivered (iface, delivered_variant (slot));
+      g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (iface));
+    }
+  bg_slot1_complete_report_delivered (iface, invocation);
+  if (changed && slot->delivered_hook != NULL)
+    slot->delivered_hook (slot, slot->hook_data);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
 static void
 savepoint_finish_pending (BgdSlot *slot, GError *error)
 {
@@ -318,6 +406,7 @@ bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path, BgCol
   slot->changed_data = user_data;
   slot->state = BGD_SLOT_STOPPED;
   slot->positions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  slot->delivered = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   slot->object = bg_object_skeleton_new (slot->path);
   slot->iface = bg_slot1_skeleton_new ();
@@ -336,6 +425,10 @@ bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path, BgCol
   bg_slot1_set_positions (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
   bg_slot1_set_lag (slot->iface, -1);
   bg_slot1_set_last_error (slot->iface, "");
+  bg_slot1_set_delivered (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
+  bg_slot1_set_armed (slot->iface, g_variant_new ("(sbs)", "", FALSE, ""));
+  g_signal_connect (slot->iface, "handle-plan-armed", G_CALLBACK (handle_plan_armed), slot);
+  g_signal_connect (slot->iface, "handle-report-delivered", G_CALLBACK (handle_report_delivered), slot);
   g_signal_connect (slot->iface, "handle-get-steering", G_CALLBACK (handle_get_steering), slot);
   g_signal_connect (slot->iface, "handle-report-progress", G_CALLBACK (handle_report_progress), slot);
   g_signal_connect (slot->iface, "handle-savepoint-done", G_CALLBACK (handle_savepoint_done), slot);
@@ -360,6 +453,8 @@ bgd_slot_dispose (BgdSlot *slot)
   if (slot == NULL)
     return;
   slot->changed = NULL;
+  slot->armed_hook = NULL;
+  slot->delivered_hook = NULL;
   if (slot->unit_changed_id != 0)
     {
       g_clear_signal_handler (&slot->unit_changed_id, slot->ctx->systemd);
@@ -379,6 +474,7 @@ bgd_slot_unref (BgdSlot *slot)
   g_clear_object (&slot->iface);
   g_clear_object (&slot->object);
   g_hash_table_unref (slot->positions);
+  g_hash_table_unref (slot->delivered);
   g_free (slot->job_name);
   g_free (slot->path);
   g_free (slot->unit);
@@ -424,8 +520,62 @@ bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode)
 }
 
 void
+bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVariant *plan,
+                       GVariant *holds)
+{
+  guint64 generation = bg_slot1_get_generation (slot->iface) + 1;
+  g_autoptr(GVariant) r = ranges ? g_variant_ref_sink (ranges) : NULL;
+  g_autoptr(GVariant) p = plan ? g_variant_ref_sink (plan) : NULL;
+  g_autoptr(GVariant) h = holds ? g_variant_ref_sink (holds) : NULL;
+
+  if (mode != NULL)
+    bg_slot1_set_sink_mode (slot->iface, mode);
+  if (r != NULL)
+    bg_slot1_set_ranges (slot->iface, r);
+  if (p != NULL)
+    bg_slot1_set_plan (slot->iface, p);
+  if (h != NULL)
+    bg_slot1_set_holds (slot->iface, h);
+  /* Generation last: a job that sees it change fetches everything. */
+  bg_slot1_set_generation (slot->iface, generation);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  slot_log (slot, G_LOG_LEVEL_INFO, "steering: %s (generation %" G_GUINT64_FORMAT ")",
+            bg_slot1_get_sink_mode (slot->iface), generation);
+  slot_emit_changed (slot);
+}
+
+GVariant *bgd_slot_get_ranges (BgdSlot *slot) { return bg_slot1_get_ranges (slot->iface); }
+GVariant *bgd_slot_get_plan (BgdSlot *slot) { return bg_slot1_get_plan (slot->iface); }
+GVariant *bgd_slot_get_holds (BgdSlot *slot) { return bg_slot1_get_holds (slot->iface); }
+
+gint64
+bgd_slot_get_delivered (BgdSlot *slot, const char *topic, gint32 partition)
+{
+  g_autofree char *key = g_strdup_printf ("%s:%d", topic, partition);
+  const gint64 *v = g_hash_table_lookup (slot->delivered, key);
+
+  return v ? *v : -1;
+}
+
+void
+bgd_slot_set_cutover_hooks (BgdSlot *slot, BgdSlotArmedFunc armed, BgdSlotDeliveredFunc delivered,
+                            gpointer user_data)
+{
+  slot->armed_hook = armed;
+  slot->delivered_hook = delivered;
+  slot->hook_data = user_data;
+}
+
+#define STEERING_RECORD_TYPE "(a(sixx)(sssxa(six))a(si))"
+
+void
 bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record)
 {
+  g_autoptr(GVariant) steering = g_variant_ref_sink (
+    g_variant_new ("(@a(sixx)@(sssxa(six))@a(si))", bg_slot1_get_ranges (slot->iface),
+                   bg_slot1_get_plan (slot->iface), bg_slot1_get_holds (slot->iface)));
+
+  record->steering = g_variant_print (steering, FALSE);
   record->version = g_strdup (bgd_slot_get_version (slot));
   record->sink_mode = g_strdup (bg_slot1_get_sink_mode (slot->iface));
   record->generation = bg_slot1_get_generation (slot->iface);
@@ -437,6 +587,20 @@ bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record)
   bg_slot1_set_version (slot->iface, record->version ? record->version : "");
   if (record->sink_mode != NULL)
     bg_slot1_set_sink_mode (slot->iface, record->sink_mode);
+  if (record->steering != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) v = g_variant_parse (G_VARIANT_TYPE (STEERING_RECORD_TYPE), record->steering,
+                                               NULL, NULL, &error);
+      if (v == NULL)
+        slot_log (slot, G_LOG_LEVEL_MESSAGE, "stored steering ignored: %s", error->message);
+      else
+        {
+          bg_slot1_set_ranges (slot->iface, g_variant_get_child_value (v, 0));
+          bg_slot1_set_plan (slot->iface, g_variant_get_child_value (v, 1));
+          bg_slot1_set_holds (slot->iface, g_variant_get_child_value (v, 2));
+        }
+    }
   /* Never go back in generations: a job that applied N must see a change. */
   bg_slot1_set_generation (slot->iface, record->generation);
 }
@@ -555,6 +719,13 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
    * that asks for its steering at once finds a consistent slot. */
   bg_slot1_set_version (slot->iface, version);
   bg_slot1_set_sink_mode (slot->iface, sink_mode);
+  bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
+  bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
+                                                 g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
+  bg_slot1_set_holds (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+  g_hash_table_remove_all (slot->delivered);
+  bg_slot1_set_delivered (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
+  bg_slot1_set_armed (slot->iface, g_variant_new ("(sbs)", "", FALSE, ""));
   bg_slot1_set_generation (slot->iface, bg_slot1_get_generation (slot->iface) + 1);
   bg_slot1_set_applied_generation (slot->iface, 0);
   bg_slot1_set_positions (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));

@@ -35,6 +35,10 @@ typedef struct _BgdSlot BgdSlot;
 /* Called whenever something the job's phase or the state file depends on
  * changes (state, version, sink mode, readiness). */
 typedef void (*BgdSlotChangedFunc) (BgdSlot *slot, gpointer user_data);
+/* The slot's instance answered PlanArmed / reported new delivered offsets. */
+typedef void (*BgdSlotArmedFunc) (BgdSlot *slot, const char *id, gboolean ok, const char *reason,
+                                  gpointer user_data);
+typedef void (*BgdSlotDeliveredFunc) (BgdSlot *slot, gpointer user_data);
 
 BgdSlot *bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path,
                        BgColor color, BgdSlotChangedFunc changed, gpointer user_data);
@@ -60,6 +64,19 @@ gint64 bgd_slot_get_lag (BgdSlot *slot);
 /* Steering: sets the sink mode ("live"/"blackhole") and bumps Generation;
  * the job fetches it with GetSteering on the PropertiesChanged. */
 void bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode);
+
+/* Steering for a cutover: any of @mode, @ranges (a(sixx)), @plan
+ * ((sssxa(six))), @holds (a(si)) that is not NULL replaces the current
+ * value (floating references are sunk); Generation is bumped once. */
+void bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVariant *plan,
+                            GVariant *holds);
+GVariant *bgd_slot_get_ranges (BgdSlot *slot);
+GVariant *bgd_slot_get_plan (BgdSlot *slot);
+GVariant *bgd_slot_get_holds (BgdSlot *slot);
+/* The instance's delivered offset on (topic, partition), -1 if none. */
+gint64 bgd_slot_get_delivered (BgdSlot *slot, const char *topic, gint32 partition);
+void bgd_slot_set_cutover_hooks (BgdSlot *slot, BgdSlotArmedFunc armed, BgdSlotDeliveredFunc delivered,
+                                 gpointer user_data);
 
 /* The persistent part, for the state file, and its restoration. */
 void bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record);

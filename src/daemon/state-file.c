@@ -21,6 +21,7 @@ bgd_job_record_free (BgdJobRecord *record)
     {
       g_free (record->slots[c].version);
       g_free (record->slots[c].sink_mode);
+      g_free (record->slots[c].steering);
     }
   g_free (record);
 }
@@ -71,7 +72,9 @@ bgd_state_file_load (const char *path, GError **error)
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);
           g_autofree char *km = g_strdup_printf ("%sSinkMode", slot_key_prefix[c]);
           g_autofree char *kg = g_strdup_printf ("%sGeneration", slot_key_prefix[c]);
+          g_autofree char *ks = g_strdup_printf ("%sSteering", slot_key_prefix[c]);
 
+          r->slots[c].steering = get_string_or_null (kf, group, ks);
           r->slots[c].version = get_string_or_null (kf, group, kv);
           r->slots[c].sink_mode = get_string_or_null (kf, group, km);
           r->slots[c].generation = g_key_file_get_uint64 (kf, group, kg, NULL);
@@ -81,8 +84,27 @@ bgd_state_file_load (const char *path, GError **error)
   return g_steal_pointer (&table);
 }
 
+gint64
+bgd_state_file_load_control_offset (const char *path)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr(GError) error = NULL;
+  gint64 v;
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, NULL))
+    return -1;
+  v = g_key_file_get_int64 (kf, "Control", "NextOffset", &error);
+  return error != NULL ? -1 : v;
+}
+
 gboolean
 bgd_state_file_save (const char *path, GPtrArray *records, GError **error)
+{
+  return bgd_state_file_save_full (path, records, -1, error);
+}
+
+gboolean
+bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_offset, GError **error)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new ();
   g_autofree char *data = NULL;
@@ -99,7 +121,10 @@ bgd_state_file_save (const char *path, GPtrArray *records, GError **error)
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);
           g_autofree char *km = g_strdup_printf ("%sSinkMode", slot_key_prefix[c]);
           g_autofree char *kg = g_strdup_printf ("%sGeneration", slot_key_prefix[c]);
+          g_autofree char *ks = g_strdup_printf ("%sSteering", slot_key_prefix[c]);
 
+          if (r->slots[c].steering != NULL)
+            g_key_file_set_string (kf, group, ks, r->slots[c].steering);
           if (r->slots[c].version != NULL)
             g_key_file_set_string (kf, group, kv, r->slots[c].version);
           if (r->slots[c].sink_mode != NULL)
@@ -107,6 +132,8 @@ bgd_state_file_save (const char *path, GPtrArray *records, GError **error)
           g_key_file_set_uint64 (kf, group, kg, r->slots[c].generation);
         }
     }
+  if (control_offset >= 0)
+    g_key_file_set_int64 (kf, "Control", "NextOffset", control_offset);
   data = g_key_file_to_data (kf, &len, NULL);
   if (!g_file_set_contents_full (path, data, len,
                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,

@@ -28,6 +28,7 @@ typedef struct {
   char *version;     /* NULL: nothing deployed in this slot */
   char *sink_mode;   /* "live", "blackhole" or "gated"; NULL if unknown */
   guint64 generation;
+  char *steering;    /* ranges, plan, holds as GVariant text; NULL if none */
 } BgdSlotRecord;
 
 typedef struct {
@@ -42,8 +43,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdJobRecord, bgd_job_record_free)
 /* Reads @path into a table job name → BgdJobRecord*. A missing file is an
  * empty table (first start); an unreadable or corrupt one is an error. */
 GHashTable *bgd_state_file_load (const char *path, GError **error);
+/* [Control] NextOffset: where the control log is read from next; -1 if
+ * the file has none (or does not exist). */
+gint64 bgd_state_file_load_control_offset (const char *path);
 
 /* Writes @records (BgdJobRecord*) to @path atomically. */
 gboolean bgd_state_file_save (const char *path, GPtrArray *records, GError **error);
+/* The same with [Control] NextOffset=@control_offset (left out if < 0). */
+gboolean bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_offset,
+                                   GError **error);
 
 G_END_DECLS

@@ -1,0 +1,577 @@
+/* cutover.c — the cutover state machine of one job (see cutover.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "daemon/cutover.h"
+
+struct _BgdCutover {
+  char *host;
+  char *job;
+  const BgdCutoverOps *ops;
+  gpointer data;
+  gboolean replaying;
+
+  BgdCutoverPlan *plan;     /* the current or last plan */
+  GHashTable *acks;         /* hosts that acked the current plan */
+  gboolean answered;        /* this host's ack/nack is in the log (or sent) */
+  gboolean decision_sent;   /* this host appended a decision for the plan */
+  gboolean armed[BG_N_COLORS];
+  gboolean armed_answered[BG_N_COLORS];
+  GHashTable *released;     /* "partition:topic" handed over */
+  GHashTable *done_sent;    /* "partition:topic" this host announced */
+  guint deadline_source;
+
+  /* id → "commit"/"abort" of decided plans, the oldest dropped first. */
+  GHashTable *decided;
+  GQueue decided_order;
+  /* Prepares seen and ignored (another in flight, not a participant). */
+  GHashTable *ignored;
+};
+
+const char *
+bgd_cutover_state_to_string (BgdCutoverState state)
+{
+  switch (state)
+    {
+    case BGD_CUTOVER_IDLE: return "idle";
+    case BGD_CUTOVER_PREPARED: return "prepared";
+    case BGD_CUTOVER_COMMITTED: return "committed";
+    case BGD_CUTOVER_ABORTED: return "aborted";
+    case BGD_CUTOVER_DONE: return "done";
+    default: g_assert_not_reached ();
+    }
+}
+
+static void
+plan_free (BgdCutoverPlan *p)
+{
+  if (p == NULL)
+    return;
+  g_free (p->id);
+  g_free (p->job);
+  g_free (p->coordinator);
+  g_ptr_array_unref (p->barriers);
+  g_strfreev (p->participants);
+  g_free (p->reason);
+  g_free (p);
+}
+
+static void
+cut_log (BgdCutover *cut, GLogLevelFlags level, const char *id, const char *fmt, ...) G_GNUC_PRINTF (4, 5);
+
+static void
+cut_log (BgdCutover *cut, GLogLevelFlags level, const char *id, const char *fmt, ...)
+{
+  g_autofree char *text = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  text = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_log_structured (G_LOG_DOMAIN, level,
+                    "BLUEGREEN_JOB", cut->job,
+                    "BLUEGREEN_CUTOVER", id ? id : "",
+                    "MESSAGE", "%s: cutover %s: %s", cut->job, id ? id : "-", text);
+}
+
+BgdCutover *
+bgd_cutover_new (const char *host, const char *job, const BgdCutoverOps *ops, gpointer data)
+{
+  BgdCutover *cut = g_new0 (BgdCutover, 1);
+
+  cut->host = g_strdup (host);
+  cut->job = g_strdup (job);
+  cut->ops = ops;
+  cut->data = data;
+  cut->replaying = TRUE;
+  cut->acks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cut->released = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cut->done_sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cut->decided = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cut->ignored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_queue_init (&cut->decided_order);
+  return cut;
+}
+
+void
+bgd_cutover_free (BgdCutover *cut)
+{
+  if (cut == NULL)
+    return;
+  g_clear_handle_id (&cut->deadline_source, g_source_remove);
+  plan_free (cut->plan);
+  g_hash_table_unref (cut->acks);
+  g_hash_table_unref (cut->released);
+  g_hash_table_unref (cut->done_sent);
+  g_hash_table_unref (cut->decided);
+  g_hash_table_unref (cut->ignored);
+  g_queue_clear_full (&cut->decided_order, g_free);
+  g_free (cut->host);
+  g_free (cut->job);
+  g_free (cut);
+}
+
+static char *
+partition_key (const char *topic, gint32 partition)
+{
+  return g_strdup_printf ("%d:%s", partition, topic);
+}
+
+static gboolean
+is_participant (const BgdCutoverPlan *p, const char *host)
+{
+  return g_strv_contains ((const char *const *) p->participants, host);
+}
+
+static gboolean
+plan_is (BgdCutover *cut, const char *id, BgdCutoverState state)
+{
+  return cut->plan != NULL && g_str_equal (cut->plan->id, id) && cut->plan->state == state;
+}
+
+static void
+remember_decision (BgdCutover *cut, const char *id, const char *decision)
+{
+  if (g_hash_table_contains (cut->decided, id))
+    return;
+  g_hash_table_insert (cut->decided, g_strdup (id), (gpointer) decision);
+  g_queue_push_tail (&cut->decided_order, g_strdup (id));
+  while (g_queue_get_length (&cut->decided_order) > BGD_CUTOVER_REMEMBERED_IDS)
+    {
+      g_autofree char *old = g_queue_pop_head (&cut->decided_order);
+      g_hash_table_remove (cut->decided, old);
+    }
+}
+
+static BgControlMessage *
+new_message (BgdCutover *cut, BgControlType type)
+{
+  BgControlMessage *msg = bg_control_message_new (type, cut->host, g_get_real_time ());
+
+  msg->job = g_strdup (cut->job);
+  if (cut->plan != NULL)
+    msg->id = g_strdup (cut->plan->id);
+  return msg;
+}
+
+static void
+append_decision (BgdCutover *cut, gboolean commit, const char *reason)
+{
+  BgControlMessage *msg;
+
+  if (cut->decision_sent)
+    return;
+  cut->decision_sent = TRUE;
+  msg = new_message (cut, commit ? BG_CONTROL_COMMIT : BG_CONTROL_ABORT);
+  if (!commit)
+    msg->reason = g_utf8_make_valid (reason, MIN (strlen (reason), BG_CONTROL_MAX_REASON - 4));
+  cut_log (cut, G_LOG_LEVEL_MESSAGE, cut->plan->id, "appending %s%s%s", commit ? "commit" : "abort",
+           commit ? "" : ": ", commit ? "" : reason);
+  cut->ops->append (cut->data, msg);
+}
+
+static void
+answer (BgdCutover *cut, gboolean ok, const char *reason)
+{
+  BgControlMessage *msg;
+
+  if (cut->answered || cut->replaying)
+    return;
+  cut->answered = TRUE;
+  msg = new_message (cut, ok ? BG_CONTROL_ACK : BG_CONTROL_NACK);
+  if (!ok)
+    msg->reason = g_utf8_make_valid (reason && *reason ? reason : "not armed",
+                                     MIN (strlen (reason && *reason ? reason : "not armed"),
+                                          BG_CONTROL_MAX_REASON - 4));
+  cut_log (cut, G_LOG_LEVEL_MESSAGE, cut->plan->id, "appending %s%s%s", ok ? "ack" : "nack",
+           ok ? "" : ": ", ok ? "" : msg->reason);
+  cut->ops->append (cut->data, msg);
+}
+
+static gboolean
+deadline_cb (gpointer user_data)
+{
+  BgdCutover *cut = user_data;
+
+  cut->deadline_source = 0;
+  bgd_cutover_check_deadline (cut, G_MAXINT64);
+  return G_SOURCE_REMOVE;
+}
+
+void
+bgd_cutover_check_deadline (BgdCutover *cut, gint64 now)
+{
+  if (cut->plan == NULL || cut->plan->state != BGD_CUTOVER_PREPARED || now < cut->plan->deadline)
+    return;
+  /* Not deciding: appending. The first decision in the log counts. */
+  append_decision (cut, FALSE, "deadline passed");
+}
+
+static void
+arm_local (BgdCutover *cut)
+{
+  g_autofree char *reason = NULL;
+
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    cut->armed[c] = cut->armed_answered[c] = FALSE;
+  if (!cut->ops->arm (cut->data, cut->plan, &reason))
+    {
+      cut_log (cut, G_LOG_LEVEL_MESSAGE, cut->plan->id, "cannot arm: %s", reason ? reason : "?");
+      answer (cut, FALSE, reason);
+    }
+}
+
+static void
+handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
+{
+  BgdCutoverPlan *p;
+  gint64 now = g_get_real_time ();
+
+  if ((cut->plan != NULL && g_str_equal (cut->plan->id, msg->id))
+      || g_hash_table_contains (cut->decided, msg->id) || g_hash_table_contains (cut->ignored, msg->id))
+    {
+      cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "prepare read again, ignored");
+      return;
+    }
+  if (bgd_cutover_in_flight (cut))
+    {
+      cut_log (cut, G_LOG_LEVEL_MESSAGE, msg->id, "prepare from %s ignored: cutover %s is in flight",
+               msg->host, cut->plan->id);
+      g_hash_table_add (cut->ignored, g_strdup (msg->id));
+      return;
+    }
+  {
+    gboolean found = FALSE;
+
+    for (guint i = 0; i < msg->participants->len && !found; i++)
+      found = g_str_equal (msg->participants->pdata[i], cut->host);
+    if (!found)
+      {
+        cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "this host is not a participant; ignored");
+        g_hash_table_add (cut->ignored, g_strdup (msg->id));
+        return;
+      }
+  }
+
+  g_clear_handle_id (&cut->deadline_source, g_source_remove);
+  plan_free (cut->plan);
+  g_hash_table_remove_all (cut->acks);
+  g_hash_table_remove_all (cut->released);
+  g_hash_table_remove_all (cut->done_sent);
+  cut->answered = cut->decision_sent = FALSE;
+
+  p = cut->plan = g_new0 (BgdCutoverPlan, 1);
+  p->id = g_strdup (msg->id);
+  p->job = g_strdup (msg->job);
+  p->coordinator = g_strdup (msg->host);
+  p->outgoing = msg->outgoing;
+  p->incoming = msg->incoming;
+  p->deadline = msg->deadline;
+  p->barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  for (guint i = 0; i < msg->barriers->len; i++)
+    {
+      const BgControlOffset *b = msg->barriers->pdata[i];
+      g_ptr_array_add (p->barriers, bg_control_offset_new (b->topic, b->partition, b->offset));
+    }
+  p->participants = g_new0 (char *, msg->participants->len + 1);
+  for (guint i = 0; i < msg->participants->len; i++)
+    p->participants[i] = g_strdup (msg->participants->pdata[i]);
+  p->prepare_offset = offset;
+  p->state = BGD_CUTOVER_PREPARED;
+  p->read_at = now;
+  cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "prepared by %s: %s -> %s, %u barriers, %u participants",
+           p->coordinator, bg_color_to_string (p->outgoing), bg_color_to_string (p->incoming),
+           p->barriers->len, msg->participants->len);
+
+  if (now >= p->deadline)
+    {
+      /* Read too late (a replay, a slow host): never armed; make sure a
+       * decision lands. */
+      g_autofree char *ignored = NULL;
+
+      bgd_cutover_check_deadline (cut, now);
+      cut->ops->arm (cut->data, p, &ignored);
+      return;
+    }
+  cut->deadline_source = g_timeout_add ((guint) MIN ((p->deadline - now) / 1000 + 1, G_MAXUINT),
+                                        deadline_cb, cut);
+  arm_local (cut);
+}
+
+static void
+maybe_commit (BgdCutover *cut)
+{
+  BgdCutoverPlan *p = cut->plan;
+
+  if (!g_str_equal (p->coordinator, cut->host) || p->state != BGD_CUTOVER_PREPARED)
+    return;
+  for (guint i = 0; p->participants[i] != NULL; i++)
+    if (!g_hash_table_contains (cut->acks, p->participants[i]))
+      return;
+  if (g_get_real_time () >= p->deadline)
+    return; /* the deadline rule appends the abort */
+  append_decision (cut, TRUE, NULL);
+}
+
+static void
+release (BgdCutover *cut, const char *topic, gint32 partition)
+{
+  char *key = partition_key (topic, partition);
+
+  if (!g_hash_table_add (cut->released, key))
+    return;
+  cut->ops->release (cut->data, cut->plan, topic, partition);
+}
+
+static void
+maybe_done (BgdCutover *cut)
+{
+  BgdCutoverPlan *p = cut->plan;
+
+  if (p->state != BGD_CUTOVER_COMMITTED || g_hash_table_size (cut->released) < p->barriers->len)
+    return;
+  p->state = BGD_CUTOVER_DONE;
+  p->finished_at = g_get_real_time ();
+  cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "done: every partition handed over");
+  cut->ops->done (cut->data, p);
+}
+
+static void
+decide (BgdCutover *cut, const BgControlMessage *msg)
+{
+  BgdCutoverPlan *p = cut->plan;
+  gboolean commit = msg->type == BG_CONTROL_COMMIT;
+  const char *earlier = g_hash_table_lookup (cut->decided, msg->id);
+
+  if (earlier != NULL)
+    {
+      cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "%s from %s ignored: already decided (%s)",
+               commit ? "commit" : "abort", msg->host, earlier);
+      return;
+    }
+  if (p == NULL || !g_str_equal (p->id, msg->id) || p->state != BGD_CUTOVER_PREPARED)
+    {
+      cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "%s from %s for an unknown cutover ignored",
+               commit ? "commit" : "abort", msg->host);
+      return;
+    }
+  remember_decision (cut, msg->id, commit ? "commit" : "abort");
+  g_clear_handle_id (&cut->deadline_source, g_source_remove);
+  if (!commit)
+    {
+      p->state = BGD_CUTOVER_ABORTED;
+      p->reason = g_strdup (msg->reason);
+      p->finished_at = g_get_real_time ();
+      cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "aborted (by %s): %s", msg->host, msg->reason);
+      cut->ops->abort (cut->data, p);
+      return;
+    }
+  p->state = BGD_CUTOVER_COMMITTED;
+  cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "committed (by %s)", msg->host);
+  cut->ops->commit (cut->data, p);
+  /* Nothing below offset 0 to hand over: every host knows that alone. */
+  for (guint i = 0; i < p->barriers->len; i++)
+    {
+      const BgControlOffset *b = p->barriers->pdata[i];
+      if (b->offset == 0)
+        release (cut, b->topic, b->partition);
+    }
+  bgd_cutover_check_delivered (cut);
+  maybe_done (cut);
+}
+
+static void
+handle_done (BgdCutover *cut, const BgControlMessage *msg)
+{
+  BgdCutoverPlan *p = cut->plan;
+
+  if (!plan_is (cut, msg->id, BGD_CUTOVER_COMMITTED))
+    {
+      cut_log (cut, G_LOG_LEVEL_DEBUG, msg->id, "done from %s ignored (no committed cutover of that id)",
+               msg->host);
+      return;
+    }
+  for (guint i = 0; i < p->barriers->len; i++)
+    {
+      const BgControlOffset *b = p->barriers->pdata[i];
+      gboolean listed = msg->all && g_str_equal (msg->host, cut->host);
+
+      for (guint j = 0; j < msg->partitions->len && !listed; j++)
+        {
+          const BgControlPartition *q = msg->partitions->pdata[j];
+          listed = q->partition == b->partition && g_str_equal (q->topic, b->topic);
+        }
+      if (listed)
+        release (cut, b->topic, b->partition);
+    }
+  maybe_done (cut);
+}
+
+void
+bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
+{
+  if (msg->job == NULL || !g_str_equal (msg->job, cut->job))
+    return;
+  switch (msg->type)
+    {
+    case BG_CONTROL_PREPARE:
+      handle_prepare (cut, msg, offset);
+      break;
+    case BG_CONTROL_ACK:
+    case BG_CONTROL_NACK:
+      if (cut->plan == NULL || !g_str_equal (cut->plan->id, msg->id))
+        {
+          cut_log (cut, G_LOG_LEVEL_DEBUG, msg->id, "%s from %s for an unknown cutover ignored",
+                   bg_control_type_to_string (msg->type), msg->host);
+          return;
+        }
+      if (g_str_equal (msg->host, cut->host))
+        cut->answered = TRUE; /* ours, perhaps from before a restart */
+      if (cut->plan->state != BGD_CUTOVER_PREPARED || !is_participant (cut->plan, msg->host))
+        return;
+      if (msg->type == BG_CONTROL_ACK)
+        {
+          g_hash_table_add (cut->acks, g_strdup (msg->host));
+          cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "ack from %s (%u of %u)", msg->host,
+                   g_hash_table_size (cut->acks), g_strv_length (cut->plan->participants));
+          maybe_commit (cut);
+        }
+      else
+        {
+          g_autofree char *why = g_strdup_printf ("host %s: %s", msg->host, msg->reason);
+          cut_log (cut, G_LOG_LEVEL_MESSAGE, msg->id, "nack from %s: %s", msg->host, msg->reason);
+          if (g_str_equal (cut->plan->coordinator, cut->host))
+            append_decision (cut, FALSE, why);
+        }
+      break;
+    case BG_CONTROL_COMMIT:
+    case BG_CONTROL_ABORT:
+      decide (cut, msg);
+      break;
+    case BG_CONTROL_DONE:
+      handle_done (cut, msg);
+      break;
+    default:
+      break;
+    }
+}
+
+void
+bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying)
+{
+  cut->replaying = replaying;
+  if (replaying || cut->plan == NULL || cut->plan->state != BGD_CUTOVER_PREPARED || cut->answered)
+    return;
+  if (g_get_real_time () >= cut->plan->deadline)
+    {
+      bgd_cutover_check_deadline (cut, g_get_real_time ());
+      return;
+    }
+  arm_local (cut);
+}
+
+void
+bgd_cutover_plan_armed (BgdCutover *cut, BgColor color, const char *id, gboolean ok, const char *reason)
+{
+  if (cut->plan == NULL || !g_str_equal (cut->plan->id, id) || cut->plan->state != BGD_CUTOVER_PREPARED)
+    return;
+  if (color != cut->plan->outgoing && color != cut->plan->incoming)
+    return;
+  cut->armed_answered[color] = TRUE;
+  cut->armed[color] = ok;
+  cut_log (cut, G_LOG_LEVEL_INFO, id, "%s instance %s%s%s", bg_color_to_string (color),
+           ok ? "armed" : "not armed", ok ? "" : ": ", ok ? "" : reason);
+  if (!ok)
+    {
+      g_autofree char *why = g_strdup_printf ("%s: %s", bg_color_to_string (color),
+                                              reason && *reason ? reason : "not armed");
+      answer (cut, FALSE, why);
+      return;
+    }
+  if (cut->armed[cut->plan->outgoing] && cut->armed[cut->plan->incoming])
+    answer (cut, TRUE, NULL);
+}
+
+void
+bgd_cutover_check_delivered (BgdCutover *cut)
+{
+  BgdCutoverPlan *p = cut->plan;
+  BgControlMessage *msg = NULL;
+
+  if (p == NULL || p->state != BGD_CUTOVER_COMMITTED)
+    return;
+  for (guint i = 0; i < p->barriers->len; i++)
+    {
+      const BgControlOffset *b = p->barriers->pdata[i];
+      g_autofree char *key = partition_key (b->topic, b->partition);
+      gint64 delivered;
+
+      if (g_hash_table_contains (cut->released, key) || g_hash_table_contains (cut->done_sent, key))
+        continue;
+      delivered = cut->ops->delivered (cut->data, p->outgoing, b->topic, b->partition);
+      if (delivered < 0 || delivered < b->offset)
+        continue;
+      if (msg == NULL)
+        msg = new_message (cut, BG_CONTROL_DONE);
+      g_ptr_array_add (msg->partitions, bg_control_partition_new (b->topic, b->partition));
+      g_hash_table_add (cut->done_sent, g_steal_pointer (&key));
+    }
+  if (msg != NULL)
+    {
+      cut_log (cut, G_LOG_LEVEL_INFO, p->id, "appending done for %u partitions", msg->partitions->len);
+      cut->ops->append (cut->data, msg);
+    }
+}
+
+BgControlMessage *
+bgd_cutover_make_prepare (BgdCutover *cut, BgColor outgoing, BgColor incoming, GPtrArray *barriers,
+                          gint64 deadline, const char *const *participants)
+{
+  BgControlMessage *msg = bg_control_message_new (BG_CONTROL_PREPARE, cut->host, g_get_real_time ());
+  g_autofree char *uuid = g_uuid_string_random ();
+
+  msg->job = g_strdup (cut->job);
+  msg->id = g_steal_pointer (&uuid);
+  msg->outgoing = outgoing;
+  msg->incoming = incoming;
+  msg->deadline = deadline;
+  for (guint i = 0; i < barriers->len; i++)
+    {
+      const BgControlOffset *b = barriers->pdata[i];
+      g_ptr_array_add (msg->barriers, bg_control_offset_new (b->topic, b->partition, b->offset));
+    }
+  for (guint i = 0; participants[i] != NULL; i++)
+    g_ptr_array_add (msg->participants, g_strdup (participants[i]));
+  return msg;
+}
+
+gboolean
+bgd_cutover_request_abort (BgdCutover *cut, const char *reason)
+{
+  if (cut->plan == NULL || cut->plan->state != BGD_CUTOVER_PREPARED)
+    return FALSE;
+  /* An operator's abort is a decision like any other: it counts only if
+   * it is the first in the log. */
+  cut->decision_sent = FALSE;
+  append_decision (cut, FALSE, reason);
+  return TRUE;
+}
+
+const BgdCutoverPlan *
+bgd_cutover_get_plan (BgdCutover *cut)
+{
+  return cut->plan;
+}
+
+gboolean
+bgd_cutover_in_flight (BgdCutover *cut)
+{
+  return cut->plan != NULL
+         && (cut->plan->state == BGD_CUTOVER_PREPARED || cut->plan->state == BGD_CUTOVER_COMMITTED);
+}
+
+gint64
+bgd_cutover_pinned_offset (BgdCutover *cut)
+{
+  return bgd_cutover_in_flight (cut) ? cut->plan->prepare_offset : -1;
+}

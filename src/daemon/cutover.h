@@ -1,0 +1,111 @@
+/* cutover.h — the fleet-wide cutover's state machine, one per job on each
+ * host (design.md "The fleet-wide cutover").
+ *
+ * Everything is driven by what is read back from the control log, never by
+ * what was sent: the coordinator acts on its own prepare when it reads it,
+ * like every participant. States of the job's current cutover:
+ *
+ *   IDLE → PREPARED (read a prepare naming this host) → COMMITTED | ABORTED
+ *   COMMITTED → DONE (every barrier partition handed over)
+ *
+ * The first decision (commit/abort) read for an id wins; later ones,
+ * decisions for unknown ids and prepares while another is in flight are
+ * logged and ignored. The module has no D-Bus or Kafka of its own: it asks
+ * its owner (the job) to append messages and to steer the local slots
+ * through BgdCutoverOps, which is what lets the unit tests drive it with
+ * decoded messages alone.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "common/control-codec.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  BGD_CUTOVER_IDLE,
+  BGD_CUTOVER_PREPARED,
+  BGD_CUTOVER_COMMITTED,
+  BGD_CUTOVER_ABORTED,
+  BGD_CUTOVER_DONE,
+} BgdCutoverState;
+
+const char *bgd_cutover_state_to_string (BgdCutoverState state);
+
+/* Decision ids remembered per job for "first decision wins". */
+#define BGD_CUTOVER_REMEMBERED_IDS 64
+
+typedef struct {
+  char *id;
+  char *job;
+  char *coordinator;
+  BgColor outgoing;
+  BgColor incoming;
+  gint64 deadline;         /* wall clock µs */
+  GPtrArray *barriers;     /* of BgControlOffset* */
+  char **participants;
+  gint64 prepare_offset;   /* where the prepare is in the log */
+  BgdCutoverState state;
+  char *reason;            /* of an abort */
+  gint64 read_at;          /* wall clock µs when the prepare was read */
+  gint64 finished_at;      /* ... when it ended (aborted or done) */
+} BgdCutoverPlan;
+
+typedef struct {
+  /* Appends @msg (taken) to the control log. */
+  void (*append) (gpointer data, BgControlMessage *msg);
+  /* A prepare naming this host was read: arm both local slots with it.
+   * FALSE with *@reason (g_malloc'd) if they cannot be armed. */
+  gboolean (*arm) (gpointer data, const BgdCutoverPlan *plan, char **reason);
+  void (*commit) (gpointer data, const BgdCutoverPlan *plan);
+  void (*abort) (gpointer data, const BgdCutoverPlan *plan);
+  /* The incoming side may release (topic, partition). */
+  void (*release) (gpointer data, const BgdCutoverPlan *plan, const char *topic, gint32 partition);
+  /* Every barrier partition is handed over. */
+  void (*done) (gpointer data, const BgdCutoverPlan *plan);
+  /* The local slot of @color's delivered offset on (topic, partition), or
+   * -1 if it reported none. */
+  gint64 (*delivered) (gpointer data, BgColor color, const char *topic, gint32 partition);
+} BgdCutoverOps;
+
+typedef struct _BgdCutover BgdCutover;
+
+BgdCutover *bgd_cutover_new (const char *host, const char *job, const BgdCutoverOps *ops, gpointer data);
+void bgd_cutover_free (BgdCutover *cut);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdCutover, bgd_cutover_free)
+
+/* While replaying, this host neither acks nor nacks (its slots may not be
+ * adopted yet, and it may have acked before a restart); once replayed, an
+ * unanswered prepared plan is armed again and answered. Starts TRUE. */
+void bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying);
+
+/* Feeds one message of this job read from the log at @offset. */
+void bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset);
+
+/* A local instance of @color answered PlanArmed. */
+void bgd_cutover_plan_armed (BgdCutover *cut, BgColor color, const char *id, gboolean ok,
+                             const char *reason);
+/* A local instance reported delivered offsets: look for partitions done. */
+void bgd_cutover_check_delivered (BgdCutover *cut);
+/* The deadline timer: appends abort if the plan is still undecided at
+ * @now (wall clock µs). Called by the module's own timer; public for tests. */
+void bgd_cutover_check_deadline (BgdCutover *cut, gint64 now);
+
+/* Builds the prepare this host appends as coordinator (the id is new). */
+BgControlMessage *bgd_cutover_make_prepare (BgdCutover *cut, BgColor outgoing, BgColor incoming,
+                                            GPtrArray *barriers, gint64 deadline,
+                                            const char *const *participants);
+/* Operator abort: appends abort if undecided; FALSE otherwise. */
+gboolean bgd_cutover_request_abort (BgdCutover *cut, const char *reason);
+
+/* The current (or last) plan, NULL if none. */
+const BgdCutoverPlan *bgd_cutover_get_plan (BgdCutover *cut);
+/* Whether a cutover is in flight (prepared or committed, not yet done). */
+gboolean bgd_cutover_in_flight (BgdCutover *cut);
+/* The log offset replay must restart from for this job, -1 if none. */
+gint64 bgd_cutover_pinned_offset (BgdCutover *cut);
+
+G_END_DECLS

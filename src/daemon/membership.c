@@ -1,0 +1,180 @@
+/* membership.c — sticky job membership from hello/leave/evict (see
+ * membership.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "daemon/membership.h"
+
+typedef struct {
+  gboolean ready[BG_N_COLORS];
+} MemberEntry;
+
+struct _BgdMembership {
+  GHashTable *last_seen; /* host → gint64* */
+  GHashTable *jobs;      /* job → (host → MemberEntry*) */
+};
+
+BgdMembership *
+bgd_membership_new (void)
+{
+  BgdMembership *m = g_new0 (BgdMembership, 1);
+
+  m->last_seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  m->jobs = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                   (GDestroyNotify) g_hash_table_unref);
+  return m;
+}
+
+void
+bgd_membership_free (BgdMembership *m)
+{
+  if (m == NULL)
+    return;
+  g_hash_table_unref (m->last_seen);
+  g_hash_table_unref (m->jobs);
+  g_free (m);
+}
+
+static GHashTable *
+job_members (BgdMembership *m, const char *job, gboolean create)
+{
+  GHashTable *t = g_hash_table_lookup (m->jobs, job);
+
+  if (t == NULL && create)
+    {
+      t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      g_hash_table_insert (m->jobs, g_strdup (job), t);
+    }
+  return t;
+}
+
+static void
+handle_hello (BgdMembership *m, const BgControlMessage *msg)
+{
+  gint64 *seen = g_hash_table_lookup (m->last_seen, msg->host);
+
+  if (seen == NULL)
+    {
+      if (g_hash_table_size (m->last_seen) >= BGD_MEMBERSHIP_MAX_HOSTS * 4)
+        {
+          g_message ("membership: too many hosts, hello from %s ignored", msg->host);
+          return;
+        }
+      seen = g_new0 (gint64, 1);
+      g_hash_table_insert (m->last_seen, g_strdup (msg->host), seen);
+    }
+  *seen = MAX (*seen, msg->ts);
+
+  for (guint i = 0; i < msg->jobs->len; i++)
+    {
+      const BgControlJob *j = msg->jobs->pdata[i];
+      GHashTable *members = job_members (m, j->job, TRUE);
+      MemberEntry *e = g_hash_table_lookup (members, msg->host);
+
+      if (e == NULL)
+        {
+          if (g_hash_table_size (members) >= BGD_MEMBERSHIP_MAX_HOSTS)
+            {
+              g_message ("membership: job %s has %u hosts already; %s ignored", j->job,
+                         BGD_MEMBERSHIP_MAX_HOSTS, msg->host);
+              continue;
+            }
+          e = g_new0 (MemberEntry, 1);
+          g_hash_table_insert (members, g_strdup (msg->host), e);
+          g_info ("membership: %s hosts job %s", msg->host, j->job);
+        }
+      for (guint c = 0; c < BG_N_COLORS; c++)
+        e->ready[c] = FALSE;
+      for (guint s = 0; s < j->slots->len; s++)
+        {
+          const BgControlSlot *slot = j->slots->pdata[s];
+          e->ready[slot->color] = slot->ready;
+        }
+    }
+}
+
+static void
+remove_member (BgdMembership *m, const char *job, const char *host, const char *why)
+{
+  GHashTable *members = job_members (m, job, FALSE);
+
+  if (members != NULL && g_hash_table_remove (members, host))
+    g_message ("membership: %s no longer hosts job %s (%s)", host, job, why);
+}
+
+void
+bgd_membership_handle (BgdMembership *m, const BgControlMessage *msg)
+{
+  switch (msg->type)
+    {
+    case BG_CONTROL_HELLO:
+      handle_hello (m, msg);
+      break;
+    case BG_CONTROL_LEAVE:
+      remove_member (m, msg->job, msg->host, "left");
+      break;
+    case BG_CONTROL_EVICT:
+      remove_member (m, msg->job, msg->evicted_host, "evicted");
+      break;
+    default:
+      break;
+    }
+}
+
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+}
+
+char **
+bgd_membership_expected (BgdMembership *m, const char *job, const char *const *static_hosts,
+                         const char *self)
+{
+  g_autoptr(GPtrArray) hosts = g_ptr_array_new ();
+  GHashTable *members = job_members (m, job, FALSE);
+
+  if (static_hosts != NULL && static_hosts[0] != NULL)
+    for (guint i = 0; static_hosts[i] != NULL; i++)
+      g_ptr_array_add (hosts, g_strdup (static_hosts[i]));
+  else
+    {
+      GHashTableIter iter;
+      gpointer key;
+
+      if (members != NULL)
+        {
+          g_hash_table_iter_init (&iter, members);
+          while (g_hash_table_iter_next (&iter, &key, NULL))
+            g_ptr_array_add (hosts, g_strdup (key));
+        }
+    }
+  if (self != NULL)
+    {
+      gboolean found = FALSE;
+      for (guint i = 0; i < hosts->len && !found; i++)
+        found = g_str_equal (hosts->pdata[i], self);
+      if (!found)
+        g_ptr_array_add (hosts, g_strdup (self));
+    }
+  g_ptr_array_sort (hosts, compare_strings);
+  g_ptr_array_add (hosts, NULL);
+  return (char **) g_ptr_array_free (g_steal_pointer (&hosts), FALSE);
+}
+
+gint64
+bgd_membership_last_seen (BgdMembership *m, const char *host)
+{
+  const gint64 *seen = g_hash_table_lookup (m->last_seen, host);
+
+  return seen ? *seen : 0;
+}
+
+gboolean
+bgd_membership_slot_ready (BgdMembership *m, const char *job, const char *host, BgColor color)
+{
+  GHashTable *members = job_members (m, job, FALSE);
+  const MemberEntry *e = members ? g_hash_table_lookup (members, host) : NULL;
+
+  return e != NULL && e->ready[color];
+}

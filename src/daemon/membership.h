@@ -1,0 +1,50 @@
+/* membership.h — which hosts take part in each job, from the control log.
+ *
+ * Membership is sticky: a host becomes a member of a job by announcing it
+ * in a hello and stays one until it sends leave for it or an operator
+ * evicts it; never by a timeout, because a silent host's job instances may
+ * still be emitting. A host is merely *silent* when its last hello is older
+ * than the silence threshold: that blocks cutovers, it does not drop the
+ * host. A job's static Hosts= list, when set, replaces the announced set.
+ *
+ * Times are the senders' wall clocks (the "ts" of their hellos): a replayed
+ * old hello must not make a dead host look alive, and the log's own receive
+ * time cannot tell old from new during a replay.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "common/control-codec.h"
+
+G_BEGIN_DECLS
+
+/* Hosts remembered per job at most; further announcements are ignored (and
+ * logged): a garbage flood must not grow the agent without bound. */
+#define BGD_MEMBERSHIP_MAX_HOSTS 256
+
+typedef struct _BgdMembership BgdMembership;
+
+BgdMembership *bgd_membership_new (void);
+void bgd_membership_free (BgdMembership *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdMembership, bgd_membership_free)
+
+/* Feeds one message from the log (hello, leave, evict; others ignored). */
+void bgd_membership_handle (BgdMembership *m, const BgControlMessage *msg);
+
+/* The expected hosts of @job, sorted, as a new NULL-terminated array:
+ * @static_hosts if non-empty, else every announced member; @self (this
+ * host, which runs the job) is always included. */
+char **bgd_membership_expected (BgdMembership *m, const char *job,
+                                const char *const *static_hosts, const char *self);
+
+/* Wall-clock µs of @host's last hello, 0 if never heard. */
+gint64 bgd_membership_last_seen (BgdMembership *m, const char *host);
+
+/* Whether @host's latest hello shows @job's slot of @color ready. */
+gboolean bgd_membership_slot_ready (BgdMembership *m, const char *job, const char *host,
+                                    BgColor color);
+
+G_END_DECLS
