@@ -88,7 +88,10 @@ make_conf (const char *bootstrap_servers, GPtrArray *properties, gboolean consum
        && conf_set (conf, "reconnect.backoff.ms", "50", error)
        && conf_set (conf, "reconnect.backoff.max.ms", "500", error);
   if (ok && consumer)
-    ok = conf_set (conf, "enable.auto.commit", "false", error)
+    /* A group id only so that librdkafka gives the consumer its queue:
+     * nothing subscribes or commits (the offset lives in the state file). */
+    ok = conf_set (conf, "group.id", "bluegreend-control", error)
+         && conf_set (conf, "enable.auto.commit", "false", error)
          && conf_set (conf, "enable.auto.offset.store", "false", error)
          && conf_set (conf, "enable.partition.eof", "true", error)
          && conf_set (conf, "fetch.wait.max.ms", "10", error)
@@ -285,6 +288,11 @@ bgd_control_new (const char *bootstrap_servers, GPtrArray *properties, const cha
   if ((ctl->consumer_fd = new_event_fd (error)) < 0 || (ctl->producer_fd = new_event_fd (error)) < 0)
     return NULL;
   ctl->consumer_queue = rd_kafka_queue_get_consumer (ctl->consumer);
+  if (ctl->consumer_queue == NULL)
+    {
+      g_set_error (error, BGD_CONTROL_ERROR, BGD_CONTROL_ERROR_CREATE, "control log reader: no consumer queue");
+      return NULL;
+    }
   rd_kafka_queue_io_event_enable (ctl->consumer_queue, ctl->consumer_fd, &one, sizeof one);
   ctl->producer_queue = rd_kafka_queue_get_main (ctl->producer);
   rd_kafka_queue_io_event_enable (ctl->producer_queue, ctl->producer_fd, &one, sizeof one);
