@@ -91,7 +91,7 @@ test_job_example (void)
   g_assert_cmpuint (j->tasks_max, ==, 0);
   g_assert_cmpint (j->observation_usec, ==, 300 * G_USEC_PER_SEC);
   g_assert_cmpint (j->deadline_usec, ==, 10 * G_USEC_PER_SEC);
-  g_assert_cmpint (j->lead_usec, ==, 0);
+  g_assert_cmpint (j->lead_usec, ==, 200000);
   g_assert_cmpuint (g_strv_length (j->guard_environment), ==, 0);
   g_assert_cmpuint (g_strv_length (j->guard_ip_address_deny), ==, 0);
 

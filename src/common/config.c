@@ -749,6 +749,7 @@ job_config_new (const char *path, const char *name)
   j->stable_usec = BG_CONFIG_DEFAULT_STABLE_SEC * G_USEC_PER_SEC;
   j->observation_usec = BG_CONFIG_DEFAULT_OBSERVATION_SEC * G_USEC_PER_SEC;
   j->deadline_usec = BG_CONFIG_DEFAULT_DEADLINE_SEC * G_USEC_PER_SEC;
+  j->lead_usec = BG_CONFIG_DEFAULT_LEAD_USEC;
   j->guard_environment = g_new0 (char *, 1);
   j->guard_ip_address_deny = g_new0 (char *, 1);
   return j;

@@ -56,6 +56,9 @@ typedef enum {
 #define BG_CONFIG_DEFAULT_STABLE_SEC 10
 #define BG_CONFIG_DEFAULT_OBSERVATION_SEC 300
 #define BG_CONFIG_DEFAULT_DEADLINE_SEC 10
+/* A fifth of a second of traffic: enough for every host to arm a plan before
+ * a running instance reaches the barrier, short enough for a quick switch. */
+#define BG_CONFIG_DEFAULT_LEAD_USEC (200 * G_TIME_SPAN_MILLISECOND)
 
 /* MemoryMax=infinity and TasksMax=infinity; 0 means "not set" (the
  * slice's default applies). */
