@@ -5,3 +5,6 @@ TESTS += tests/test-agent
 tests_test_agent_SOURCES = tests/test-agent.c
 tests_test_agent_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib
 tests_test_agent_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
+
+# The fleet-wide cutover tests and benchmark (3 hosts).
+include tests/cutover.mk

@@ -1,0 +1,14 @@
+# The fleet-wide cutover end to end: 3 simulated hosts, each with its own
+# agent and bus, one Kafka mock, the example job in every slot, the load
+# generator and the verifier (tests/test-cutover.c); and its benchmark
+# (tools/bench cutover). The fleet fixture is tests/lib/fleet.[ch].
+check_PROGRAMS += tests/test-cutover
+TESTS += tests/test-cutover
+tests_test_cutover_SOURCES = tests/test-cutover.c
+tests_test_cutover_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib
+tests_test_cutover_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
+
+noinst_PROGRAMS += bench-cutover
+bench_cutover_SOURCES = tests/bench/cutover.c
+bench_cutover_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib
+bench_cutover_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)

@@ -1,0 +1,1190 @@
+/* fleet.c — see fleet.h.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "fleet.h"
+
+#include <glib/gstdio.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CALL_TIMEOUT_MS 5000
+/* Property reads while an agent may be stopped (SIGSTOP): short. */
+#define GET_TIMEOUT_MS 1000
+#define START_TIMEOUT_MS 30000
+
+struct _BgtFleet {
+  BgtFleetOptions opts;
+  char *dir;
+  BgtKafka *kafka;
+  GPtrArray *hosts;     /* BgtHost* */
+  GPtrArray *host_ids;  /* char* */
+  GPtrArray *state_dirs;
+  GSubprocess *loadgen;
+  char *loadgen_out;
+  GPtrArray *finished;  /* BgtFinished* */
+  GArray *subscriptions; /* guint per host */
+  rd_kafka_t *rk;       /* producer: control-topic writes and watermarks */
+  rd_kafka_t *consumer; /* control-topic reader, created on first use */
+};
+
+static const char job_script[] =
+  "#!/bin/sh\n"
+  "# The fleet's job: the example job, or for a version listed in\n"
+  "# CRASH_VERSIONS the same killed after a short while (a job that crashes\n"
+  "# while catching up).\n"
+  "job=\"$FLEET_JOB_BIN\"\n"
+  "for v in $CRASH_VERSIONS; do\n"
+  "  if [ \"$v\" = \"$1\" ]; then\n"
+  "    exec timeout -s KILL 1.5 \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n"
+  "  fi\n"
+  "done\n"
+  "exec \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n";
+
+void
+bgt_fleet_options_init (BgtFleetOptions *opts)
+{
+  memset (opts, 0, sizeof *opts);
+  opts->n_hosts = 3;
+  opts->partitions = 6;
+  opts->heartbeat_sec = 0.2;
+  opts->deadline_sec = 2;
+  opts->observation_sec = 0;
+  opts->lead_sec = 0;
+  opts->max_lag = 2000;
+  opts->stable_sec = 0.3;
+}
+
+static gboolean
+write_file (const char *path, const char *contents, int mode, GError **error)
+{
+  if (!g_file_set_contents (path, contents, -1, error))
+    return FALSE;
+  if (g_chmod (path, mode) != 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "chmod %s failed", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+guint bgt_fleet_n_hosts (BgtFleet *fleet) { return fleet->hosts->len; }
+BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->hosts, i); }
+const char *bgt_fleet_host_id (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->host_ids, i); }
+const char *bgt_fleet_bootstrap (BgtFleet *fleet) { return fleet->kafka->bootstrap; }
+BgtKafka *bgt_fleet_kafka (BgtFleet *fleet) { return fleet->kafka; }
+
+static gboolean
+in_mask (guint64 mask, guint i)
+{
+  return mask == 0 || (i < 64 && (mask & (G_GUINT64_CONSTANT (1) << i)) != 0);
+}
+
+/* ---- CutoverFinished ------------------------------------------------------ */
+
+typedef struct {
+  BgtFleet *fleet;
+  guint host;
+} SignalCtx;
+
+static void
+finished_free (gpointer p)
+{
+  BgtFinished *f = p;
+  g_free (f->id);
+  g_free (f->host);
+  g_free (f->result);
+  g_free (f->reason);
+  g_free (f);
+}
+
+static void
+on_cutover_finished (GDBusConnection *conn, const char *sender, const char *path, const char *iface,
+                     const char *signal, GVariant *params, gpointer user_data)
+{
+  SignalCtx *ctx = user_data;
+  BgtFinished *f = g_new0 (BgtFinished, 1);
+
+  if (!g_variant_is_of_type (params, G_VARIANT_TYPE ("(sss)")))
+    {
+      g_free (f);
+      return;
+    }
+  g_variant_get (params, "(sss)", &f->id, &f->result, &f->reason);
+  f->host = g_strdup (bgt_fleet_host_id (ctx->fleet, ctx->host));
+  f->at = g_get_monotonic_time ();
+  g_test_message ("CutoverFinished on %s: %s %s %s", f->host, f->id, f->result, f->reason);
+  g_ptr_array_add (ctx->fleet->finished, f);
+}
+
+GPtrArray *
+bgt_fleet_finished_for (BgtFleet *fleet, const char *id)
+{
+  GPtrArray *out = g_ptr_array_new ();
+
+  for (guint i = 0; i < fleet->finished->len; i++)
+    {
+      BgtFinished *f = g_ptr_array_index (fleet->finished, i);
+      if (g_strcmp0 (f->id, id) == 0)
+        g_ptr_array_add (out, f);
+    }
+  return out;
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  const char *id;
+  guint64 mask;
+} FinishedWait;
+
+static gboolean
+all_finished (gpointer data)
+{
+  FinishedWait *w = data;
+
+  for (guint i = 0; i < w->fleet->hosts->len; i++)
+    {
+      gboolean seen = FALSE;
+      if (!in_mask (w->mask, i))
+        continue;
+      for (guint k = 0; k < w->fleet->finished->len && !seen; k++)
+        {
+          BgtFinished *f = g_ptr_array_index (w->fleet->finished, k);
+          seen = g_strcmp0 (f->id, w->id) == 0
+                 && g_strcmp0 (f->host, bgt_fleet_host_id (w->fleet, i)) == 0;
+        }
+      if (!seen)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+char *
+bgt_fleet_wait_finished (BgtFleet *fleet, const char *id, guint64 mask, int timeout_ms)
+{
+  FinishedWait w = { fleet, id, mask };
+  g_autoptr (GPtrArray) seen = NULL;
+  const char *result = NULL;
+
+  if (!bgt_wait_until (all_finished, &w, timeout_ms))
+    {
+      g_test_message ("CutoverFinished(%s) not seen from every host within %d ms", id, timeout_ms);
+      return NULL;
+    }
+  seen = bgt_fleet_finished_for (fleet, id);
+  for (guint i = 0; i < seen->len; i++)
+    {
+      BgtFinished *f = g_ptr_array_index (seen, i);
+      if (result == NULL)
+        result = f->result;
+      else if (g_strcmp0 (result, f->result) != 0)
+        return g_strdup ("split");
+    }
+  return g_strdup (result);
+}
+
+/* ---- set-up and teardown ------------------------------------------------------ */
+
+static gboolean
+host_exec_ok (BgtHost *host, const char *const *argv, GError **error)
+{
+  g_autofree char *out = NULL;
+  int status = -1;
+
+  if (!bgt_host_exec (host, argv, &out, &status, error))
+    return FALSE;
+  if (status != 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "host %s: %s %s failed (%d): %s", host->name,
+                   argv[0], argv[1] ? argv[1] : "", status, out ? out : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
+{
+  const BgtFleetOptions *o = &fleet->opts;
+  const char *id = bgt_fleet_host_id (fleet, i);
+  g_autofree char *hdir = g_build_filename (fleet->dir, id, NULL);
+  g_autofree char *state = g_build_filename (hdir, "state", NULL);
+  g_autofree char *jobs = g_build_filename (hdir, "jobs", NULL);
+  g_autofree char *conf_path = g_build_filename (hdir, "bluegreend.conf", NULL);
+  g_autofree char *job_path = g_build_filename (jobs, BGT_FLEET_JOB ".job", NULL);
+  g_autofree char *script = g_build_filename (fleet->dir, "job.sh", NULL);
+  g_autofree char *job_bin = bgt_build_path ("bluegreen-example-job");
+  g_autofree char *conf = NULL;
+  g_autoptr (GString) job = g_string_new (NULL);
+  g_autofree char *env = NULL;
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
+  const char *builddir = g_getenv ("BG_TOP_BUILDDIR");
+  const char *srcdir = g_getenv ("BG_TOP_SRCDIR");
+  g_autofree char *unit = g_build_filename (builddir, "units", "test", "bluegreend.service", NULL);
+  g_autofree char *slice = g_build_filename (srcdir ? srcdir : builddir, "units", "bluegreen.slice", NULL);
+
+  if (g_mkdir_with_parents (state, 0700) != 0 || g_mkdir_with_parents (jobs, 0755) != 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "cannot create %s", hdir);
+      return FALSE;
+    }
+  g_ptr_array_add (fleet->state_dirs, g_strdup (state));
+  conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
+                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n",
+                          id, state, jobs, g_ascii_dtostr (num, sizeof num, o->heartbeat_sec),
+                          fleet->kafka->bootstrap, BGT_FLEET_CONTROL);
+  if (!write_file (conf_path, conf, 0644, error))
+    return FALSE;
+
+  g_string_append_printf (job, "[Job]\nExecStart=%s %%v\nInputTopics=%s:%u\nOutputTopics=%s\n"
+                          "Environment=FLEET_JOB_BIN=%s", script, BGT_FLEET_INPUT, o->partitions,
+                          BGT_FLEET_OUTPUT, job_bin);
+  if (i < G_N_ELEMENTS (o->crash_versions) && o->crash_versions[i] != NULL)
+    g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
+  g_string_append_printf (job, "\n[Readiness]\nMaxLag=%" G_GINT64_FORMAT "\n", o->max_lag);
+  g_string_append_printf (job, "StableSec=%s\n", g_ascii_dtostr (num, sizeof num, o->stable_sec));
+  g_string_append_printf (job, "[Cutover]\nObservationSec=%s\n",
+                          g_ascii_dtostr (num, sizeof num, o->observation_sec));
+  g_string_append_printf (job, "DeadlineSec=%s\n", g_ascii_dtostr (num, sizeof num, o->deadline_sec));
+  if (o->lead_sec > 0)
+    g_string_append_printf (job, "LeadFactor=%s\n", g_ascii_dtostr (num, sizeof num, o->lead_sec));
+  if (!write_file (job_path, job->str, 0644, error))
+    return FALSE;
+
+  {
+    const char *files[] = { unit, slice, NULL };
+    if (!bgt_host_install_units (host, files, error))
+      return FALSE;
+  }
+  env = g_strdup_printf ("BLUEGREEN_TEST_CONFIG=%s", conf_path);
+  {
+    const char *argv[] = { "systemctl", "--user", "set-environment", env,
+                           "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1",
+                           "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1", NULL };
+    if (!host_exec_ok (host, argv, error))
+      return FALSE;
+  }
+  {
+    /* --no-block: the agents start in parallel; we wait for their names. */
+    const char *argv[] = { "systemctl", "--user", "start", "--no-block", "bluegreend.service", NULL };
+    return host_exec_ok (host, argv, error);
+  }
+}
+
+static rd_kafka_t *
+new_producer (const char *bootstrap, GError **error)
+{
+  char errstr[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+  rd_kafka_t *rk;
+
+  if (rd_kafka_conf_set (conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "acks", "all", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "linger.ms", "0", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "librdkafka: %s", errstr);
+      return NULL;
+    }
+  rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "rd_kafka_new: %s", errstr);
+  return rk;
+}
+
+BgtFleet *
+bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
+{
+  static guint n = 0;
+  const char *tmp = g_getenv ("BG_TEST_TMPDIR");
+  g_autoptr (BgtFleet) fleet = g_new0 (BgtFleet, 1);
+  g_autofree char *topic_in = NULL;
+  g_autofree char *topic_out = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+
+  fleet->opts = *opts;
+  fleet->dir = g_strdup_printf ("%s/fleet-%u-%d", tmp ? tmp : g_get_tmp_dir (), n++, (int) getpid ());
+  fleet->hosts = g_ptr_array_new_with_free_func ((GDestroyNotify) bgt_host_free);
+  fleet->host_ids = g_ptr_array_new_with_free_func (g_free);
+  fleet->state_dirs = g_ptr_array_new_with_free_func (g_free);
+  fleet->finished = g_ptr_array_new_with_free_func (finished_free);
+  fleet->subscriptions = g_array_new (FALSE, TRUE, sizeof (guint));
+  if (g_mkdir_with_parents (fleet->dir, 0755) != 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "cannot create %s", fleet->dir);
+      return NULL;
+    }
+  {
+    g_autofree char *script = g_build_filename (fleet->dir, "job.sh", NULL);
+    if (!write_file (script, job_script, 0755, error))
+      return NULL;
+  }
+
+  topic_in = g_strdup_printf ("%s:%u", BGT_FLEET_INPUT, opts->partitions);
+  topic_out = g_strdup_printf ("%s:%u", BGT_FLEET_OUTPUT, opts->partitions);
+  {
+    const char *topics[] = { topic_in, topic_out, BGT_FLEET_CONTROL ":1", NULL };
+    fleet->kafka = bgt_kafka_start (3, topics, fleet->dir, error);
+    if (fleet->kafka == NULL)
+      return NULL;
+  }
+  fleet->rk = new_producer (fleet->kafka->bootstrap, error);
+  if (fleet->rk == NULL)
+    return NULL;
+
+  for (guint i = 0; i < opts->n_hosts; i++)
+    {
+      /* Host ids a, b, c, ...; the bg-host names carry our pid so
+       * concurrent test programs do not collide. */
+      g_autofree char *id = g_strdup_printf ("%c", 'a' + i);
+      g_autofree char *name = g_strdup_printf ("cut%d-%s", (int) getpid (), id);
+      BgtHost *host;
+
+      g_ptr_array_add (fleet->host_ids, g_strdup (id));
+      host = bgt_host_start (name, error);
+      if (host == NULL)
+        return NULL;
+      g_ptr_array_add (fleet->hosts, host);
+      if (!configure_host (fleet, i, host, error))
+        return NULL;
+    }
+  for (guint i = 0; i < opts->n_hosts; i++)
+    {
+      BgtHost *host = bgt_fleet_host (fleet, i);
+      SignalCtx *ctx = g_new0 (SignalCtx, 1);
+      guint sub;
+
+      ctx->fleet = fleet;
+      ctx->host = i;
+      sub = g_dbus_connection_signal_subscribe (host->bus, NULL, BGT_JOB_IFACE, "CutoverFinished",
+                                                BGT_FLEET_JOB_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                on_cutover_finished, ctx, g_free);
+      g_array_append_val (fleet->subscriptions, sub);
+    }
+  for (guint i = 0; i < opts->n_hosts; i++)
+    if (!bgt_wait_bus_name (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, START_TIMEOUT_MS))
+      {
+        g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agent of host %s did not start",
+                     bgt_fleet_host_id (fleet, i));
+        bgt_fleet_dump_logs (fleet);
+        return NULL;
+      }
+  g_test_message ("fleet: %u hosts with agents up in %" G_GINT64_FORMAT " ms", opts->n_hosts,
+                  (g_get_monotonic_time () - t0) / 1000);
+  return g_steal_pointer (&fleet);
+}
+
+static void
+dump_dir (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autofree char *text = NULL;
+      g_auto (GStrv) lines = NULL;
+      guint n, first;
+
+      if (!g_file_get_contents (path, &text, NULL, NULL))
+        continue;
+      lines = g_strsplit (text, "\n", -1);
+      n = g_strv_length (lines);
+      /* The tail is what matters; a long job log would drown the rest. */
+      first = n > 300 ? n - 300 : 0;
+      g_test_message ("---- %s (%u lines%s)", path, n, first ? ", last 300" : "");
+      for (guint i = first; i < n; i++)
+        g_test_message ("%s", lines[i]);
+    }
+}
+
+void
+bgt_fleet_dump_logs (BgtFleet *fleet)
+{
+  for (guint i = 0; i < fleet->hosts->len; i++)
+    {
+      BgtHost *host = bgt_fleet_host (fleet, i);
+      g_autofree char *agent_logs = g_build_filename (host->dir, "logs", NULL);
+      g_autofree char *job_logs = g_build_filename (g_ptr_array_index (fleet->state_dirs, i), "logs", NULL);
+
+      g_test_message ("==== host %s", bgt_fleet_host_id (fleet, i));
+      dump_dir (agent_logs);
+      dump_dir (job_logs);
+    }
+  if (fleet->kafka != NULL && fleet->kafka->log_path != NULL)
+    {
+      g_autofree char *text = NULL;
+      if (g_file_get_contents (fleet->kafka->log_path, &text, NULL, NULL))
+        g_test_message ("---- kafka mock: %s", text);
+    }
+}
+
+void
+bgt_fleet_free (BgtFleet *fleet)
+{
+  if (fleet == NULL)
+    return;
+  if (fleet->loadgen != NULL)
+    {
+      g_subprocess_send_signal (fleet->loadgen, SIGTERM);
+      g_subprocess_wait (fleet->loadgen, NULL, NULL);
+      g_clear_object (&fleet->loadgen);
+    }
+  if (g_test_failed () && fleet->hosts != NULL)
+    {
+      /* SIGCONT first: a stopped agent would hold its host's stop. */
+      for (guint i = 0; i < fleet->hosts->len; i++)
+        bgt_fleet_signal_agent (fleet, i, SIGCONT);
+      bgt_fleet_dump_logs (fleet);
+    }
+  for (guint i = 0; fleet->subscriptions != NULL && i < fleet->subscriptions->len; i++)
+    g_dbus_connection_signal_unsubscribe (bgt_fleet_host (fleet, i)->bus,
+                                          g_array_index (fleet->subscriptions, guint, i));
+  if (fleet->hosts != NULL)
+    {
+      for (guint i = 0; i < fleet->hosts->len; i++)
+        bgt_fleet_signal_agent (fleet, i, SIGCONT);
+      for (guint i = 0; i < fleet->hosts->len; i++)
+        {
+          g_autoptr (GError) error = NULL;
+          if (!bgt_host_stop (bgt_fleet_host (fleet, i), FALSE, &error))
+            g_test_message ("stopping host %s: %s", bgt_fleet_host_id (fleet, i), error->message);
+        }
+    }
+  g_clear_pointer (&fleet->hosts, g_ptr_array_unref);
+  g_clear_pointer (&fleet->kafka, bgt_kafka_free);
+  if (fleet->consumer != NULL)
+    rd_kafka_consumer_close (fleet->consumer);
+  g_clear_pointer (&fleet->consumer, rd_kafka_destroy);
+  g_clear_pointer (&fleet->rk, rd_kafka_destroy);
+  g_clear_pointer (&fleet->host_ids, g_ptr_array_unref);
+  g_clear_pointer (&fleet->state_dirs, g_ptr_array_unref);
+  g_clear_pointer (&fleet->finished, g_ptr_array_unref);
+  g_clear_pointer (&fleet->subscriptions, g_array_unref);
+  g_free (fleet->loadgen_out);
+  g_free (fleet->dir);
+  g_free (fleet);
+}
+
+/* ---- D-Bus ----------------------------------------------------------------- */
+
+GVariant *
+bgt_fleet_call (BgtFleet *fleet, guint i, const char *path, const char *iface, const char *method,
+                GVariant *args, const char *reply_type, int timeout_ms, GError **error)
+{
+  return g_dbus_connection_call_sync (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, path, iface,
+                                      method, args, reply_type ? G_VARIANT_TYPE (reply_type) : NULL,
+                                      G_DBUS_CALL_FLAGS_NONE,
+                                      timeout_ms > 0 ? timeout_ms : CALL_TIMEOUT_MS, NULL, error);
+}
+
+GVariant *
+bgt_fleet_get (BgtFleet *fleet, guint i, const char *path, const char *iface, const char *prop)
+{
+  g_autoptr (GVariant) reply = NULL;
+  GVariant *value = NULL;
+
+  reply = bgt_fleet_call (fleet, i, path, "org.freedesktop.DBus.Properties", "Get",
+                          g_variant_new ("(ss)", iface, prop), "(v)", GET_TIMEOUT_MS, NULL);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+char *
+bgt_fleet_get_string (BgtFleet *fleet, guint i, const char *path, const char *iface, const char *prop)
+{
+  g_autoptr (GVariant) v = bgt_fleet_get (fleet, i, path, iface, prop);
+
+  if (v == NULL || !g_variant_is_of_type (v, G_VARIANT_TYPE_STRING))
+    return NULL;
+  return g_variant_dup_string (v, NULL);
+}
+
+char *
+bgt_fleet_slot_path (const char *color)
+{
+  return g_strdup_printf ("%s/%s", BGT_FLEET_JOB_PATH, color);
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  guint64 mask;
+  const char *path, *iface, *prop, *want;
+} StringWait;
+
+static gboolean
+strings_are (gpointer data)
+{
+  StringWait *w = data;
+
+  for (guint i = 0; i < w->fleet->hosts->len; i++)
+    {
+      g_autofree char *v = NULL;
+      if (!in_mask (w->mask, i))
+        continue;
+      v = bgt_fleet_get_string (w->fleet, i, w->path, w->iface, w->prop);
+      if (g_strcmp0 (v, w->want) != 0)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+bgt_fleet_wait_string (BgtFleet *fleet, guint64 mask, const char *path, const char *iface,
+                       const char *prop, const char *want, int timeout_ms)
+{
+  StringWait w = { fleet, mask, path, iface, prop, want };
+
+  if (bgt_wait_until (strings_are, &w, timeout_ms))
+    return TRUE;
+  for (guint i = 0; i < fleet->hosts->len; i++)
+    if (in_mask (mask, i))
+      {
+        g_autofree char *v = bgt_fleet_get_string (fleet, i, path, iface, prop);
+        g_test_message ("host %s: %s %s is '%s', waited %d ms for '%s'", bgt_fleet_host_id (fleet, i),
+                        path, prop, v ? v : "(no answer)", timeout_ms, want);
+      }
+  return FALSE;
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  guint64 mask;
+  char *path;
+} ReadyWait;
+
+static gboolean
+all_ready (gpointer data)
+{
+  ReadyWait *w = data;
+
+  for (guint i = 0; i < w->fleet->hosts->len; i++)
+    {
+      g_autoptr (GVariant) v = NULL;
+      if (!in_mask (w->mask, i))
+        continue;
+      v = bgt_fleet_get (w->fleet, i, w->path, BGT_SLOT_IFACE, "Ready");
+      if (v == NULL || !g_variant_get_boolean (v))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+bgt_fleet_wait_ready (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms)
+{
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  ReadyWait w = { fleet, mask, path };
+
+  if (bgt_wait_until (all_ready, &w, timeout_ms))
+    return TRUE;
+  for (guint i = 0; i < fleet->hosts->len; i++)
+    if (in_mask (mask, i))
+      {
+        g_autoptr (GVariant) lag = bgt_fleet_get (fleet, i, path, BGT_SLOT_IFACE, "Lag");
+        g_autofree char *state = bgt_fleet_get_string (fleet, i, path, BGT_SLOT_IFACE, "State");
+        g_autoptr (GVariant) pos = bgt_fleet_get (fleet, i, path, BGT_SLOT_IFACE, "Positions");
+        g_autofree char *pos_text = pos ? g_variant_print (pos, FALSE) : g_strdup ("?");
+        g_test_message ("host %s: %s not Ready after %d ms: State %s, Lag %" G_GINT64_FORMAT ", Positions %s",
+                        bgt_fleet_host_id (fleet, i), color, timeout_ms, state ? state : "?",
+                        lag ? g_variant_get_int64 (lag) : -2, pos_text);
+      }
+  return FALSE;
+}
+
+typedef struct {
+  guint pending;
+  GPtrArray *errors;
+} DeployWait;
+
+static void
+on_deployed (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  DeployWait *w = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res, &error);
+
+  if (reply == NULL)
+    g_ptr_array_add (w->errors, g_strdup (error->message));
+  w->pending--;
+}
+
+static gboolean
+deploys_done (gpointer data)
+{
+  return ((DeployWait *) data)->pending == 0;
+}
+
+gboolean
+bgt_fleet_deploy (BgtFleet *fleet, guint64 mask, const char *version, gboolean live, GError **error)
+{
+  DeployWait w = { 0, g_ptr_array_new_with_free_func (g_free) };
+  gboolean ok;
+
+  for (guint i = 0; i < fleet->hosts->len; i++)
+    {
+      GVariantBuilder opts;
+      if (!in_mask (mask, i))
+        continue;
+      g_variant_builder_init (&opts, G_VARIANT_TYPE ("a{sv}"));
+      if (live)
+        g_variant_builder_add (&opts, "{sv}", "live", g_variant_new_boolean (TRUE));
+      w.pending++;
+      g_dbus_connection_call (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, BGT_FLEET_JOB_PATH,
+                              BGT_JOB_IFACE, "Deploy", g_variant_new ("(sa{sv})", version, &opts),
+                              G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, START_TIMEOUT_MS, NULL,
+                              on_deployed, &w);
+    }
+  /* The calls time out on their own; wait for every reply. */
+  while (w.pending > 0)
+    bgt_wait_until (deploys_done, &w, START_TIMEOUT_MS);
+  ok = w.errors->len == 0;
+  if (!ok)
+    {
+      g_autofree char *all = NULL;
+      g_ptr_array_add (w.errors, NULL);
+      all = g_strjoinv ("; ", (char **) w.errors->pdata);
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "Deploy %s: %s", version, all);
+    }
+  g_ptr_array_unref (w.errors);
+  return ok;
+}
+
+char *
+bgt_fleet_cutover (BgtFleet *fleet, guint i, gboolean rollback, guint deadline_ms, guint lead_ms,
+                   GError **error)
+{
+  GVariantBuilder opts;
+  g_autoptr (GVariant) reply = NULL;
+  char *id = NULL;
+
+  g_variant_builder_init (&opts, G_VARIANT_TYPE ("a{sv}"));
+  if (deadline_ms > 0)
+    g_variant_builder_add (&opts, "{sv}", "deadline_ms", g_variant_new_uint32 (deadline_ms));
+  if (lead_ms > 0)
+    g_variant_builder_add (&opts, "{sv}", "lead_ms", g_variant_new_uint32 (lead_ms));
+  reply = bgt_fleet_call (fleet, i, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, rollback ? "Rollback" : "Cutover",
+                          g_variant_new ("(a{sv})", &opts), "(s)", CALL_TIMEOUT_MS, error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(s)", &id);
+  g_test_message ("%s on %s: id %s", rollback ? "Rollback" : "Cutover", bgt_fleet_host_id (fleet, i), id);
+  return id;
+}
+
+void
+bgt_cutover_info_clear (BgtCutoverInfo *info)
+{
+  g_clear_pointer (&info->id, g_free);
+  g_clear_pointer (&info->outgoing, g_free);
+  g_clear_pointer (&info->incoming, g_free);
+  g_clear_pointer (&info->result, g_free);
+  g_clear_pointer (&info->reason, g_free);
+  g_clear_pointer (&info->barriers, g_array_unref);
+}
+
+gboolean
+bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out)
+{
+  g_autoptr (GVariant) v = bgt_fleet_get (fleet, i, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "LastCutover");
+  g_autoptr (GVariantIter) iter = NULL;
+  const char *topic;
+  gint32 partition;
+  gint64 offset;
+
+  memset (out, 0, sizeof *out);
+  if (v == NULL || !g_variant_is_of_type (v, G_VARIANT_TYPE ("(ssssstta(six))")))
+    return FALSE;
+  g_variant_get (v, "(ssssstta(six))", &out->id, &out->outgoing, &out->incoming, &out->result,
+                 &out->reason, &out->started_us, &out->duration_us, &iter);
+  out->barriers = g_array_new (FALSE, FALSE, sizeof (gint64));
+  for (guint p = 0; p < fleet->opts.partitions; p++)
+    {
+      gint64 none = -1;
+      g_array_append_val (out->barriers, none);
+    }
+  while (g_variant_iter_next (iter, "(&six)", &topic, &partition, &offset))
+    if (g_strcmp0 (topic, BGT_FLEET_INPUT) == 0 && partition >= 0
+        && (guint) partition < fleet->opts.partitions)
+      g_array_index (out->barriers, gint64, partition) = offset;
+  return TRUE;
+}
+
+/* ---- processes ----------------------------------------------------------- */
+
+guint32
+bgt_fleet_agent_pid (BgtFleet *fleet, guint i)
+{
+  g_autoptr (GError) error = NULL;
+  guint32 pid = bgt_unit_main_pid (bgt_fleet_host (fleet, i), "bluegreend.service", &error);
+
+  return error != NULL ? 0 : pid;
+}
+
+guint32
+bgt_fleet_signal_agent (BgtFleet *fleet, guint i, int sig)
+{
+  guint32 pid = bgt_fleet_agent_pid (fleet, i);
+
+  if (pid > 0)
+    kill ((pid_t) pid, sig);
+  return pid;
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  guint i;
+  guint32 old_pid;
+} RestartWait;
+
+static gboolean
+restarted (gpointer data)
+{
+  RestartWait *w = data;
+  guint32 pid = bgt_fleet_agent_pid (w->fleet, w->i);
+  g_autoptr (GVariant) v = NULL;
+
+  if (pid == 0 || pid == w->old_pid)
+    return FALSE;
+  /* Answers on the bus again. */
+  v = bgt_fleet_get (w->fleet, w->i, "/org/bluegreen/Agent1", "org.bluegreen.Agent1", "HostId");
+  return v != NULL;
+}
+
+gboolean
+bgt_fleet_wait_agent_restarted (BgtFleet *fleet, guint i, guint32 old_pid, int timeout_ms)
+{
+  RestartWait w = { fleet, i, old_pid };
+  return bgt_wait_until (restarted, &w, timeout_ms);
+}
+
+gboolean
+bgt_fleet_systemctl (BgtFleet *fleet, guint i, const char *verb, const char *unit, GError **error)
+{
+  const char *argv[] = { "systemctl", "--user", verb, unit, NULL };
+  return host_exec_ok (bgt_fleet_host (fleet, i), argv, error);
+}
+
+/* ---- load, control topic, verifier ---------------------------------------- */
+
+gboolean
+bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error)
+{
+  g_autofree char *loadgen = bgt_build_path ("bluegreen-loadgen");
+  g_autofree char *rate_s = g_strdup_printf ("%u", rate);
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_autofree char *out = g_build_filename (fleet->dir, "loadgen.out", NULL);
+  g_autofree char *err = g_build_filename (fleet->dir, "loadgen.err", NULL);
+
+  if (loadgen == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "bluegreen-loadgen is not built");
+      return FALSE;
+    }
+  g_subprocess_launcher_set_stdout_file_path (launcher, out);
+  g_subprocess_launcher_set_stderr_file_path (launcher, err);
+  {
+    const char *argv[] = { loadgen, "-b", fleet->kafka->bootstrap, "-t", BGT_FLEET_INPUT, "-k", "300",
+                           "-r", rate_s, "-q", NULL };
+    fleet->loadgen = g_subprocess_launcher_spawnv (launcher, argv, error);
+  }
+  fleet->loadgen_out = g_steal_pointer (&out);
+  return fleet->loadgen != NULL;
+}
+
+gint64
+bgt_fleet_load_stop (BgtFleet *fleet, GError **error)
+{
+  g_autofree char *text = NULL;
+  const char *p;
+  gint64 n = -1;
+
+  if (fleet->loadgen == NULL)
+    return 0;
+  g_subprocess_send_signal (fleet->loadgen, SIGTERM);
+  if (!g_subprocess_wait_check (fleet->loadgen, NULL, error))
+    {
+      g_clear_object (&fleet->loadgen);
+      return -1;
+    }
+  g_clear_object (&fleet->loadgen);
+  if (g_file_get_contents (fleet->loadgen_out, &text, NULL, NULL)
+      && (p = strstr (text, "produced ")) != NULL)
+    n = g_ascii_strtoll (p + strlen ("produced "), NULL, 10);
+  g_test_message ("load: %s", text ? g_strstrip (text) : "(no output)");
+  if (n < 0)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_PROTOCOL, "loadgen printed no count");
+  return n;
+}
+
+GArray *
+bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
+{
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  for (guint p = 0; p < fleet->opts.partitions; p++)
+    {
+      int64_t lo = -1, hi = -1;
+      rd_kafka_resp_err_t err
+        = rd_kafka_query_watermark_offsets (fleet->rk, BGT_FLEET_INPUT, (int32_t) p, &lo, &hi, 5000);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        {
+          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", BGT_FLEET_INPUT, p,
+                       rd_kafka_err2str (err));
+          g_array_unref (out);
+          return NULL;
+        }
+      gint64 h = hi;
+      g_array_append_val (out, h);
+    }
+  return out;
+}
+
+gint64
+bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
+{
+  int64_t lo = -1, hi = -1;
+  rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets (fleet->rk, BGT_FLEET_CONTROL, 0, &lo, &hi, 5000);
+
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s: %s", BGT_FLEET_CONTROL,
+                   rd_kafka_err2str (err));
+      return -1;
+    }
+  return hi;
+}
+
+gboolean
+bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len, GError **error)
+{
+  rd_kafka_resp_err_t err
+    = rd_kafka_producev (fleet->rk, RD_KAFKA_V_TOPIC (BGT_FLEET_CONTROL), RD_KAFKA_V_PARTITION (0),
+                         RD_KAFKA_V_VALUE ((void *) data, len), RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY),
+                         RD_KAFKA_V_END);
+
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = rd_kafka_flush (fleet->rk, 10000);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "producing to %s: %s", BGT_FLEET_CONTROL,
+                   rd_kafka_err2str (err));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+control_assign (BgtFleet *fleet, gint64 from, GError **error)
+{
+  char errstr[512];
+  rd_kafka_topic_partition_list_t *parts;
+  rd_kafka_resp_err_t err;
+
+  if (fleet->consumer == NULL)
+    {
+      rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+      g_autofree char *group = g_strdup_printf ("bgt-fleet-%d", (int) getpid ());
+      if (rd_kafka_conf_set (conf, "bootstrap.servers", fleet->kafka->bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+          || rd_kafka_conf_set (conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+          || rd_kafka_conf_set (conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+          || rd_kafka_conf_set (conf, "fetch.wait.max.ms", "1", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+          || rd_kafka_conf_set (conf, "fetch.error.backoff.ms", "5", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+          || rd_kafka_conf_set (conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        {
+          rd_kafka_conf_destroy (conf);
+          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "librdkafka: %s", errstr);
+          return FALSE;
+        }
+      fleet->consumer = rd_kafka_new (RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+      if (fleet->consumer == NULL)
+        {
+          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "rd_kafka_new: %s", errstr);
+          return FALSE;
+        }
+      rd_kafka_poll_set_consumer (fleet->consumer);
+    }
+  parts = rd_kafka_topic_partition_list_new (1);
+  rd_kafka_topic_partition_list_add (parts, BGT_FLEET_CONTROL, 0)->offset = from;
+  err = rd_kafka_assign (fleet->consumer, parts);
+  rd_kafka_topic_partition_list_destroy (parts);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "assign %s: %s", BGT_FLEET_CONTROL, rd_kafka_err2str (err));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+GPtrArray *
+bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
+{
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
+  gint64 hwm = bgt_fleet_control_watermark (fleet, error);
+  gint64 next = from;
+  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+  if (hwm < 0 || !control_assign (fleet, from, error))
+    return NULL;
+  while (next < hwm)
+    {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll (fleet->consumer, 10);
+      if (g_get_monotonic_time () > deadline)
+        {
+          if (m != NULL)
+            rd_kafka_message_destroy (m);
+          g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "reading %s up to %" G_GINT64_FORMAT " timed out at %" G_GINT64_FORMAT,
+                       BGT_FLEET_CONTROL, hwm, next);
+          return NULL;
+        }
+      if (m == NULL)
+        continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        {
+          g_ptr_array_add (out, g_strndup (m->payload ? m->payload : "", m->len));
+          next = m->offset + 1;
+        }
+      rd_kafka_message_destroy (m);
+    }
+  return g_steal_pointer (&out);
+}
+
+static gboolean
+has_all (const char *text, const char *const *needles)
+{
+  for (const char *const *n = needles; *n != NULL; n++)
+    if (strstr (text, *n) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
+gint64
+bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+  if (!control_assign (fleet, from, &error))
+    {
+      g_test_message ("%s", error->message);
+      return -1;
+    }
+  while (g_get_monotonic_time () < deadline)
+    {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll (fleet->consumer, 2);
+      /* Signals (CutoverFinished) keep arriving meanwhile. */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      if (m == NULL)
+        continue;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        {
+          g_autofree char *text = g_strndup (m->payload ? m->payload : "", m->len);
+          if (has_all (text, needles))
+            {
+              gint64 offset = m->offset;
+              rd_kafka_message_destroy (m);
+              return offset;
+            }
+        }
+      rd_kafka_message_destroy (m);
+    }
+  g_test_message ("no control message with %s within %d ms", needles[0], timeout_ms);
+  return -1;
+}
+
+GPtrArray *
+bgt_fleet_control_decisions (BgtFleet *fleet, const char *id, GError **error)
+{
+  g_autoptr (GPtrArray) all = bgt_fleet_control_read (fleet, 0, error);
+  g_autofree char *id_needle = g_strdup_printf ("\"id\":\"%s\"", id);
+  GPtrArray *out;
+
+  if (all == NULL)
+    return NULL;
+  out = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const char *text = g_ptr_array_index (all, i);
+      if (strstr (text, id_needle) == NULL)
+        continue;
+      if (strstr (text, "\"type\":\"commit\"") != NULL)
+        g_ptr_array_add (out, g_strdup ("commit"));
+      else if (strstr (text, "\"type\":\"abort\"") != NULL)
+        g_ptr_array_add (out, g_strdup ("abort"));
+    }
+  return out;
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  guint64 mask;
+  char *path;
+  GArray *hwm;
+} CaughtUpWait;
+
+static gboolean
+caught_up (gpointer data)
+{
+  CaughtUpWait *w = data;
+  g_autoptr (GArray) max = g_array_new (FALSE, TRUE, sizeof (gint64));
+
+  g_array_set_size (max, w->fleet->opts.partitions);
+  for (guint i = 0; i < w->fleet->hosts->len; i++)
+    {
+      g_autoptr (GVariant) v = NULL;
+      GVariantIter iter;
+      const char *topic;
+      gint32 p;
+      gint64 off;
+
+      if (!in_mask (w->mask, i))
+        continue;
+      v = bgt_fleet_get (w->fleet, i, w->path, BGT_SLOT_IFACE, "Positions");
+      if (v == NULL)
+        return FALSE;
+      g_variant_iter_init (&iter, v);
+      while (g_variant_iter_next (&iter, "(&six)", &topic, &p, &off))
+        if (p >= 0 && (guint) p < max->len && off > g_array_index (max, gint64, p))
+          g_array_index (max, gint64, p) = off;
+    }
+  for (guint p = 0; p < max->len; p++)
+    if (g_array_index (max, gint64, p) < g_array_index (w->hwm, gint64, p))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+bgt_fleet_wait_caught_up (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  g_autoptr (GArray) hwm = bgt_fleet_input_watermarks (fleet, &error);
+  CaughtUpWait w = { fleet, mask, path, hwm };
+
+  if (hwm == NULL)
+    {
+      g_test_message ("%s", error->message);
+      return FALSE;
+    }
+  return bgt_wait_until (caught_up, &w, timeout_ms);
+}
+
+JsonObject *
+bgt_fleet_verify (BgtFleet *fleet, const char *outgoing, const char *incoming, GArray *barriers,
+                  int *status, GError **error)
+{
+  g_autofree char *verify = bgt_build_path ("bluegreen-verify");
+  g_autofree char *bfile = g_build_filename (fleet->dir, "barriers", NULL);
+  g_autofree char *bopt = NULL;
+  g_autofree char *oopt = NULL;
+  g_autofree char *iopt = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonNode *root;
+  int st = -1;
+
+  if (verify == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "bluegreen-verify is not built");
+      return NULL;
+    }
+  g_ptr_array_add (argv, verify);
+  g_ptr_array_add (argv, (gpointer) "-b");
+  g_ptr_array_add (argv, fleet->kafka->bootstrap);
+  g_ptr_array_add (argv, (gpointer) "-i");
+  g_ptr_array_add (argv, (gpointer) BGT_FLEET_INPUT);
+  g_ptr_array_add (argv, (gpointer) "-o");
+  g_ptr_array_add (argv, (gpointer) BGT_FLEET_OUTPUT);
+  g_ptr_array_add (argv, (gpointer) "--json");
+  g_ptr_array_add (argv, (gpointer) "--strict-order");
+  /* Results still in flight when the load stopped: read until the output
+   * has not changed for a moment. */
+  g_ptr_array_add (argv, (gpointer) "--settle=0.5");
+  if (outgoing != NULL)
+    {
+      oopt = g_strdup_printf ("--outgoing=%s", outgoing);
+      iopt = g_strdup_printf ("--incoming=%s", incoming);
+      g_ptr_array_add (argv, oopt);
+      g_ptr_array_add (argv, iopt);
+    }
+  if (barriers != NULL)
+    {
+      g_autoptr (GString) text = g_string_new (NULL);
+      for (guint p = 0; p < barriers->len; p++)
+        if (g_array_index (barriers, gint64, p) >= 0)
+          g_string_append_printf (text, "%u:%" G_GINT64_FORMAT "\n", p, g_array_index (barriers, gint64, p));
+      if (!g_file_set_contents (bfile, text->str, -1, error))
+        return NULL;
+      g_test_message ("expected barriers: %s", text->str);
+      bopt = g_strdup_printf ("--barriers-file=%s", bfile);
+      g_ptr_array_add (argv, bopt);
+    }
+  g_ptr_array_add (argv, NULL);
+  if (!bgt_run ((const char *const *) argv->pdata, NULL, 120000, &out, &err, &st, error))
+    return NULL;
+  if (status != NULL)
+    *status = st;
+  g_test_message ("verifier (exit %d): %s%s", st, out, err ? err : "");
+  if (!json_parser_load_from_data (parser, out, -1, error))
+    return NULL;
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_PROTOCOL, "verifier printed no JSON object");
+      return NULL;
+    }
+  return json_object_ref (json_node_get_object (root));
+}
+
+gint64
+bgt_report_num (JsonObject *report, const char *member)
+{
+  if (!json_object_has_member (report, member))
+    return -1;
+  return json_object_get_int_member (report, member);
+}
+
+static JsonObject *
+color_of (JsonObject *report, int partition, const char *color)
+{
+  JsonArray *parts;
+
+  if (!json_object_has_member (report, "partitions"))
+    return NULL;
+  parts = json_object_get_array_member (report, "partitions");
+  for (guint i = 0; i < json_array_get_length (parts); i++)
+    {
+      JsonObject *p = json_array_get_object_element (parts, i);
+      JsonObject *colors;
+      if (json_object_get_int_member (p, "partition") != partition)
+        continue;
+      if (!json_object_has_member (p, "colors"))
+        return NULL;
+      colors = json_object_get_object_member (p, "colors");
+      return json_object_has_member (colors, color) ? json_object_get_object_member (colors, color) : NULL;
+    }
+  return NULL;
+}
+
+gint64
+bgt_report_color_first (JsonObject *report, int partition, const char *color)
+{
+  JsonObject *c = color_of (report, partition, color);
+  return c != NULL ? json_object_get_int_member (c, "first") : -1;
+}
+
+gint64
+bgt_report_color_last (JsonObject *report, int partition, const char *color)
+{
+  JsonObject *c = color_of (report, partition, color);
+  return c != NULL ? json_object_get_int_member (c, "last") : -1;
+}

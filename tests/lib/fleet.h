@@ -1,0 +1,181 @@
+/* fleet.h — a fleet of simulated hosts for the end-to-end cutover tests and
+ * the cutover benchmark: one Kafka mock (an input topic, an output topic
+ * and the control topic), N hosts (tools/bg-host), each running bluegreend
+ * as a user service (units/test/bluegreend.service) with its own config
+ * and state, and the example job configured on every host with one
+ * consumer group per color, so the instances of a color share the input
+ * partitions.
+ *
+ * Helpers drive the fleet as an operator would (Deploy on every host at
+ * once, wait for properties, Cutover and CutoverFinished), produce load
+ * with bluegreen-loadgen, kill or stop an agent by its MainPID, write raw
+ * bytes to the control topic, and end with the verifier's --json report.
+ * Every wait is on a condition with a timeout; on a failed test the
+ * agents' and the jobs' logs are printed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "bgtest.h"
+
+G_BEGIN_DECLS
+
+#define BGT_FLEET_JOB "counts"
+#define BGT_FLEET_JOB_PATH "/org/bluegreen/Agent1/job/counts"
+#define BGT_FLEET_INPUT "in"
+#define BGT_FLEET_OUTPUT "out"
+#define BGT_FLEET_CONTROL "bluegreen-control"
+#define BGT_AGENT_NAME "org.bluegreen.Agent1"
+#define BGT_JOB_IFACE "org.bluegreen.Job1"
+#define BGT_SLOT_IFACE "org.bluegreen.Slot1"
+
+typedef struct {
+  guint n_hosts;           /* default 3 */
+  guint partitions;        /* input partitions, default 6 */
+  double heartbeat_sec;    /* default 0.2 */
+  double deadline_sec;     /* default 2 */
+  double observation_sec;  /* default 0 */
+  double lead_sec;         /* LeadFactor=, default 0 (not written) */
+  gint64 max_lag;          /* default 2000 */
+  double stable_sec;       /* default 0.3 */
+  /* Per host (index < n_hosts): versions whose job crashes (killed) ~1.5 s
+   * after it started, e.g. "v2"; NULL for none. */
+  const char *crash_versions[16];
+} BgtFleetOptions;
+
+typedef struct {
+  char *id;
+  char *host;
+  char *result;
+  char *reason;
+  gint64 at; /* monotonic µs when seen */
+} BgtFinished;
+
+typedef struct _BgtFleet BgtFleet;
+
+/* Fills @opts with the defaults. */
+void bgt_fleet_options_init (BgtFleetOptions *opts);
+
+/* Starts Kafka, the hosts and their agents (in parallel) and waits until
+ * every agent owns its bus name. NULL with a skip when not root. */
+BgtFleet *bgt_fleet_new (const BgtFleetOptions *opts, GError **error);
+/* Stops everything; prints the logs first if the test failed. */
+void bgt_fleet_free (BgtFleet *fleet);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgtFleet, bgt_fleet_free)
+
+guint bgt_fleet_n_hosts (BgtFleet *fleet);
+BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i);
+const char *bgt_fleet_host_id (BgtFleet *fleet, guint i);
+const char *bgt_fleet_bootstrap (BgtFleet *fleet);
+BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
+/* Prints every agent's and job's log as test messages. */
+void bgt_fleet_dump_logs (BgtFleet *fleet);
+
+/* ---- D-Bus ----------------------------------------------------------------- */
+
+/* A method call on host @i's agent; NULL and @error on failure. */
+GVariant *bgt_fleet_call (BgtFleet *fleet, guint i, const char *path, const char *iface,
+                          const char *method, GVariant *args, const char *reply_type,
+                          int timeout_ms, GError **error);
+/* A property of host @i's agent; NULL on error (a stopped agent). */
+GVariant *bgt_fleet_get (BgtFleet *fleet, guint i, const char *path, const char *iface,
+                         const char *prop);
+char *bgt_fleet_get_string (BgtFleet *fleet, guint i, const char *path, const char *iface,
+                            const char *prop);
+/* The slot's object path for @color. */
+char *bgt_fleet_slot_path (const char *color);
+
+/* Waits until the string property is @want on every host in @mask (bit i:
+ * host i; 0: all hosts). FALSE (after logging the values) on a timeout. */
+gboolean bgt_fleet_wait_string (BgtFleet *fleet, guint64 mask, const char *path, const char *iface,
+                                const char *prop, const char *want, int timeout_ms);
+/* Waits until slot @color is Ready on every host in @mask (0: all). */
+gboolean bgt_fleet_wait_ready (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms);
+
+/* Deploy(@version, live=@live) on every host in @mask (0: all) at once
+ * (the calls are in flight together, so the color's consumer group forms
+ * in one generation). */
+gboolean bgt_fleet_deploy (BgtFleet *fleet, guint64 mask, const char *version, gboolean live,
+                           GError **error);
+
+/* Job1.Cutover (or Rollback if @rollback) on host @i with deadline_ms and
+ * lead_ms if not 0. Returns the id, NULL with @error (e.g. the D-Bus error
+ * NotReady). */
+char *bgt_fleet_cutover (BgtFleet *fleet, guint i, gboolean rollback, guint deadline_ms,
+                         guint lead_ms, GError **error);
+/* Waits until CutoverFinished(@id) has been seen from every host in @mask
+ * (0: all); returns the result every one of them reported if they agree,
+ * "split" if not, NULL on a timeout. */
+char *bgt_fleet_wait_finished (BgtFleet *fleet, const char *id, guint64 mask, int timeout_ms);
+/* The CutoverFinished signals seen for @id (BgtFinished*, owned by the fleet). */
+GPtrArray *bgt_fleet_finished_for (BgtFleet *fleet, const char *id);
+
+/* LastCutover of host @i, unpacked. FALSE if the agent does not answer. */
+typedef struct {
+  char *id, *outgoing, *incoming, *result, *reason;
+  guint64 started_us, duration_us;
+  GArray *barriers; /* gint64 per input partition, -1 where none */
+} BgtCutoverInfo;
+gboolean bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out);
+void bgt_cutover_info_clear (BgtCutoverInfo *info);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (BgtCutoverInfo, bgt_cutover_info_clear)
+
+/* ---- processes ----------------------------------------------------------- */
+
+/* The agent's MainPID on host @i (0 if not running). */
+guint32 bgt_fleet_agent_pid (BgtFleet *fleet, guint i);
+/* Sends @sig to host @i's agent (by its MainPID from systemd); returns the pid. */
+guint32 bgt_fleet_signal_agent (BgtFleet *fleet, guint i, int sig);
+/* Waits until host @i's agent has a MainPID other than @old_pid and owns
+ * its bus name again (systemd restarted it). */
+gboolean bgt_fleet_wait_agent_restarted (BgtFleet *fleet, guint i, guint32 old_pid, int timeout_ms);
+/* systemctl --user stop/start on host @i. */
+gboolean bgt_fleet_systemctl (BgtFleet *fleet, guint i, const char *verb, const char *unit,
+                              GError **error);
+
+/* ---- load, control topic, verifier ---------------------------------------- */
+
+/* Starts bluegreen-loadgen producing @rate records/s to the input until
+ * bgt_fleet_load_stop(), which returns the number produced. */
+gboolean bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error);
+gint64 bgt_fleet_load_stop (BgtFleet *fleet, GError **error);
+
+/* The input's high watermark per partition (gint64). */
+GArray *bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error);
+/* The control topic's high watermark. */
+gint64 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error);
+
+/* The control topic's messages from offset @from (0: the beginning) up
+ * to its current high watermark, as strings, in log order. */
+GPtrArray *bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error);
+/* Reads the control topic from @from until a message contains every one
+ * of @needles (e.g. "\"type\":\"prepare\"", "\"id\":\"...\""; the codec's
+ * encoding is canonical: no whitespace); returns its offset, -1 on a
+ * timeout. Polls with a 1 ms fetch wait, so it reacts within a few ms. */
+gint64 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms);
+/* The decisions ("commit"/"abort") for @id in the log, in log order. */
+GPtrArray *bgt_fleet_control_decisions (BgtFleet *fleet, const char *id, GError **error);
+
+/* Produces @len raw bytes to the control topic (acks=all, flushed). */
+gboolean bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len, GError **error);
+
+/* Waits until the running instances of @color, summed over the hosts in
+ * @mask (0: all), have positions at the input's high watermark on every
+ * partition. */
+gboolean bgt_fleet_wait_caught_up (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms);
+
+/* Runs bluegreen-verify --json --strict-order (with --outgoing/--incoming
+ * and --barriers-file when @barriers is not NULL: gint64 per partition, -1
+ * for none) and returns the parsed report; the exit status in @status. */
+JsonObject *bgt_fleet_verify (BgtFleet *fleet, const char *outgoing, const char *incoming,
+                              GArray *barriers, int *status, GError **error);
+/* A number from the report's top level (-1 if absent). */
+gint64 bgt_report_num (JsonObject *report, const char *member);
+/* The first/last offset @color emitted on @partition, -1 if none. */
+gint64 bgt_report_color_first (JsonObject *report, int partition, const char *color);
+gint64 bgt_report_color_last (JsonObject *report, int partition, const char *color);
+
+G_END_DECLS
