@@ -9,6 +9,18 @@ fuzz_codec_SOURCES = tests/fuzz/fuzz-codec.c
 fuzz_codec_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) $(BG_DEPS_CFLAGS)
 fuzz_codec_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 fuzz_codec_LDADD = libbgcommon.la $(BG_DEPS_LIBS)
+
+noinst_PROGRAMS += fuzz-config
+fuzz_config_SOURCES = tests/fuzz/fuzz-config.c
+fuzz_config_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) $(BG_DEPS_CFLAGS)
+fuzz_config_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+fuzz_config_LDADD = libbgcommon.la $(BG_DEPS_LIBS)
+
+noinst_PROGRAMS += fuzz-dbus-args
+fuzz_dbus_args_SOURCES = tests/fuzz/fuzz-dbus-args.c
+fuzz_dbus_args_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) $(BG_DEPS_CFLAGS)
+fuzz_dbus_args_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+fuzz_dbus_args_LDADD = libbgcommon.la $(BG_DEPS_LIBS)
 endif
 
 EXTRA_DIST += \
@@ -24,6 +36,33 @@ EXTRA_DIST += \
 	tests/fuzz/corpus/codec/leave.json \
 	tests/fuzz/corpus/codec/nack.json \
 	tests/fuzz/corpus/codec/prepare-signed.json \
-	tests/fuzz/corpus/codec/prepare.json
+	tests/fuzz/corpus/codec/prepare.json \
+	tests/fuzz/fuzz-config.c \
+	tests/fuzz/config.dict \
+	tests/fuzz/corpus/config/Capital.job \
+	tests/fuzz/corpus/config/alpha.job \
+	tests/fuzz/corpus/config/beta.job \
+	tests/fuzz/corpus/config/bluegreend.conf \
+	tests/fuzz/corpus/config/broken.job \
+	tests/fuzz/corpus/config/example.job \
+	tests/fuzz/corpus/config/full.conf \
+	tests/fuzz/corpus/config/full.job \
+	tests/fuzz/corpus/config/gamma.job \
+	tests/fuzz/corpus/config/heartbeat-overflow.conf \
+	tests/fuzz/fuzz-dbus-args.c \
+	tests/fuzz/corpus/dbus-args/cutover \
+	tests/fuzz/corpus/dbus-args/deploy \
+	tests/fuzz/corpus/dbus-args/deploy-bad-version \
+	tests/fuzz/corpus/dbus-args/deploy-options \
+	tests/fuzz/corpus/dbus-args/evict-host \
+	tests/fuzz/corpus/dbus-args/get-job \
+	tests/fuzz/corpus/dbus-args/get-job-bad \
+	tests/fuzz/corpus/dbus-args/plan-armed \
+	tests/fuzz/corpus/dbus-args/report-delivered \
+	tests/fuzz/corpus/dbus-args/report-progress \
+	tests/fuzz/corpus/dbus-args/retire \
+	tests/fuzz/corpus/dbus-args/rollback \
+	tests/fuzz/corpus/dbus-args/savepoint-done \
+	tests/fuzz/corpus/dbus-args/set-sink-mode
 
 include tests/security.mk
