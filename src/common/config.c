@@ -276,8 +276,9 @@ lookup_seconds (const Ctx *ctx, const char *group, const char *key,
       return FALSE;
     }
   double v = g_ascii_strtod (s, NULL);
-  /* v >= 0 (no sign allowed), so adding 0.5 rounds; no libm needed. */
-  gint64 usec = (gint64) (v * G_USEC_PER_SEC + 0.5);
+  /* v >= 0 (no sign allowed), so adding 0.5 rounds; no libm needed. Range
+   * first: converting a double beyond gint64 is undefined behaviour. */
+  gint64 usec = v > MAX_SECONDS ? 0 : (gint64) (v * G_USEC_PER_SEC + 0.5);
   if (v > MAX_SECONDS || (positive && usec <= 0))
     {
       set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, group, key,
