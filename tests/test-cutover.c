@@ -597,10 +597,26 @@ test_not_ready (Fixture *f, gconstpointer data)
   /* Green is Ready on A and B; on C its job crashes while catching up. */
   start_blue_then_green (f, MASK (A) | MASK (B));
   wait_slot (f, MASK (C), "green", "State", "failed");
-  reply = bgt_fleet_call (f->fleet, A, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Cutover",
-                          g_variant_new_parsed ("(@a{sv} {},)"), "(s)", 0, &error);
-  g_assert_null (reply);
+  /* C's crash rebalances green's group: A's or B's green may lose
+   * readiness for a moment while it catches up on C's partitions. Until
+   * both are Ready again, NotReady may name them instead of C. */
+  for (gint64 end = g_get_monotonic_time () + WAIT_MS * G_GINT64_CONSTANT (1000);;)
+    {
+      g_autofree char *remote = NULL;
+
+      g_clear_error (&error);
+      g_assert_true (bgt_fleet_wait_ready (f->fleet, MASK (A) | MASK (B), "green", 60000));
+      reply = bgt_fleet_call (f->fleet, A, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Cutover",
+                              g_variant_new_parsed ("(@a{sv} {},)"), "(s)", 0, &error);
+      g_assert_null (reply);
+      remote = g_dbus_error_get_remote_error (error);
+      if (g_strcmp0 (remote, "org.bluegreen.Error.NotReady") != 0 || strstr (error->message, "host c") != NULL
+          || g_get_monotonic_time () > end)
+        break;
+      g_test_message ("not yet: %s", error->message);
+    }
   assert_dbus_error (error, "org.bluegreen.Error.NotReady", "host c");
+  g_clear_error (&error);
   /* Nothing was prepared. */
   {
     g_autoptr (GPtrArray) all = bgt_fleet_control_read (f->fleet, 0, &error);
@@ -651,6 +667,7 @@ test_silent_host (Fixture *f, gconstpointer data)
   g_autoptr (JsonObject) report = NULL;
   HelloWait hw = { f, 0, 6 };
   const char *c;
+  g_autofree char *hosts_text = NULL;
 
   if (f->fleet == NULL)
     return;
@@ -670,14 +687,13 @@ test_silent_host (Fixture *f, gconstpointer data)
   g_assert_null (reply);
   assert_dbus_error (error, "org.bluegreen.Error.HostSilent", "host c ");
   g_clear_error (&error);
-  /* Still expected: not dropped on a timeout. */
+  /* Still expected: not dropped on a timeout (checked at the end, so a
+   * wrong property does not hide the rest of the scenario). */
   {
     g_autoptr (GVariant) hosts = bgt_fleet_get (f->fleet, A, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Hosts");
-    g_autofree char *text = NULL;
     g_assert_nonnull (hosts);
-    text = g_variant_print (hosts, FALSE);
-    g_test_message ("Hosts on a: %s", text);
-    g_assert_nonnull (strstr (text, "'c'"));
+    hosts_text = g_variant_print (hosts, FALSE);
+    g_test_message ("Hosts on a while c is silent: %s", hosts_text);
   }
 
   /* The operator stops C's slots, then evicts C. */
@@ -706,6 +722,7 @@ test_silent_host (Fixture *f, gconstpointer data)
   keep_producing (f, MASK (A) | MASK (B), "green");
   stop_load (f, MASK (A) | MASK (B), "green");
   report = verify (f, "blue", "green", barriers);
+  g_assert_nonnull (strstr (hosts_text, "'c'"));
 }
 
 /* ---- [garbage] --------------------------------------------------------------- */

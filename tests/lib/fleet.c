@@ -456,11 +456,12 @@ bgt_fleet_free (BgtFleet *fleet)
         }
     }
   g_clear_pointer (&fleet->hosts, g_ptr_array_unref);
-  g_clear_pointer (&fleet->kafka, bgt_kafka_free);
+  /* Our clients first: with the brokers gone they would only complain. */
   if (fleet->consumer != NULL)
     rd_kafka_consumer_close (fleet->consumer);
   g_clear_pointer (&fleet->consumer, rd_kafka_destroy);
   g_clear_pointer (&fleet->rk, rd_kafka_destroy);
+  g_clear_pointer (&fleet->kafka, bgt_kafka_free);
   g_clear_pointer (&fleet->host_ids, g_ptr_array_unref);
   g_clear_pointer (&fleet->state_dirs, g_ptr_array_unref);
   g_clear_pointer (&fleet->finished, g_ptr_array_unref);
