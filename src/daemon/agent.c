@@ -474,6 +474,8 @@ agent_maybe_finish_replay (BgdAgent *agent)
   if (agent->replay_finished || !agent->units_adopted || !agent->ctx.control_replayed)
     return;
   agent->replay_finished = TRUE;
+  agent->ctx.replay_finished = TRUE;
+  g_message ("control log replayed and units adopted: slots may be started and steered");
   g_hash_table_iter_init (&iter, agent->jobs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     bgd_job_set_replaying (value, FALSE);
@@ -486,6 +488,15 @@ on_control_message (const BgControlMessage *msg, gint64 offset, gpointer user_da
   BgdAgent *agent = user_data;
 
   bgd_membership_handle (agent->ctx.membership, msg);
+  if (msg->type == BG_CONTROL_HELLO || msg->type == BG_CONTROL_LEAVE || msg->type == BG_CONTROL_EVICT)
+    {
+      GHashTableIter iter;
+      gpointer value;
+
+      g_hash_table_iter_init (&iter, agent->jobs);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        bgd_job_membership_changed (value);
+    }
   if (msg->type != BG_CONTROL_HELLO)
     {
       BgdJob *job = g_hash_table_lookup (agent->jobs, msg->job);
@@ -766,6 +777,12 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
       else
         agent->ctx.append = agent_append;
     }
+  /* No control log at all (Kafka settings refused): nothing to replay, and
+   * nothing to wait for. With one, replay waits for the brokers, however
+   * long they are down; the agent still comes up (READY=1) meanwhile and
+   * answers Busy to whatever would start or steer a slot. */
+  if (agent->control == NULL)
+    agent->ctx.control_replayed = TRUE;
 
   /* The object manager serves the jobs and slots below its own path; the
    * Agent1 interface sits on that path itself, exported next to it. */

@@ -35,7 +35,13 @@ typedef struct {
    * is taken). append is NULL while there is no control log. */
   BgdMembership *membership;
   void (*append) (gpointer agent, BgControlMessage *msg);
+  /* The control log was read up to its end as it was at start (TRUE at
+   * once when there is no control log at all: nothing to replay). */
   gboolean control_replayed;
+  /* Replayed and the units adopted: only from now on may a method start,
+   * stop or steer a slot (design.md: a host replays the topic before it
+   * starts any slot). Until then such methods answer Busy. */
+  gboolean replay_finished;
 } BgdContext;
 
 G_END_DECLS

@@ -19,13 +19,18 @@ struct _BgdCutover {
   gboolean armed_answered[BG_N_COLORS];
   GHashTable *released;     /* "partition:topic" handed over */
   GHashTable *done_sent;    /* "partition:topic" this host announced */
+  char *nack_reason;        /* the first nack read for the current plan */
   guint deadline_source;
+  guint done_source;        /* a batched done waiting for its interval */
+  gint64 last_done;         /* monotonic µs of this host's last done */
 
   /* id → "commit"/"abort" of decided plans, the oldest dropped first. */
   GHashTable *decided;
   GQueue decided_order;
-  /* Prepares seen and ignored (another in flight, not a participant). */
+  /* Prepares seen and ignored (another in flight, not a participant),
+   * the oldest dropped first. */
   GHashTable *ignored;
+  GQueue ignored_order;
 };
 
 const char *
@@ -90,6 +95,7 @@ bgd_cutover_new (const char *host, const char *job, const BgdCutoverOps *ops, gp
   cut->decided = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   cut->ignored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_queue_init (&cut->decided_order);
+  g_queue_init (&cut->ignored_order);
   return cut;
 }
 
@@ -99,13 +105,16 @@ bgd_cutover_free (BgdCutover *cut)
   if (cut == NULL)
     return;
   g_clear_handle_id (&cut->deadline_source, g_source_remove);
+  g_clear_handle_id (&cut->done_source, g_source_remove);
   plan_free (cut->plan);
+  g_free (cut->nack_reason);
   g_hash_table_unref (cut->acks);
   g_hash_table_unref (cut->released);
   g_hash_table_unref (cut->done_sent);
   g_hash_table_unref (cut->decided);
   g_hash_table_unref (cut->ignored);
   g_queue_clear_full (&cut->decided_order, g_free);
+  g_queue_clear_full (&cut->ignored_order, g_free);
   g_free (cut->host);
   g_free (cut->job);
   g_free (cut);
@@ -143,6 +152,19 @@ remember_decision (BgdCutover *cut, const char *id, const char *decision)
     }
 }
 
+static void
+remember_ignored (BgdCutover *cut, const char *id)
+{
+  if (!g_hash_table_add (cut->ignored, g_strdup (id)))
+    return;
+  g_queue_push_tail (&cut->ignored_order, g_strdup (id));
+  while (g_queue_get_length (&cut->ignored_order) > BGD_CUTOVER_REMEMBERED_IDS)
+    {
+      g_autofree char *old = g_queue_pop_head (&cut->ignored_order);
+      g_hash_table_remove (cut->ignored, old);
+    }
+}
+
 static BgControlMessage *
 new_message (BgdCutover *cut, BgControlType type)
 {
@@ -159,7 +181,9 @@ append_decision (BgdCutover *cut, gboolean commit, const char *reason)
 {
   BgControlMessage *msg;
 
-  if (cut->decision_sent)
+  /* While replaying the decision may be further down the log; what is
+   * still open afterwards is decided then. */
+  if (cut->decision_sent || cut->replaying)
     return;
   cut->decision_sent = TRUE;
   msg = new_message (cut, commit ? BG_CONTROL_COMMIT : BG_CONTROL_ABORT);
@@ -222,6 +246,21 @@ arm_local (BgdCutover *cut)
 }
 
 static void
+reset_plan_state (BgdCutover *cut)
+{
+  g_clear_handle_id (&cut->deadline_source, g_source_remove);
+  g_clear_handle_id (&cut->done_source, g_source_remove);
+  g_clear_pointer (&cut->nack_reason, g_free);
+  plan_free (cut->plan);
+  cut->plan = NULL;
+  g_hash_table_remove_all (cut->acks);
+  g_hash_table_remove_all (cut->released);
+  g_hash_table_remove_all (cut->done_sent);
+  cut->answered = cut->decision_sent = FALSE;
+  cut->last_done = 0;
+}
+
+static void
 handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
 {
   BgdCutoverPlan *p;
@@ -237,7 +276,7 @@ handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
     {
       cut_log (cut, G_LOG_LEVEL_MESSAGE, msg->id, "prepare from %s ignored: cutover %s is in flight",
                msg->host, cut->plan->id);
-      g_hash_table_add (cut->ignored, g_strdup (msg->id));
+      remember_ignored (cut, msg->id);
       return;
     }
   {
@@ -248,17 +287,12 @@ handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
     if (!found)
       {
         cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "this host is not a participant; ignored");
-        g_hash_table_add (cut->ignored, g_strdup (msg->id));
+        remember_ignored (cut, msg->id);
         return;
       }
   }
 
-  g_clear_handle_id (&cut->deadline_source, g_source_remove);
-  plan_free (cut->plan);
-  g_hash_table_remove_all (cut->acks);
-  g_hash_table_remove_all (cut->released);
-  g_hash_table_remove_all (cut->done_sent);
-  cut->answered = cut->decision_sent = FALSE;
+  reset_plan_state (cut);
 
   p = cut->plan = g_new0 (BgdCutoverPlan, 1);
   p->id = g_strdup (msg->id);
@@ -283,19 +317,21 @@ handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
            p->coordinator, bg_color_to_string (p->outgoing), bg_color_to_string (p->incoming),
            p->barriers->len, msg->participants->len);
 
+  cut->ops->prepared (cut->data, p);
   if (now >= p->deadline)
     {
-      /* Read too late (a replay, a slow host): never armed; make sure a
-       * decision lands. */
-      g_autofree char *ignored = NULL;
-
+      /* Read too late (a slow host, or a replay: then at its end): never
+       * armed, since the instances would only hold until the abort; make
+       * sure a decision lands. */
       bgd_cutover_check_deadline (cut, now);
-      cut->ops->arm (cut->data, p, &ignored);
       return;
     }
   cut->deadline_source = g_timeout_add ((guint) MIN ((p->deadline - now) / 1000 + 1, G_MAXUINT),
                                         deadline_cb, cut);
-  arm_local (cut);
+  /* Replaying: the decision may follow in the log; arming waits for the
+   * end of the replay (bgd_cutover_set_replaying). */
+  if (!cut->replaying)
+    arm_local (cut);
 }
 
 static void
@@ -303,7 +339,7 @@ maybe_commit (BgdCutover *cut)
 {
   BgdCutoverPlan *p = cut->plan;
 
-  if (!g_str_equal (p->coordinator, cut->host) || p->state != BGD_CUTOVER_PREPARED)
+  if (!g_str_equal (p->coordinator, cut->host) || p->state != BGD_CUTOVER_PREPARED || cut->replaying)
     return;
   for (guint i = 0; p->participants[i] != NULL; i++)
     if (!g_hash_table_contains (cut->acks, p->participants[i]))
@@ -438,10 +474,11 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
         }
       else
         {
-          g_autofree char *why = g_strdup_printf ("host %s: %s", msg->host, msg->reason);
           cut_log (cut, G_LOG_LEVEL_MESSAGE, msg->id, "nack from %s: %s", msg->host, msg->reason);
+          if (cut->nack_reason == NULL)
+            cut->nack_reason = g_strdup_printf ("host %s: %s", msg->host, msg->reason);
           if (g_str_equal (cut->plan->coordinator, cut->host))
-            append_decision (cut, FALSE, why);
+            append_decision (cut, FALSE, cut->nack_reason);
         }
       break;
     case BG_CONTROL_COMMIT:
@@ -459,15 +496,35 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
 void
 bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying)
 {
-  cut->replaying = replaying;
-  if (replaying || cut->plan == NULL || cut->plan->state != BGD_CUTOVER_PREPARED || cut->answered)
+  BgdCutoverPlan *p = cut->plan;
+  gint64 now = g_get_real_time ();
+
+  if (cut->replaying == replaying)
     return;
-  if (g_get_real_time () >= cut->plan->deadline)
+  cut->replaying = replaying;
+  if (replaying || p == NULL)
+    return;
+  if (p->state == BGD_CUTOVER_COMMITTED)
     {
-      bgd_cutover_check_deadline (cut, g_get_real_time ());
+      bgd_cutover_check_delivered (cut);
       return;
     }
-  arm_local (cut);
+  if (p->state != BGD_CUTOVER_PREPARED)
+    return;
+  /* The log is read to its end and the plan is still undecided. */
+  if (now >= p->deadline)
+    {
+      bgd_cutover_check_deadline (cut, now);
+      return;
+    }
+  if (cut->nack_reason != NULL && g_str_equal (p->coordinator, cut->host))
+    {
+      append_decision (cut, FALSE, cut->nack_reason);
+      return;
+    }
+  maybe_commit (cut);
+  if (!cut->answered)
+    arm_local (cut);
 }
 
 void
@@ -492,14 +549,32 @@ bgd_cutover_plan_armed (BgdCutover *cut, BgColor color, const char *id, gboolean
     answer (cut, TRUE, NULL);
 }
 
+static gboolean
+done_interval_cb (gpointer user_data)
+{
+  BgdCutover *cut = user_data;
+
+  cut->done_source = 0;
+  bgd_cutover_check_delivered (cut);
+  return G_SOURCE_REMOVE;
+}
+
 void
 bgd_cutover_check_delivered (BgdCutover *cut)
 {
   BgdCutoverPlan *p = cut->plan;
   BgControlMessage *msg = NULL;
+  gint64 now = g_get_monotonic_time ();
 
-  if (p == NULL || p->state != BGD_CUTOVER_COMMITTED)
+  if (p == NULL || p->state != BGD_CUTOVER_COMMITTED || cut->replaying || cut->done_source != 0)
     return;
+  if (cut->last_done != 0 && now - cut->last_done < BGD_CUTOVER_DONE_INTERVAL_USEC)
+    {
+      /* Batched: whatever is done by then goes in one message. */
+      cut->done_source = g_timeout_add ((guint) ((BGD_CUTOVER_DONE_INTERVAL_USEC - (now - cut->last_done)) / 1000 + 1),
+                                        done_interval_cb, cut);
+      return;
+    }
   for (guint i = 0; i < p->barriers->len; i++)
     {
       const BgControlOffset *b = p->barriers->pdata[i];
@@ -519,6 +594,7 @@ bgd_cutover_check_delivered (BgdCutover *cut)
   if (msg != NULL)
     {
       cut_log (cut, G_LOG_LEVEL_INFO, p->id, "appending done for %u partitions", msg->partitions->len);
+      cut->last_done = now;
       cut->ops->append (cut->data, msg);
     }
 }

@@ -35,8 +35,17 @@ typedef enum {
 
 const char *bgd_cutover_state_to_string (BgdCutoverState state);
 
-/* Decision ids remembered per job for "first decision wins". */
+/* Cutover ids remembered per job, each list capped (issue 8: a flood of
+ * garbage prepares/decisions must not grow the agent): decided ids for
+ * "first decision wins", and prepares ignored (not a participant, another
+ * cutover in flight). The oldest id is forgotten first; a forgotten id's
+ * late duplicate is still harmless, since a decision only ever applies to
+ * the current plan, and the current plan is never forgotten. */
 #define BGD_CUTOVER_REMEMBERED_IDS 64
+/* At most one done per this interval per cutover: partitions that become
+ * done meanwhile go into the next one (ReportDelivered may come every few
+ * ms while the outgoing side flushes). */
+#define BGD_CUTOVER_DONE_INTERVAL_USEC (20 * 1000)
 
 typedef struct {
   char *id;
@@ -57,8 +66,13 @@ typedef struct {
 typedef struct {
   /* Appends @msg (taken) to the control log. */
   void (*append) (gpointer data, BgControlMessage *msg);
-  /* A prepare naming this host was read: arm both local slots with it.
-   * FALSE with *@reason (g_malloc'd) if they cannot be armed. */
+  /* A prepare naming this host was read (also while replaying, and when
+   * its deadline has passed): the job enters its cutting-over phase. No
+   * steering here. */
+  void (*prepared) (gpointer data, const BgdCutoverPlan *plan);
+  /* Arm both local slots with the plan (never while replaying, never past
+   * the deadline). FALSE with *@reason (g_malloc'd) if they cannot be
+   * armed. */
   gboolean (*arm) (gpointer data, const BgdCutoverPlan *plan, char **reason);
   void (*commit) (gpointer data, const BgdCutoverPlan *plan);
   void (*abort) (gpointer data, const BgdCutoverPlan *plan);
@@ -77,9 +91,13 @@ BgdCutover *bgd_cutover_new (const char *host, const char *job, const BgdCutover
 void bgd_cutover_free (BgdCutover *cut);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdCutover, bgd_cutover_free)
 
-/* While replaying, this host neither acks nor nacks (its slots may not be
- * adopted yet, and it may have acked before a restart); once replayed, an
- * unanswered prepared plan is armed again and answered. Starts TRUE. */
+/* While replaying, this host appends nothing and arms nothing: it only
+ * applies the decisions it reads (its slots keep the steering persisted
+ * before a restart, which may be a prepared plan it acked). Once
+ * replayed, whatever the log left open is taken up: an unanswered
+ * prepared plan is armed and answered (or aborted if past its deadline),
+ * the coordinator decides on the acks/nacks it read, a committed plan
+ * looks for partitions done. Starts TRUE. */
 void bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying);
 
 /* Feeds one message of this job read from the log at @offset. */

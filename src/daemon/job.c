@@ -139,6 +139,24 @@ job_check_method (BgdJob *job, JobMethod method, GError **error)
   return FALSE;
 }
 
+/* Nothing starts, stops or steers a slot before the control log is
+ * replayed: until then this host may not know that the fleet cut over (or
+ * is cutting over) and would start or steer a slot in the wrong mode.
+ * Checked after the arguments and the phase (those refusals do not depend
+ * on the log) and answered at once rather than waited for: the replay
+ * waits for the brokers, which may be down for long. */
+static gboolean
+job_check_replayed (BgdJob *job, JobMethod method, GError **error)
+{
+  if (job->ctx->replay_finished)
+    return TRUE;
+  g_set_error (error, BGD_ERROR, BGD_ERROR_BUSY,
+               "%s of job '%s' refused: replaying the control log (the agent starts or steers "
+               "slots only once it has read the log up to its end; is Kafka reachable?)",
+               job_method_names[method], job->config->name);
+  return FALSE;
+}
+
 static const char *
 job_live_color (BgdJob *job)
 {
@@ -512,7 +530,8 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
                    auto_cutover ? "auto_cutover" : "auto_rollback");
       goto out;
     }
-  if (!job_check_method (job, JOB_METHOD_DEPLOY, &error))
+  if (!job_check_method (job, JOB_METHOD_DEPLOY, &error)
+      || !job_check_replayed (job, JOB_METHOD_DEPLOY, &error))
     goto out;
   if (job->deploy_in_flight)
     {
@@ -601,7 +620,8 @@ handle_retire (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *col
   BgColor color;
   BgdSlot *slot;
 
-  if (!parse_color (color_str, &color, &error) || !job_check_method (job, JOB_METHOD_RETIRE, &error))
+  if (!parse_color (color_str, &color, &error) || !job_check_method (job, JOB_METHOD_RETIRE, &error)
+      || !job_check_replayed (job, JOB_METHOD_RETIRE, &error))
     goto out;
   slot = job->slots[color];
   if (bgd_slot_get_state (slot) == BGD_SLOT_STOPPED && bgd_slot_get_version (slot) == NULL)
@@ -650,7 +670,8 @@ handle_set_sink_mode (BgJob1 *iface, GDBusMethodInvocation *invocation, const ch
                    "mode: '%s' is not a sink mode SetSinkMode takes (live or blackhole)", mode);
       goto out;
     }
-  if (!job_check_method (job, JOB_METHOD_SET_SINK_MODE, &error))
+  if (!job_check_method (job, JOB_METHOD_SET_SINK_MODE, &error)
+      || !job_check_replayed (job, JOB_METHOD_SET_SINK_MODE, &error))
     goto out;
   slot = job->slots[color];
   if (bgd_slot_get_state (slot) != BGD_SLOT_RUNNING && bgd_slot_get_state (slot) != BGD_SLOT_STARTING)
@@ -749,12 +770,10 @@ plan_variant_is (GVariant *plan, const char *id, const char **state)
   return g_str_equal (pid, id);
 }
 
-static gboolean
-cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
+static void
+cut_prepared (gpointer data, const BgdCutoverPlan *plan)
 {
   BgdJob *job = data;
-  BgdSlot *out = job->slots[plan->outgoing];
-  BgdSlot *in = job->slots[plan->incoming];
 
   g_clear_handle_id (&job->observation_id, g_source_remove);
   if (job->phase != BGD_JOB_PHASE_CUTTING_OVER)
@@ -763,6 +782,15 @@ cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
   if (g_strcmp0 (job->pending_id, plan->id) == 0)
     g_clear_pointer (&job->pending_id, g_free);
   job_set_last_cutover (job, plan, "prepared", "", plan->read_at, 0);
+  job_changed (job);
+}
+
+static gboolean
+cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
+{
+  BgdJob *job = data;
+  BgdSlot *out = job->slots[plan->outgoing];
+  BgdSlot *in = job->slots[plan->incoming];
 
   for (guint c = 0; c < 2; c++)
     {
@@ -976,7 +1004,14 @@ cut_delivered (gpointer data, BgColor color, const char *topic, gint32 partition
 }
 
 static const BgdCutoverOps job_cutover_ops = {
-  cut_append, cut_arm, cut_commit, cut_abort, cut_release, cut_done, cut_delivered,
+  .append = cut_append,
+  .prepared = cut_prepared,
+  .arm = cut_arm,
+  .commit = cut_commit,
+  .abort = cut_abort,
+  .release = cut_release,
+  .done = cut_done,
+  .delivered = cut_delivered,
 };
 
 static void
@@ -1091,7 +1126,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   CutoverCall *call;
 
   if (!check_options (options, specs, G_N_ELEMENTS (specs), job_method_names[method], error)
-      || !job_check_method (job, method, error))
+      || !job_check_method (job, method, error) || !job_check_replayed (job, method, error))
     return FALSE;
   if (live == NULL)
     {
@@ -1111,10 +1146,10 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
       g_set_error (error, BGD_ERROR, BGD_ERROR_BUSY, "a cutover of job '%s' is in flight", job->config->name);
       return FALSE;
     }
-  if (job->ctx->append == NULL || job->ctx->kafka == NULL || !job->ctx->control_replayed)
+  if (job->ctx->append == NULL || job->ctx->kafka == NULL)
     {
       g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED,
-                   "the control log is not %s", job->ctx->append == NULL ? "available" : "replayed yet");
+                   "the control log is not available on this host (see the agent's log)");
       return FALSE;
     }
   hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
@@ -1213,7 +1248,7 @@ handle_abort (BgJob1 *iface, GDBusMethodInvocation *invocation, gpointer user_da
   BgdJob *job = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (!job_check_method (job, JOB_METHOD_ABORT, &error))
+  if (!job_check_method (job, JOB_METHOD_ABORT, &error) || !job_check_replayed (job, JOB_METHOD_ABORT, &error))
     goto out;
   if (!bgd_cutover_request_abort (job->cutover, "aborted by operator"))
     {
@@ -1312,13 +1347,35 @@ bgd_job_make_hello (BgdJob *job)
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
+/* Hosts: the expected hosts, as a Cutover would take them (the static
+ * Hosts= list, else sticky membership from the log; always this host). */
+static void
+job_update_hosts (BgdJob *job)
+{
+  g_auto(GStrv) hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
+                                                 (const char *const *) job->config->hosts,
+                                                 job->ctx->config->host_id);
+  const char *const *old = bg_job1_get_hosts (job->iface);
+
+  if (old != NULL && g_strv_equal (old, (const char *const *) hosts))
+    return;
+  bg_job1_set_hosts (job->iface, (const char *const *) hosts);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
+}
+
+void
+bgd_job_membership_changed (BgdJob *job)
+{
+  job_update_hosts (job);
+}
+
 static void
 job_apply_config (BgdJob *job)
 {
   BgJobConfig *c = job->config;
 
   bg_job1_set_input_topics (job->iface, (const char *const *) c->input_topics);
-  bg_job1_set_hosts (job->iface, (const char *const *) c->hosts);
+  job_update_hosts (job);
 }
 
 BgdJob *

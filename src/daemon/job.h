@@ -65,6 +65,9 @@ void bgd_job_update_lag (BgdJob *job, GHashTable *watermarks);
 void bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset);
 void bgd_job_set_replaying (BgdJob *job, gboolean replaying);
 gint64 bgd_job_pinned_offset (BgdJob *job);
+/* Membership changed (a hello, leave or evict was read): Hosts follows,
+ * and an auto_cutover may now find every host ready. */
+void bgd_job_membership_changed (BgdJob *job);
 /* This job's entry of a hello. */
 BgControlJob *bgd_job_make_hello (BgdJob *job);
 
