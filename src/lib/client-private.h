@@ -34,3 +34,7 @@ BgGate *bg_client_gate_new (const char *slot, const char *bus, const char *sink_
  * same plan; until then only holds change. */
 gboolean bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_holds,
                                    GError **error);
+
+/* Test hook: the link's state ("connecting", "no-agent", "fetching",
+ * "steered", "stopping"), or NULL for a stand-alone gate. */
+const char *bg_client_debug_state (BgGate *gate);

@@ -1091,6 +1091,14 @@ bg_gate_savepoint_done (BgGate *gate, const char *directory, bool ok, const char
     client_savepoint_answer (client, directory, ok, message);
 }
 
+const char *
+bg_client_debug_state (BgGate *gate)
+{
+  BgClient *client = bg_gate_get_client (gate);
+  /* A racy read of an int, for tests that poll it. */
+  return client != NULL ? link_state_names[g_atomic_int_get ((gint *) &client->state)] : NULL;
+}
+
 void
 bg_gate_report_now (BgGate *gate)
 {
