@@ -8,3 +8,5 @@ tests_test_agent_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
 
 # The fleet-wide cutover tests and benchmark (3 hosts).
 include tests/cutover.mk
+# The cutover state machine and membership alone.
+include tests/cutover-unit.mk

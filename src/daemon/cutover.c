@@ -651,3 +651,9 @@ bgd_cutover_pinned_offset (BgdCutover *cut)
 {
   return bgd_cutover_in_flight (cut) ? cut->plan->prepare_offset : -1;
 }
+
+guint
+bgd_cutover_n_remembered (BgdCutover *cut)
+{
+  return g_hash_table_size (cut->decided) + g_hash_table_size (cut->ignored);
+}

@@ -125,5 +125,8 @@ const BgdCutoverPlan *bgd_cutover_get_plan (BgdCutover *cut);
 gboolean bgd_cutover_in_flight (BgdCutover *cut);
 /* The log offset replay must restart from for this job, -1 if none. */
 gint64 bgd_cutover_pinned_offset (BgdCutover *cut);
+/* How many cutover ids are remembered (decided plus ignored), for tests of
+ * the cap. */
+guint bgd_cutover_n_remembered (BgdCutover *cut);
 
 G_END_DECLS

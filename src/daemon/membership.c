@@ -42,6 +42,11 @@ job_members (BgdMembership *m, const char *job, gboolean create)
 
   if (t == NULL && create)
     {
+      if (g_hash_table_size (m->jobs) >= BGD_MEMBERSHIP_MAX_JOBS)
+        {
+          g_message ("membership: %u jobs known already; job %s ignored", BGD_MEMBERSHIP_MAX_JOBS, job);
+          return NULL;
+        }
       t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
       g_hash_table_insert (m->jobs, g_strdup (job), t);
     }
@@ -69,7 +74,11 @@ handle_hello (BgdMembership *m, const BgControlMessage *msg)
     {
       const BgControlJob *j = msg->jobs->pdata[i];
       GHashTable *members = job_members (m, j->job, TRUE);
-      MemberEntry *e = g_hash_table_lookup (members, msg->host);
+      MemberEntry *e;
+
+      if (members == NULL)
+        continue;
+      e = g_hash_table_lookup (members, msg->host);
 
       if (e == NULL)
         {

@@ -22,8 +22,12 @@
 G_BEGIN_DECLS
 
 /* Hosts remembered per job at most; further announcements are ignored (and
- * logged): a garbage flood must not grow the agent without bound. */
+ * logged): a garbage flood must not grow the agent without bound (issue 8).
+ * Hosts heard of at all (last-seen times) are capped at 4 times that, and
+ * jobs announced by hellos at BGD_MEMBERSHIP_MAX_JOBS (jobs this host does
+ * not run still count for nothing but that table). */
 #define BGD_MEMBERSHIP_MAX_HOSTS 256
+#define BGD_MEMBERSHIP_MAX_JOBS 1024
 
 typedef struct _BgdMembership BgdMembership;
 
