@@ -216,8 +216,9 @@ wait_until (Predicate pred, gpointer data)
 /* ---- A private bus ------------------------------------------------------------- */
 
 /* dbus-daemon with a minimal session-like config, its address in
- * DBUS_SESSION_BUS_ADDRESS while it runs. (GTestDBus hangs reading the
- * daemon's address on this machine's GLib, so the test starts it itself.) */
+ * DBUS_SESSION_BUS_ADDRESS while it runs. The address is a fixed socket path
+ * rather than one read back from --print-address: under the test harness the
+ * daemon's print pipe reads EOF here (and GTestDBus, which uses it, hangs). */
 typedef struct {
   GPid pid;
   char *dir;
@@ -241,27 +242,37 @@ test_bus_up (void)
   g_autofree char *text = g_strdup_printf (
       "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
       " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-      "<busconfig><type>session</type><listen>unix:dir=%s</listen>"
+      "<busconfig><type>session</type><listen>unix:path=%s/bus</listen>"
       "<policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/>"
       "<allow eavesdrop=\"true\"/><allow own=\"*\"/></policy></busconfig>\n",
       bus->dir);
   g_assert_true (g_file_set_contents (config, text, -1, &error));
   g_autofree char *config_arg = g_strconcat ("--config-file=", config, NULL);
-  const char *argv[] = { "dbus-daemon", config_arg, "--print-address=1", "--nofork", NULL };
-  int out_fd;
-  g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH,
-                                           die_with_parent, NULL, &bus->pid, NULL, &out_fd, NULL, &error));
+  const char *argv[] = { "dbus-daemon", config_arg, "--nofork", NULL };
+  g_assert_true (g_spawn_async (NULL, (char **) argv, NULL,
+                                G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, die_with_parent,
+                                NULL, &bus->pid, &error));
   g_assert_no_error (error);
 
-  /* The daemon prints its address once it listens. */
-  GString *address = g_string_new (NULL);
-  char c;
-  while (read (out_fd, &c, 1) == 1 && c != '\n')
-    g_string_append_c (address, c);
-  close (out_fd);
-  g_assert_cmpuint (address->len, >, 0);
-  g_setenv ("DBUS_SESSION_BUS_ADDRESS", address->str, TRUE);
-  g_string_free (address, TRUE);
+  /* Ready once its socket accepts a connection. */
+  g_autofree char *address = g_strdup_printf ("unix:path=%s/bus", bus->dir);
+  gint64 end = g_get_monotonic_time () + WAIT_TIMEOUT_US;
+  for (;;)
+    {
+      g_autoptr (GDBusConnection) probe = g_dbus_connection_new_for_address_sync (
+          address,
+          G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+              | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+          NULL, NULL, NULL);
+      if (probe != NULL)
+        {
+          g_dbus_connection_close_sync (probe, NULL, NULL);
+          break;
+        }
+      g_assert_cmpint (g_get_monotonic_time (), <, end);
+      g_usleep (1000);
+    }
+  g_setenv ("DBUS_SESSION_BUS_ADDRESS", address, TRUE);
   return bus;
 }
 
