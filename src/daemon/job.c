@@ -24,6 +24,12 @@ struct _BgdJob {
   BgdSlot *slots[BG_N_COLORS];
   BgdJobPhase phase;
   gboolean deploy_in_flight;
+  /* Deploy options, kept in memory only (an agent restart forgets them:
+   * the operator then calls Cutover/Rollback by hand). */
+  gboolean auto_cutover;     /* Cutover once the incoming slot is Ready everywhere */
+  gboolean auto_rollback;    /* Rollback if the new live slot fails while observing */
+  BgColor auto_color;        /* the color those apply to */
+  guint auto_idle_id;
   gboolean disposed;
 
   BgdCutover *cutover;
@@ -157,6 +163,8 @@ job_check_replayed (BgdJob *job, JobMethod method, GError **error)
   return FALSE;
 }
 
+static void job_maybe_auto (BgdJob *job);
+
 static const char *
 job_live_color (BgdJob *job)
 {
@@ -234,6 +242,7 @@ on_slot_changed (BgdSlot *slot, gpointer user_data)
   job_update_phase (job);
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
   job_changed (job);
+  job_maybe_auto (job);
 }
 
 static void
@@ -307,6 +316,8 @@ typedef struct {
   char *version;
   gboolean from_savepoint;
   gboolean live;
+  gboolean auto_cutover;
+  gboolean auto_rollback;
   char *savepoint_dir;
   GCancellable *savepoint_cancellable;
   guint savepoint_timeout_id;
@@ -355,6 +366,9 @@ deploy_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       return;
     }
   bgd_job_set_last_error (op->job, "");
+  op->job->auto_cutover = op->auto_cutover && !op->live;
+  op->job->auto_rollback = op->auto_rollback && !op->live;
+  op->job->auto_color = op->color;
   if (op->live)
     job_set_live_color (op->job, bg_color_to_string (op->color));
   job_update_phase (op->job);
@@ -523,10 +537,10 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
                    "options: 'from' must be 'scratch' or 'savepoint', not '%s'", from);
       goto out;
     }
-  if (auto_cutover || auto_rollback)
+  if ((auto_cutover || auto_rollback) && live)
     {
-      g_set_error (&error, BGD_ERROR, BGD_ERROR_FAILED,
-                   "options: '%s' is not implemented yet",
+      g_set_error (&error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
+                   "options: '%s' is for a candidate version, not with 'live'",
                    auto_cutover ? "auto_cutover" : "auto_rollback");
       goto out;
     }
@@ -573,6 +587,10 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   op->version = g_strdup (version);
   op->from_savepoint = g_str_equal (from, "savepoint");
   op->live = live;
+  op->auto_cutover = auto_cutover;
+  op->auto_rollback = auto_rollback;
+  /* A new Deploy replaces what an earlier one asked for. */
+  job->auto_cutover = job->auto_rollback = FALSE;
   job->deploy_in_flight = TRUE;
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
                     "BLUEGREEN_JOB", job->config->name,
@@ -1054,6 +1072,30 @@ cutover_call_free (CutoverCall *call)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CutoverCall, cutover_call_free)
 
+/* The call's reply, or (an automatic cutover has no caller) LastError. */
+static void
+cutover_call_fail (CutoverCall *call, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+static void
+cutover_call_fail (CutoverCall *call, const char *fmt, ...)
+{
+  g_autofree char *text = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  text = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  if (call->invocation != NULL)
+    g_dbus_method_invocation_return_error_literal (g_steal_pointer (&call->invocation), BGD_ERROR,
+                                                   BGD_ERROR_FAILED, text);
+  else
+    {
+      g_autofree char *last = g_strdup_printf ("automatic cutover: %s", text);
+      g_message ("%s: %s", call->job->config->name, last);
+      bgd_job_set_last_error (call->job, last);
+    }
+}
+
 static void
 cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -1070,8 +1112,7 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   if (marks == NULL)
     {
       g_clear_pointer (&job->pending_id, g_free);
-      g_dbus_method_invocation_return_error (g_steal_pointer (&call->invocation), BGD_ERROR,
-                                             BGD_ERROR_FAILED, "input high watermarks: %s", error->message);
+      cutover_call_fail (call, "input high watermarks: %s", error->message);
       return;
     }
   for (guint i = 0; i < marks->len; i++)
@@ -1091,8 +1132,7 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   if (barriers->len == 0)
     {
       g_clear_pointer (&job->pending_id, g_free);
-      g_dbus_method_invocation_return_error (g_steal_pointer (&call->invocation), BGD_ERROR,
-                                             BGD_ERROR_FAILED, "the input topics have no partitions");
+      cutover_call_fail (call, "the input topics have no partitions");
       return;
     }
   prepare = bgd_cutover_make_prepare (job->cutover, call->outgoing, call->incoming, barriers,
@@ -1106,7 +1146,8 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
                     "MESSAGE", "%s: cutover %s: appending prepare %s -> %s", job->config->name, id,
                     bg_color_to_string (call->outgoing), bg_color_to_string (call->incoming));
   job_append (job, prepare);
-  bg_job1_complete_cutover (job->iface, g_steal_pointer (&call->invocation), id);
+  if (call->invocation != NULL)
+    bg_job1_complete_cutover (job->iface, g_steal_pointer (&call->invocation), id);
 }
 
 /* Refusals first, in the documented order; then the barriers. */
@@ -1190,7 +1231,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   have_lead = g_variant_lookup (options, "lead_ms", "u", &lead_ms);
   call = g_new0 (CutoverCall, 1);
   call->job = job_ref (job);
-  call->invocation = g_object_ref (invocation);
+  call->invocation = invocation ? g_object_ref (invocation) : NULL;
   call->outgoing = outgoing;
   call->incoming = incoming;
   call->deadline_usec = deadline_ms > 0 ? deadline_ms * (gint64) 1000 : job->config->deadline_usec;
@@ -1201,6 +1242,83 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   bgd_kafka_query_watermarks_async (job->ctx->kafka, (const char *const *) job->config->input_topics, NULL,
                                     cutover_watermarks_cb, call);
   return TRUE;
+}
+
+/* Deploy's auto_cutover and auto_rollback: this agent (the one Deploy was
+ * called on) calls Cutover or Rollback itself, with the refusals any
+ * caller gets. NotReady, HostSilent and Busy mean "not yet": readiness
+ * and hellos bring it back here. Anything else ends the automation, with
+ * the reason in LastError. */
+static void
+job_try_auto (BgdJob *job)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) no_options = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+  JobMethod method;
+  BgdSlot *live = job_live_slot (job);
+
+  if (job->disposed || !job->ctx->replay_finished)
+    return;
+  if (job->auto_cutover && job->phase == BGD_JOB_PHASE_READY
+      && bgd_slot_get_ready (job->slots[job->auto_color]))
+    method = JOB_METHOD_CUTOVER;
+  else if (job->auto_rollback && job->phase == BGD_JOB_PHASE_OBSERVING && live != NULL
+           && bgd_slot_get_color (live) == job->auto_color && bgd_slot_get_state (live) == BGD_SLOT_FAILED)
+    /* The new version's unit failed while the old one still runs. The
+     * rollback goes through the same protocol, so it commits only if
+     * every instance can be armed: an outgoing instance that is gone
+     * cannot be, and the cutover then aborts with that reason rather
+     * than skip the records it never emitted. */
+    method = JOB_METHOD_ROLLBACK;
+  else
+    return;
+
+  if (start_cutover (job, NULL, method, no_options, &error))
+    {
+      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "BLUEGREEN_JOB", job->config->name,
+                        "MESSAGE", "%s: automatic %s started", job->config->name,
+                        method == JOB_METHOD_CUTOVER ? "cutover" : "rollback");
+      if (method == JOB_METHOD_CUTOVER)
+        job->auto_cutover = FALSE; /* the rollback option now guards the new version */
+      else
+        job->auto_rollback = FALSE;
+      return;
+    }
+  if (g_error_matches (error, BGD_ERROR, BGD_ERROR_NOT_READY) || g_error_matches (error, BGD_ERROR, BGD_ERROR_HOST_SILENT)
+      || g_error_matches (error, BGD_ERROR, BGD_ERROR_BUSY))
+    {
+      g_debug ("%s: automatic %s waits: %s", job->config->name, job_method_names[method], error->message);
+      return;
+    }
+  {
+    g_autofree char *text = g_strdup_printf ("automatic %s given up: %s", job_method_names[method], error->message);
+    g_message ("%s: %s", job->config->name, text);
+    bgd_job_set_last_error (job, text);
+    if (method == JOB_METHOD_CUTOVER)
+      job->auto_cutover = FALSE;
+    else
+      job->auto_rollback = FALSE;
+  }
+}
+
+static gboolean
+auto_idle_cb (gpointer user_data)
+{
+  BgdJob *job = user_data;
+
+  job->auto_idle_id = 0;
+  job_try_auto (job);
+  return G_SOURCE_REMOVE;
+}
+
+/* From slot changes and hellos, which may come in the middle of steering
+ * for the protocol: looked at once the main loop is back, once per burst. */
+static void
+job_maybe_auto (BgdJob *job)
+{
+  if ((job->auto_cutover || job->auto_rollback) && job->auto_idle_id == 0 && !job->disposed)
+    job->auto_idle_id = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, auto_idle_cb, job_ref (job),
+                                         (GDestroyNotify) job_unref);
 }
 
 static gboolean
@@ -1367,6 +1485,7 @@ void
 bgd_job_membership_changed (BgdJob *job)
 {
   job_update_hosts (job);
+  job_maybe_auto (job);
 }
 
 static void
@@ -1424,6 +1543,7 @@ void
 bgd_job_dispose (BgdJob *job)
 {
   job->disposed = TRUE;
+  g_clear_handle_id (&job->auto_idle_id, g_source_remove);
   g_signal_handlers_disconnect_by_data (job->iface, job);
   g_clear_handle_id (&job->observation_id, g_source_remove);
   g_clear_pointer (&job->cutover, bgd_cutover_free);
