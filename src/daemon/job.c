@@ -638,8 +638,7 @@ handle_retire (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *col
   BgColor color;
   BgdSlot *slot;
 
-  if (!parse_color (color_str, &color, &error) || !job_check_method (job, JOB_METHOD_RETIRE, &error)
-      || !job_check_replayed (job, JOB_METHOD_RETIRE, &error))
+  if (!parse_color (color_str, &color, &error) || !job_check_method (job, JOB_METHOD_RETIRE, &error))
     goto out;
   slot = job->slots[color];
   if (bgd_slot_get_state (slot) == BGD_SLOT_STOPPED && bgd_slot_get_version (slot) == NULL)
@@ -656,6 +655,8 @@ handle_retire (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *col
                    bgd_job_phase_to_string (job->phase));
       goto out;
     }
+  if (!job_check_replayed (job, JOB_METHOD_RETIRE, &error))
+    goto out;
   if (g_str_equal (job_live_color (job), color_str))
     job_set_live_color (job, "");
   g_object_set_data_full (G_OBJECT (invocation), "bgd-job", job_ref (job), (GDestroyNotify) job_unref);
