@@ -54,6 +54,7 @@ typedef struct {
   atomic_bool fatal;
   atomic_bool flush_requested;
   atomic_bool savepoint_requested;
+  _Atomic (char *) agent_savepoint_dir; /* the agent asked for a savepoint here */
 
   GThread *control_thread;
   atomic_bool control_stop;
@@ -411,12 +412,23 @@ static_assignment (Job *job, GError **error)
   return parts;
 }
 
-/* The one place that decides how the gate is driven. Stand-alone for now:
- * the mode from --mode. When the agent client lands, a job started in a
- * slot (BLUEGREEN_SLOT set) gets a gate steered over D-Bus here instead. */
+/* The one place that decides how the gate is driven. A job started in a
+ * slot (BLUEGREEN_SLOT set) gets a gate steered by the agent over D-Bus; it
+ * emits nothing until the agent says so. Stand-alone: the mode from --mode
+ * (or BLUEGREEN_SINK_MODE, resolved by main). */
 static BgGate *
 create_gate (const BgJobConfig *cfg, GError **error)
 {
+  const char *slot = g_getenv ("BLUEGREEN_SLOT");
+  if (slot != NULL && *slot != '\0')
+    {
+      char *message = NULL;
+      BgGate *gate = bg_gate_new_from_env (&message);
+      if (gate == NULL)
+        g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "%s", message);
+      free (message);
+      return gate;
+    }
   BgGate *gate = bg_gate_new (cfg->mode);
   if (gate == NULL)
     g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "cannot create the gate");
@@ -514,6 +526,34 @@ write_savepoint (Job *job)
   g_autofree char *pos = positions_string (job);
   g_message ("savepoint written to %s (next offsets %s)", job->cfg->savepoint_dir, pos);
   return TRUE;
+}
+
+/* The agent's savepoint request arrives in the library's thread: hand it to
+ * the poll loop, which writes it between two records (housekeeping). */
+static void
+on_agent_savepoint (BgGate *gate, const char *directory, void *user_data)
+{
+  Job *job = user_data;
+  /* A newer request supersedes one not yet served (the agent waits for the
+   * newest only). */
+  g_free (atomic_exchange (&job->agent_savepoint_dir, g_strdup (directory)));
+}
+
+static void
+write_agent_savepoint (Job *job, const char *directory)
+{
+  g_autoptr (GError) error = NULL;
+  /* Results already produced must not be lost if the new slot starts from it. */
+  rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+  gboolean ok = bg_job_state_save (job->state, directory, job->cfg->input, &error);
+  if (ok)
+    {
+      g_autofree char *pos = positions_string (job);
+      g_message ("savepoint for the agent written to %s (next offsets %s)", directory, pos);
+    }
+  else
+    g_message ("savepoint for the agent into %s failed: %s", directory, error->message);
+  bg_gate_savepoint_done (job->gate, directory, ok, ok ? "written" : error->message);
 }
 
 /* ---- control channel (test/debug interface, see control.h) --------------- */
@@ -775,6 +815,9 @@ housekeeping (Job *job, int64_t now)
       rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
       write_savepoint (job);
     }
+  g_autofree char *agent_dir = atomic_exchange (&job->agent_savepoint_dir, NULL);
+  if (agent_dir != NULL)
+    write_agent_savepoint (job, agent_dir);
   if (atomic_exchange (&job->flush_requested, FALSE))
     rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
 }
@@ -903,6 +946,7 @@ start (Job *job, GError **error)
     return FALSE;
   job->gate_topic = bg_gate_topic (job->gate, cfg->input, job->n_partitions);
   bg_gate_set_wait_callback (job->gate, gate_wait_cb, job);
+  bg_gate_set_savepoint_handler (job->gate, on_agent_savepoint, job);
 
   if (!start_control (job, error))
     return FALSE;
@@ -954,7 +998,8 @@ shut_down (Job *job, int status)
       rd_kafka_destroy (job->producer);
     }
   if (job->gate != NULL)
-    bg_gate_free (job->gate);
+    bg_gate_free (job->gate); /* stops the agent link first */
+  g_free (atomic_exchange (&job->agent_savepoint_dir, NULL));
   bg_job_state_free (job->state);
   return status;
 }

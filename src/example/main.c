@@ -40,15 +40,15 @@ main (int argc, char **argv)
   cfg.status_interval = 1.0;
   GOptionEntry entries[] = {
     { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &cfg.bootstrap, "Kafka bootstrap servers (BLUEGREEN_BOOTSTRAP)", "HOST:PORT,..." },
-    { "input", 'i', 0, G_OPTION_ARG_STRING, &cfg.input, "Input topic", "TOPIC" },
+    { "input", 'i', 0, G_OPTION_ARG_STRING, &cfg.input, "Input topic (BLUEGREEN_INPUT_TOPICS: one topic)", "TOPIC" },
     { "output", 'o', 0, G_OPTION_ARG_STRING, &cfg.output, "Output topic", "TOPIC" },
     { "version", 0, 0, G_OPTION_ARG_STRING, &cfg.version, "Job version (BLUEGREEN_VERSION; default v1)", "VERSION" },
     { "color", 0, 0, G_OPTION_ARG_STRING, &cfg.color, "Slot color (BLUEGREEN_COLOR; default blue)", "blue|green" },
-    { "mode", 0, 0, G_OPTION_ARG_STRING, &mode, "Initial sink mode when stand-alone (BLUEGREEN_SINK_MODE; default live)", "live|blackhole" },
+    { "mode", 0, 0, G_OPTION_ARG_STRING, &mode, "Initial sink mode when stand-alone, i.e. without BLUEGREEN_SLOT (BLUEGREEN_SINK_MODE; default live)", "live|blackhole" },
     { "group", 'g', 0, G_OPTION_ARG_STRING, &cfg.group, "Consumer group (BLUEGREEN_GROUP_ID)", "GROUP" },
     { "assign", 'a', 0, G_OPTION_ARG_STRING, &cfg.assign, "Static assignment instead of a group (default all without a group)", "all|P,P,..." },
     { "savepoint-dir", 0, 0, G_OPTION_ARG_FILENAME, &cfg.savepoint_dir, "Write savepoints here (SIGUSR1, clean stop)", "DIR" },
-    { "restore", 0, 0, G_OPTION_ARG_FILENAME, &cfg.restore_dir, "Start from the savepoint in DIR", "DIR" },
+    { "restore", 0, 0, G_OPTION_ARG_FILENAME, &cfg.restore_dir, "Start from the savepoint in DIR (BLUEGREEN_SAVEPOINT)", "DIR" },
     { "control", 0, 0, G_OPTION_ARG_FILENAME, &cfg.control_path, "Test/debug control FIFO (prepare/commit/abort/mode)", "FIFO" },
     { "control-ack", 0, 0, G_OPTION_ARG_FILENAME, &cfg.control_ack_path, "Append control replies to FILE", "FILE" },
     { "status-file", 0, 0, G_OPTION_ARG_FILENAME, &cfg.status_file, "Rewrite a JSON status here every status interval", "FILE" },
@@ -65,7 +65,10 @@ main (int argc, char **argv)
       g_printerr ("error: %s\n", error->message);
       return 2;
     }
+  /* Under the agent, everything comes from the slot's environment. */
   cfg.bootstrap = env_default (cfg.bootstrap, "BLUEGREEN_BOOTSTRAP", NULL);
+  cfg.input = env_default (cfg.input, "BLUEGREEN_INPUT_TOPICS", NULL);
+  cfg.restore_dir = env_default (cfg.restore_dir, "BLUEGREEN_SAVEPOINT", NULL);
   cfg.version = env_default (cfg.version, "BLUEGREEN_VERSION", "v1");
   cfg.color = env_default (cfg.color, "BLUEGREEN_COLOR", "blue");
   mode = env_default (g_steal_pointer (&mode), "BLUEGREEN_SINK_MODE", "live");
