@@ -254,6 +254,30 @@ job_path (Ctl *ctl, const char *name, int *exit_code)
 
 /* ---- status -------------------------------------------------------------- */
 
+/* An a(six) list of (topic, partition, offset) as a JSON array of objects. */
+static void
+add_offsets_json (JsonBuilder *b, GVariant *offsets)
+{
+  json_builder_begin_array (b);
+  GVariantIter iter;
+  const char *topic;
+  gint32 partition;
+  gint64 offset;
+  g_variant_iter_init (&iter, offsets);
+  while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &offset))
+    {
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "topic");
+      json_builder_add_string_value (b, topic);
+      json_builder_set_member_name (b, "partition");
+      json_builder_add_int_value (b, partition);
+      json_builder_set_member_name (b, "offset");
+      json_builder_add_int_value (b, offset);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
 static JsonNode *
 slot_to_json (GVariant *slot)
 {
@@ -276,53 +300,16 @@ slot_to_json (GVariant *slot)
   json_builder_set_member_name (b, "dropped");
   json_builder_add_int_value (b, (gint64) prop_uint64 (slot, "Dropped"));
   json_builder_set_member_name (b, "positions");
-  json_builder_begin_array (b);
   g_autoptr (GVariant) positions = slot ? g_variant_lookup_value (slot, "Positions", G_VARIANT_TYPE ("a(six)")) : NULL;
   if (positions != NULL)
+    add_offsets_json (b, positions);
+  else
     {
-      GVariantIter iter;
-      const char *topic;
-      gint32 partition;
-      gint64 offset;
-      g_variant_iter_init (&iter, positions);
-      while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &offset))
-        {
-          json_builder_begin_object (b);
-          json_builder_set_member_name (b, "topic");
-          json_builder_add_string_value (b, topic);
-          json_builder_set_member_name (b, "partition");
-          json_builder_add_int_value (b, partition);
-          json_builder_set_member_name (b, "offset");
-          json_builder_add_int_value (b, offset);
-          json_builder_end_object (b);
-        }
+      json_builder_begin_array (b);
+      json_builder_end_array (b);
     }
-  json_builder_end_array (b);
   json_builder_end_object (b);
   return json_builder_get_root (b);
-}
-
-static void
-add_barriers_json (JsonBuilder *b, GVariant *barriers)
-{
-  json_builder_begin_array (b);
-  GVariantIter iter;
-  const char *topic;
-  gint32 partition;
-  gint64 offset;
-  g_variant_iter_init (&iter, barriers);
-  while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &offset))
-    {
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "topic");
-      json_builder_add_string_value (b, topic);
-      json_builder_set_member_name (b, "partition");
-      json_builder_add_int_value (b, partition);
-      json_builder_set_member_name (b, "offset");
-      json_builder_add_int_value (b, offset);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
 }
 
 static JsonNode *
@@ -382,7 +369,7 @@ job_to_json (Tree *tree, GVariant *job)
           json_builder_set_member_name (b, "duration_us");
           json_builder_add_int_value (b, (gint64) duration);
           json_builder_set_member_name (b, "barriers");
-          add_barriers_json (b, barriers);
+          add_offsets_json (b, barriers);
           json_builder_end_object (b);
         }
     }
