@@ -2,7 +2,8 @@
 # (names, control-protocol codec, configuration). Not installed.
 noinst_LTLIBRARIES += libbgcommon.la
 libbgcommon_la_SOURCES = \
-	src/common/names.c src/common/names.h
+	src/common/names.c src/common/names.h \
+	src/common/dbus-args.c src/common/dbus-args.h
 libbgcommon_la_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS)
 libbgcommon_la_LIBADD = $(BG_DEPS_LIBS)
 

@@ -11,6 +11,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/config.h"
+#include "common/dbus-args.h"
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/context.h"
 #include "daemon/control.h"
@@ -540,11 +541,11 @@ handle_get_job (BgAgent1 *iface, GDBusMethodInvocation *invocation, const char *
 {
   BgdAgent *agent = user_data;
   BgdJob *job;
+  g_autoptr(GError) error = NULL;
 
-  if (!bg_name_is_valid (name))
+  if (!bg_dbus_args_check_name ("name", "job name", name, &error))
     {
-      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                                             "name: '%s' is not a valid job name", name);
+      bgd_error_return (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   job = g_hash_table_lookup (agent->jobs, name);

@@ -4,6 +4,8 @@
  */
 #include "daemon/errors.h"
 
+#include "common/dbus-args.h"
+
 static const GDBusErrorEntry bgd_error_entries[] = {
   { BGD_ERROR_FAILED, "org.bluegreen.Error.Failed" },
   { BGD_ERROR_INVALID_ARGS, "org.bluegreen.Error.InvalidArgs" },
@@ -45,6 +47,13 @@ bgd_error_return (GDBusMethodInvocation *invocation, const GError *error)
 {
   if (error->domain == BGD_ERROR)
     g_dbus_method_invocation_return_gerror (invocation, error);
+  else if (error->domain == BG_DBUS_ARGS_ERROR)
+    /* The argument checks of src/common/dbus-args.c: their codes are
+     * registered errors' meanings. */
+    g_dbus_method_invocation_return_error_literal (invocation, BGD_ERROR,
+                                                   error->code == BG_DBUS_ARGS_ERROR_UNKNOWN_OPTION
+                                                   ? BGD_ERROR_UNKNOWN_OPTION : BGD_ERROR_INVALID_ARGS,
+                                                   error->message);
   else
     g_dbus_method_invocation_return_error_literal (invocation, BGD_ERROR,
                                                    BGD_ERROR_FAILED,

@@ -36,7 +36,8 @@ typedef enum {
 const char *bgd_error_to_dbus_name (BgdError code);
 
 /* Returns @invocation's reply for @error: a BGD_ERROR keeps its registered
- * name; any other domain becomes org.bluegreen.Error.Failed with the
+ * name; a BG_DBUS_ARGS_ERROR becomes InvalidArgs or UnknownOption; any
+ * other domain becomes org.bluegreen.Error.Failed with the
  * message, so no unregistered error name ever reaches a client. Takes
  * ownership of @invocation like g_dbus_method_invocation_return_gerror. */
 void bgd_error_return (GDBusMethodInvocation *invocation, const GError *error);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <glib/gstdio.h>
 
+#include "common/dbus-args.h"
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/cutover.h"
 #include "daemon/errors.h"
@@ -257,55 +258,8 @@ job_set_live_color (BgdJob *job, const char *color)
   job_update_phase (job);
 }
 
-/* ---- argument checks ---------------------------------------------------- */
-
-static gboolean
-parse_color (const char *s, BgColor *out, GError **error)
-{
-  if (bg_color_from_string (s, out))
-    return TRUE;
-  g_set_error (error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-               "color: '%s' is not a color (blue or green)", s);
-  return FALSE;
-}
-
-typedef struct {
-  const char *name;
-  const char *type;
-} OptionSpec;
-
-static gboolean
-check_options (GVariant *options, const OptionSpec *specs, guint n_specs,
-               const char *method, GError **error)
-{
-  GVariantIter iter;
-  const char *key;
-  GVariant *value;
-
-  g_variant_iter_init (&iter, options);
-  while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
-    {
-      guint i;
-
-      for (i = 0; i < n_specs; i++)
-        if (g_str_equal (key, specs[i].name))
-          break;
-      if (i == n_specs)
-        {
-          g_set_error (error, BGD_ERROR, BGD_ERROR_UNKNOWN_OPTION,
-                       "options: '%s' is not an option of %s", key, method);
-          return FALSE;
-        }
-      if (!g_variant_is_of_type (value, G_VARIANT_TYPE (specs[i].type)))
-        {
-          g_set_error (error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                       "options: '%s' must be of type '%s', not '%s'", key,
-                       specs[i].type, g_variant_get_type_string (value));
-          return FALSE;
-        }
-    }
-  return TRUE;
-}
+/* Argument checks are src/common/dbus-args.c (pure, fuzzed); their
+ * errors map to InvalidArgs/UnknownOption in bgd_error_return(). */
 
 /* ---- Deploy ---------------------------------------------------------------- */
 
@@ -506,10 +460,6 @@ static gboolean
 handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *version,
                GVariant *options, gpointer user_data)
 {
-  static const OptionSpec specs[] = {
-    { "from", "s" }, { "live", "b" }, { "force", "b" },
-    { "auto_cutover", "b" }, { "auto_rollback", "b" },
-  };
   BgdJob *job = user_data;
   g_autoptr(GError) error = NULL;
   const char *from = "scratch";
@@ -518,32 +468,9 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   BgColor color = BG_COLOR_BLUE;
   DeployOp *op;
 
-  if (!bg_version_is_valid (version))
-    {
-      g_set_error (&error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                   "version: '%s' is not a valid version (1..64 of [A-Za-z0-9._+~-], "
-                   "not starting with '.' or '-')", version);
-      goto out;
-    }
-  if (!check_options (options, specs, G_N_ELEMENTS (specs), "Deploy", &error))
+  if (!bg_dbus_args_check_version ("version", version, &error)
+      || !bg_dbus_args_parse_deploy_options (options, &from, &live, &auto_cutover, &auto_rollback, &error))
     goto out;
-  g_variant_lookup (options, "from", "&s", &from);
-  g_variant_lookup (options, "live", "b", &live);
-  g_variant_lookup (options, "auto_cutover", "b", &auto_cutover);
-  g_variant_lookup (options, "auto_rollback", "b", &auto_rollback);
-  if (!g_str_equal (from, "scratch") && !g_str_equal (from, "savepoint"))
-    {
-      g_set_error (&error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                   "options: 'from' must be 'scratch' or 'savepoint', not '%s'", from);
-      goto out;
-    }
-  if ((auto_cutover || auto_rollback) && live)
-    {
-      g_set_error (&error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                   "options: '%s' is for a candidate version, not with 'live'",
-                   auto_cutover ? "auto_cutover" : "auto_rollback");
-      goto out;
-    }
   if (!job_check_method (job, JOB_METHOD_DEPLOY, &error)
       || !job_check_replayed (job, JOB_METHOD_DEPLOY, &error))
     goto out;
@@ -638,7 +565,8 @@ handle_retire (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *col
   BgColor color;
   BgdSlot *slot;
 
-  if (!parse_color (color_str, &color, &error) || !job_check_method (job, JOB_METHOD_RETIRE, &error))
+  if (!bg_dbus_args_parse_color ("color", color_str, &color, &error)
+      || !job_check_method (job, JOB_METHOD_RETIRE, &error))
     goto out;
   slot = job->slots[color];
   if (bgd_slot_get_state (slot) == BGD_SLOT_STOPPED && bgd_slot_get_version (slot) == NULL)
@@ -681,14 +609,9 @@ handle_set_sink_mode (BgJob1 *iface, GDBusMethodInvocation *invocation, const ch
   BgColor color;
   BgdSlot *slot;
 
-  if (!parse_color (color_str, &color, &error))
+  if (!bg_dbus_args_parse_color ("color", color_str, &color, &error)
+      || !bg_dbus_args_check_sink_mode ("mode", mode, &error))
     goto out;
-  if (!g_str_equal (mode, "live") && !g_str_equal (mode, "blackhole"))
-    {
-      g_set_error (&error, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                   "mode: '%s' is not a sink mode SetSinkMode takes (live or blackhole)", mode);
-      goto out;
-    }
   if (!job_check_method (job, JOB_METHOD_SET_SINK_MODE, &error)
       || !job_check_replayed (job, JOB_METHOD_SET_SINK_MODE, &error))
     goto out;
@@ -1156,7 +1079,6 @@ static gboolean
 start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method, GVariant *options,
                GError **error)
 {
-  static const OptionSpec specs[] = { { "deadline_ms", "u" }, { "lead_ms", "u" } };
   BgdSlot *live = job_live_slot (job);
   BgColor outgoing, incoming;
   guint32 deadline_ms = 0, lead_ms = 0;
@@ -1167,7 +1089,8 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   const char *self = job->ctx->config->host_id;
   CutoverCall *call;
 
-  if (!check_options (options, specs, G_N_ELEMENTS (specs), job_method_names[method], error)
+  if (!bg_dbus_args_parse_cutover_options (options, job_method_names[method], &deadline_ms, &have_lead,
+                                           &lead_ms, error)
       || !job_check_method (job, method, error) || !job_check_replayed (job, method, error))
     return FALSE;
   if (live == NULL)
@@ -1228,8 +1151,6 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
         return FALSE;
       }
 
-  g_variant_lookup (options, "deadline_ms", "u", &deadline_ms);
-  have_lead = g_variant_lookup (options, "lead_ms", "u", &lead_ms);
   call = g_new0 (CutoverCall, 1);
   call->job = job_ref (job);
   call->invocation = invocation ? g_object_ref (invocation) : NULL;
@@ -1387,11 +1308,11 @@ handle_evict_host (BgJob1 *iface, GDBusMethodInvocation *invocation, const char 
 {
   BgdJob *job = user_data;
   BgControlMessage *msg;
+  g_autoptr(GError) error = NULL;
 
-  if (!bg_name_is_valid (host))
+  if (!bg_dbus_args_check_name ("host", "host id", host, &error))
     {
-      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                                             "host: '%s' is not a valid host id", host);
+      bgd_error_return (invocation, error);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   if (g_str_equal (host, job->ctx->config->host_id))
@@ -1495,6 +1416,8 @@ job_apply_config (BgdJob *job)
   BgJobConfig *c = job->config;
 
   bg_job1_set_input_topics (job->iface, (const char *const *) c->input_topics);
+  for (guint i = 0; i < BG_N_COLORS; i++)
+    bgd_slot_set_input_topics (job->slots[i], (const char *const *) c->input_topics);
   job_update_hosts (job);
 }
 

@@ -5,6 +5,8 @@
  */
 #include "daemon/slot.h"
 
+#include "common/control-codec.h"
+#include "common/dbus-args.h"
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/caller.h"
 #include "daemon/errors.h"
@@ -29,9 +31,13 @@ struct _BgdSlot {
   gpointer changed_data;
 
   BgdSlotState state;
-  /* Partition "topic:partition" → next position (gint64), as reported. */
+  char **input_topics;  /* what reports may name */
+  /* Partition "topic:partition" → next position (gint64), as reported:
+   * at most BG_DBUS_ARGS_MAX_OFFSETS entries (a report replaces them). */
   GHashTable *positions;
-  /* "topic:partition" → gint64 delivered, as reported (only grows). */
+  /* "topic:partition" → gint64 delivered, as reported (only grows), of
+   * the input topics only and at most BG_DBUS_ARGS_MAX_OFFSETS entries:
+   * a job cannot grow the agent's memory without bound. */
   GHashTable *delivered;
   BgdSlotArmedFunc armed_hook;
   BgdSlotDeliveredFunc delivered_hook;
@@ -227,9 +233,16 @@ handle_report_progress (BgSlot1 *iface, GDBusMethodInvocation *invocation,
   const char *topic;
   gint32 partition;
   gint64 position;
+  g_autoptr(GError) error = NULL;
 
   if (!slot_check_caller (slot, invocation))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
+  /* -1: nothing admitted yet on that partition. */
+  if (!bg_dbus_args_check_offsets ("positions", positions, (const char *const *) slot->input_topics, -1, &error))
+    {
+      bgd_error_return (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
   if (applied_generation > bg_slot1_get_generation (iface))
     {
       g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
@@ -265,12 +278,20 @@ handle_plan_armed (BgSlot1 *iface, GDBusMethodInvocation *invocation, const char
 {
   BgdSlot *slot = user_data;
 
+  g_autoptr(GError) error = NULL;
+
   if (!slot_check_caller (slot, invocation))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
-  if (!bg_id_is_valid (id))
+  if (!bg_dbus_args_check_id ("id", id, &error))
+    {
+      bgd_error_return (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (strlen (reason) > BG_CONTROL_MAX_REASON)
     {
       g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                                             "id: '%s' is not a cutover id", id);
+                                             "reason: %zu bytes, at most %d", strlen (reason),
+                                             BG_CONTROL_MAX_REASON);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   bg_slot1_set_armed (iface, g_variant_new ("(sbs)", id, ok, reason));
@@ -311,9 +332,15 @@ handle_report_delivered (BgSlot1 *iface, GDBusMethodInvocation *invocation, GVar
   gint32 partition;
   gint64 offset;
   gboolean changed = FALSE;
+  g_autoptr(GError) error = NULL;
 
   if (!slot_check_caller (slot, invocation))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
+  if (!bg_dbus_args_check_offsets ("delivered", delivered, (const char *const *) slot->input_topics, 0, &error))
+    {
+      bgd_error_return (invocation, error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
   g_variant_iter_init (&iter, delivered);
   while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &offset))
     {
@@ -326,7 +353,7 @@ handle_report_delivered (BgSlot1 *iface, GDBusMethodInvocation *invocation, GVar
       old = g_hash_table_lookup (slot->delivered, key);
       if (old != NULL && *old >= offset)
         continue;
-      if (old == NULL && g_hash_table_size (slot->delivered) >= 65536)
+      if (old == NULL && g_hash_table_size (slot->delivered) >= BG_DBUS_ARGS_MAX_OFFSETS)
         continue;
       g_hash_table_insert (slot->delivered, g_steal_pointer (&key), g_memdup2 (&offset, sizeof offset));
       changed = TRUE;
@@ -475,6 +502,7 @@ bgd_slot_unref (BgdSlot *slot)
   g_clear_object (&slot->object);
   g_hash_table_unref (slot->positions);
   g_hash_table_unref (slot->delivered);
+  g_strfreev (slot->input_topics);
   g_free (slot->job_name);
   g_free (slot->path);
   g_free (slot->unit);
@@ -555,6 +583,13 @@ bgd_slot_get_delivered (BgdSlot *slot, const char *topic, gint32 partition)
   const gint64 *v = g_hash_table_lookup (slot->delivered, key);
 
   return v ? *v : -1;
+}
+
+void
+bgd_slot_set_input_topics (BgdSlot *slot, const char *const *topics)
+{
+  g_strfreev (slot->input_topics);
+  slot->input_topics = g_strdupv ((char **) topics);
 }
 
 void

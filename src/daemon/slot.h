@@ -75,6 +75,9 @@ GVariant *bgd_slot_get_plan (BgdSlot *slot);
 GVariant *bgd_slot_get_holds (BgdSlot *slot);
 /* The instance's delivered offset on (topic, partition), -1 if none. */
 gint64 bgd_slot_get_delivered (BgdSlot *slot, const char *topic, gint32 partition);
+/* The job's input topics: what the instance may report positions and
+ * deliveries for (anything else is refused with InvalidArgs). */
+void bgd_slot_set_input_topics (BgdSlot *slot, const char *const *topics);
 void bgd_slot_set_cutover_hooks (BgdSlot *slot, BgdSlotArmedFunc armed, BgdSlotDeliveredFunc delivered,
                                  gpointer user_data);
 
