@@ -181,6 +181,12 @@ agent_apply_jobs (BgdAgent *agent, GPtrArray *configs)
   agent_changed (agent);
 }
 
+/* The number of jobs is capped by MaxJobs= (1 .. BG_CONFIG_MAX_MAX_JOBS,
+ * config.h): job files beyond it (by name) are refused with an error that
+ * says so. Each job costs two slots, two D-Bus objects, a cutover state
+ * machine whose remembered ids are capped (cutover.h) and a membership
+ * entry capped in hosts (membership.h): the agent's memory is bounded by
+ * its configuration, not by what the control topic or the jobs send. */
 static GPtrArray *
 agent_load_jobs (BgAgentConfig *config, GString *problems, GError **error)
 {

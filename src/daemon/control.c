@@ -13,9 +13,25 @@
 #include "common/config.h"
 
 #define PERIODIC_POLL_MS 1000
-/* Per wake-up at most; the rest is served from an idle callback so a long
- * replay cannot starve the D-Bus side of the loop. */
+/* Resource bounds (issue 8). Anyone who can write to the control topic
+ * can make it long; the agent's memory must not follow:
+ * - decoded per wake-up: at most MAX_MESSAGES_PER_WAKEUP messages are
+ *   taken from librdkafka's queue and decoded (one at a time, each freed
+ *   before the next); the rest waits for an idle callback, so a long
+ *   replay cannot starve the D-Bus side of the loop either;
+ * - prefetched, undecoded: librdkafka's consumer queue holds at most
+ *   CONSUMER_QUEUE_KBYTES (its default is 64 MB per partition) and
+ *   CONSUMER_QUEUE_MIN_MESSAGES; a message over the codec's 64 KB is
+ *   refused when decoded;
+ * - waiting to be appended: PRODUCER_QUEUE_KBYTES at most while the
+ *   brokers are down; each message expires after message.timeout.ms
+ *   (5 min), so hellos cannot pile up for ever (a decision that could not
+ *   be appended in time is covered by the deadline rule).
+ * The operator's [Kafka] properties come after these and may change them. */
 #define MAX_MESSAGES_PER_WAKEUP 500
+#define CONSUMER_QUEUE_KBYTES "4096"
+#define CONSUMER_QUEUE_MIN_MESSAGES "1000"
+#define PRODUCER_QUEUE_KBYTES "32768"
 
 G_DEFINE_QUARK (bgd-control-error-quark, bgd_control_error)
 
@@ -95,12 +111,15 @@ make_conf (const char *bootstrap_servers, GPtrArray *properties, gboolean consum
          && conf_set (conf, "enable.auto.offset.store", "false", error)
          && conf_set (conf, "enable.partition.eof", "true", error)
          && conf_set (conf, "fetch.wait.max.ms", "10", error)
-         && conf_set (conf, "fetch.error.backoff.ms", "50", error);
+         && conf_set (conf, "fetch.error.backoff.ms", "50", error)
+         && conf_set (conf, "queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES, error)
+         && conf_set (conf, "queued.min.messages", CONSUMER_QUEUE_MIN_MESSAGES, error);
   else if (ok)
     /* A decision must land even after a long outage: retry for minutes. */
     ok = conf_set (conf, "acks", "all", error)
          && conf_set (conf, "linger.ms", "0", error)
-         && conf_set (conf, "message.timeout.ms", "300000", error);
+         && conf_set (conf, "message.timeout.ms", "300000", error)
+         && conf_set (conf, "queue.buffering.max.kbytes", PRODUCER_QUEUE_KBYTES, error);
   for (guint i = 0; ok && properties != NULL && i < properties->len; i++)
     {
       const BgConfigProperty *p = g_ptr_array_index (properties, i);
