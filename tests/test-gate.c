@@ -5,6 +5,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <glib.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 
 #include "bluegreen.h"
 #include "gate-private.h"
@@ -842,6 +844,145 @@ test_buffers_bounded (void)
   bg_gate_free (gate);
 }
 
+/* ---- Exactness at arming ------------------------------------------------------- */
+
+/* A thread admits 0, 1, 2, ... on one partition of a live gate (slowed a
+ * little, so it is near the barrier while prepare runs) while the test arms
+ * an outgoing plan with a barrier just ahead of its position. Whenever
+ * bg_gate_prepare_checked() says the plan was armed without a barrier
+ * passed, the thread must never have emitted a record at or past it. */
+#define ARMING_ROUNDS 300
+
+typedef struct {
+  BgGate *gate;
+  BgTopic *topic;
+  _Atomic int64_t max_emitted;
+  atomic_bool stop;
+} ArmingAdmitter;
+
+static gpointer
+arming_admit (gpointer data)
+{
+  ArmingAdmitter *a = data;
+  for (int64_t offset = 0; !atomic_load_explicit (&a->stop, memory_order_relaxed); offset++)
+    {
+      if (bg_gate_admit (a->gate, a->topic, 0, offset) == BG_VERDICT_EMIT)
+        atomic_store (&a->max_emitted, offset);
+      for (volatile int spin = 0; spin < 20; spin++)
+        ;
+    }
+  return NULL;
+}
+
+static void
+test_arming_exact (void)
+{
+  guint armed = 0, past = 0;
+  GRand *rand = g_rand_new_with_seed (5);
+
+  for (int round = 0; round < ARMING_ROUNDS; round++)
+    {
+      ArmingAdmitter a = { .gate = bg_gate_new (BG_SINK_MODE_LIVE), .max_emitted = -1 };
+      a.topic = bg_gate_topic (a.gate, "in", 1);
+      GThread *thread = g_thread_new ("admit", arming_admit, &a);
+
+      /* Let it run a random while, then put the barrier just ahead of it
+       * (sometimes behind it, sometimes far ahead). */
+      int64_t start_at = g_rand_int_range (rand, 0, 20000);
+      while (bg_gate_position (a.gate, a.topic, 0) < start_at)
+        g_thread_yield ();
+      int64_t barrier = bg_gate_position (a.gate, a.topic, 0) + g_rand_int_range (rand, -5, 400);
+      if (round % 10 == 0)
+        barrier += 1000000; /* certainly ahead: an ARMED outcome every tenth round */
+      barrier = MAX (barrier, 0);
+
+      g_autofree char *id = g_strdup_printf ("arm%d", round);
+      BgPlan *plan = bg_plan_new (id, BG_PLAN_ROLE_OUTGOING, 0);
+      bg_plan_add_barrier (plan, "in", 0, barrier);
+      char *reason = NULL;
+      BgPrepareResult result = bg_gate_prepare_checked (a.gate, plan, &reason);
+      bg_plan_free (plan);
+      g_assert_cmpint (result, !=, BG_PREPARE_REFUSED);
+
+      if (result == BG_PREPARE_ARMED)
+        {
+          armed++;
+          g_assert_null (reason);
+          /* The thread reaches the barrier and waits there (it cannot pass). */
+          gboolean waits = wait_for (gate_is_waiting, a.gate);
+          gint64 max = atomic_load (&a.max_emitted);
+          if (max >= barrier)
+            g_error ("round %d: armed at %" G_GINT64_FORMAT " without a barrier passed, "
+                     "but offset %" G_GINT64_FORMAT " was emitted", round, barrier, max);
+          if (!waits)
+            g_error ("round %d: barrier %" G_GINT64_FORMAT ", position %" G_GINT64_FORMAT
+                     ", max emitted %" G_GINT64_FORMAT ", not waiting", round, barrier,
+                     bg_gate_position (a.gate, a.topic, 0), max);
+          g_assert_cmpint (bg_gate_position (a.gate, a.topic, 0), <=, barrier + 1);
+        }
+      else
+        {
+          past++;
+          g_assert_nonnull (reason);
+          g_assert_true (g_str_has_prefix (reason, "past barrier in/0: position "));
+          free (reason);
+        }
+      /* Abort lets it go on past the barrier. */
+      int64_t before = bg_gate_position (a.gate, a.topic, 0);
+      g_assert_true (bg_gate_abort (a.gate, id));
+      while (bg_gate_position (a.gate, a.topic, 0) <= MAX (before, barrier) + 1)
+        g_thread_yield ();
+      atomic_store (&a.stop, true);
+      g_thread_join (thread);
+      bg_gate_free (a.gate);
+    }
+  g_rand_free (rand);
+  g_test_message ("%u rounds armed cleanly, %u past the barrier", armed, past);
+  g_assert_cmpuint (armed, >=, ARMING_ROUNDS / 10);
+}
+
+/* The highest position survives a rebalance that sends positions back. */
+static void
+test_arming_highest_position (void)
+{
+  BgGate *gate = bg_gate_new (BG_SINK_MODE_LIVE);
+  BgTopic *t = bg_gate_topic (gate, "in", 2);
+
+  g_assert_cmpint (bg_gate_admit (gate, t, 1, 100), ==, BG_VERDICT_EMIT);
+  g_assert_cmpint (bg_gate_admit (gate, t, 1, 40), ==, BG_VERDICT_EMIT); /* re-read after a rebalance */
+  g_assert_cmpint (bg_gate_position (gate, t, 1), ==, 41);
+
+  BgPlan *plan = bg_plan_new ("p", BG_PLAN_ROLE_OUTGOING, 0);
+  bg_plan_add_barrier (plan, "in", 0, 0);
+  bg_plan_add_barrier (plan, "in", 1, 60);
+  char *reason = NULL;
+  g_assert_cmpint (bg_gate_prepare_checked (gate, plan, &reason), ==, BG_PREPARE_PAST_BARRIER);
+  g_assert_cmpstr (reason, ==, "past barrier in/1: position 101 > 60");
+  free (reason);
+  /* Armed anyway: only the decision ends it. */
+  g_assert_false (bg_gate_set_mode (gate, BG_SINK_MODE_LIVE));
+  g_assert_cmpint (bg_gate_prepare_checked (gate, plan, &reason), ==, BG_PREPARE_REFUSED);
+  g_assert_cmpstr (reason, ==, "another plan is prepared");
+  free (reason);
+  g_assert_true (bg_gate_abort (gate, "p"));
+
+  /* A barrier exactly at the highest position is not passed. */
+  BgPlan *at = bg_plan_new ("q", BG_PLAN_ROLE_OUTGOING, 0);
+  bg_plan_add_barrier (at, "in", 1, 101);
+  g_assert_cmpint (bg_gate_prepare_checked (gate, at, &reason), ==, BG_PREPARE_ARMED);
+  g_assert_null (reason);
+  g_assert_true (bg_gate_abort (gate, "q"));
+  bg_plan_free (at);
+  bg_plan_free (plan);
+
+  BgGate *unknown = bg_gate_new (BG_SINK_MODE_UNKNOWN);
+  BgPlan *u = bg_plan_new ("u", BG_PLAN_ROLE_INCOMING, 0);
+  g_assert_cmpint (bg_gate_prepare_checked (unknown, u, NULL), ==, BG_PREPARE_REFUSED);
+  bg_plan_free (u);
+  bg_gate_free (unknown);
+  bg_gate_free (gate);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -867,6 +1008,8 @@ main (int argc, char **argv)
   g_test_add_func ("/gate/progress", test_progress);
   g_test_add_func ("/gate/stress/admit-while-swapping", test_stress);
   g_test_add_func ("/gate/stress/buffers-bounded", test_buffers_bounded);
+  g_test_add_func ("/gate/arming/exact-against-admits", test_arming_exact);
+  g_test_add_func ("/gate/arming/highest-position", test_arming_highest_position);
 
   return g_test_run ();
 }

@@ -114,6 +114,26 @@ BG_API bool bg_plan_add_barrier (BgPlan *plan, const char *topic, int32_t partit
  * Returns false if another plan is still PREPARED, or the mode is UNKNOWN
  * (the slot's ranges must be known before a plan is armed on top of them). */
 BG_API bool bg_gate_prepare (BgGate *gate, const BgPlan *plan);
+/* The outcome of bg_gate_prepare_checked(). */
+typedef enum {
+  BG_PREPARE_ARMED = 0,        /* armed, and no barrier was passed: the switch is exact */
+  BG_PREPARE_PAST_BARRIER = 1, /* armed, but this instance already admitted a record at or
+                                * past a barrier (outgoing: emitted it; incoming: dropped it) */
+  BG_PREPARE_REFUSED = 2,      /* not armed (as bg_gate_prepare() returning false) */
+} BgPrepareResult;
+
+/* bg_gate_prepare(), and whether this instance has already passed a barrier
+ * of @plan: the highest position ever admitted on a barrier partition
+ * (positions may go back after a rebalance; the highest does not) is above
+ * the barrier. The check is exact against concurrent bg_gate_admit() calls:
+ * a record admitted under the old ranges either shows in the positions
+ * checked here, or waits for the decision. On BG_PREPARE_PAST_BARRIER the
+ * plan stays armed (only its decision, which must then be abort, ends it).
+ * For anything but BG_PREPARE_ARMED, *@reason (if not NULL) is set to a
+ * description, e.g. "past barrier clicks/3: position 1042 > 1040"; free it
+ * with free(). Takes a few microseconds (a process-wide memory barrier). */
+BG_API BgPrepareResult bg_gate_prepare_checked (BgGate *gate, const BgPlan *plan, char **reason);
+
 /* Decides the prepared plan @id. Commit turns it into the slot's ranges
  * (outgoing: [.., barrier), incoming: [barrier, ..)); abort restores the
  * previous ranges (and mode) and clears the holds. Waiters wake up.
@@ -195,6 +215,18 @@ BG_API void bg_gate_set_savepoint_handler (BgGate *gate, BgSavepointFunc func, v
  * Does nothing on a stand-alone gate. */
 BG_API void bg_gate_savepoint_done (BgGate *gate, const char *directory, bool ok,
                                     const char *message);
+
+/* Tells the agent that every result caused by input offsets below
+ * @next_offset on (@topic, @partition) has been delivered (acknowledged by
+ * the sink). The ordered handoff of a cutover waits for it: the incoming
+ * version releases a partition only once the outgoing one has delivered
+ * everything below the barrier, so call it promptly (e.g. after every
+ * poll of the producer that leaves nothing in flight). Values only grow
+ * (a lower one is ignored). Reports are coalesced and sent about every
+ * 10 ms while they change. Any thread; never blocks. Does nothing on a
+ * stand-alone gate. */
+BG_API void bg_gate_report_delivered (BgGate *gate, BgTopic *topic, int32_t partition,
+                                      int64_t next_offset);
 
 /* Reports positions and counters to the agent now rather than at the next
  * tick (e.g. after a batch, or before a clean exit). Any thread; does not

@@ -46,7 +46,12 @@
 #include "bluegreen.h"
 #include "gate-private.h"
 
+#include <errno.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define WAIT_REPORT_INTERVAL_US (100 * G_TIME_SPAN_MILLISECOND)
 #define SNAPSHOT_MIN_CAPACITY 16u
@@ -89,6 +94,7 @@ static const Range RANGE_EMPTY = { 0, 0 };
  * store never waits for the verdict to pick its address. */
 typedef struct {
   _Atomic int64_t position;
+  _Atomic int64_t highest; /* the highest position ever: positions go back after a rebalance */
   _Atomic uint64_t admitted;
   _Atomic uint64_t emitted;
 } __attribute__ ((aligned (64))) PartStats;
@@ -385,7 +391,10 @@ bg_gate_topic (BgGate *gate, const char *name, int32_t n_partitions)
   topic->n_partitions = (uint32_t) n_partitions;
   topic->stats = g_aligned_alloc0 ((gsize) n_partitions, sizeof (PartStats), 64);
   for (int32_t p = 0; p < n_partitions; p++)
-    atomic_init (&topic->stats[p].position, -1);
+    {
+      atomic_init (&topic->stats[p].position, -1);
+      atomic_init (&topic->stats[p].highest, -1);
+    }
   gate->n_entries += (uint32_t) n_partitions;
   g_ptr_array_add (gate->topics, topic);
   g_hash_table_insert (gate->topics_by_name, topic->name, topic);
@@ -409,6 +418,29 @@ verdict_for (int64_t offset, int64_t lo, int64_t hi)
   return offset >= lo && offset < hi ? BG_VERDICT_EMIT : BG_VERDICT_DROP;
 }
 
+/* The position half of recording a record: stored before the verdict is
+ * final (see admit()), so a writer arming a plan either sees it or the
+ * reader sees the writer's new snapshot. Tracked partitions only. */
+static inline void
+record_position (PartStats *st, int64_t offset)
+{
+  /* Single writer per partition: plain load and store, no locked instruction. */
+  atomic_store_explicit (&st->position, offset + 1, memory_order_relaxed);
+  if (offset + 1 > atomic_load_explicit (&st->highest, memory_order_relaxed))
+    atomic_store_explicit (&st->highest, offset + 1, memory_order_relaxed);
+}
+
+static inline void
+record_counters (PartStats *st, BgVerdict verdict)
+{
+  atomic_store_explicit (&st->admitted, atomic_load_explicit (&st->admitted, memory_order_relaxed) + 1,
+                         memory_order_relaxed);
+  atomic_store_explicit (&st->emitted,
+                         atomic_load_explicit (&st->emitted, memory_order_relaxed)
+                             + (verdict == BG_VERDICT_EMIT),
+                         memory_order_release);
+}
+
 static inline void
 record (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, BgVerdict verdict)
 {
@@ -419,15 +451,9 @@ record (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, BgVerdi
                                  1, memory_order_relaxed);
       return;
     }
-  /* Single writer per partition: plain increments, no locked instruction. */
   PartStats *st = &topic->stats[partition];
-  atomic_store_explicit (&st->position, offset + 1, memory_order_relaxed);
-  atomic_store_explicit (&st->admitted, atomic_load_explicit (&st->admitted, memory_order_relaxed) + 1,
-                         memory_order_relaxed);
-  atomic_store_explicit (&st->emitted,
-                         atomic_load_explicit (&st->emitted, memory_order_relaxed)
-                             + (verdict == BG_VERDICT_EMIT),
-                         memory_order_release);
+  record_position (st, offset);
+  record_counters (st, verdict);
 }
 
 static void
@@ -473,10 +499,11 @@ admit_slow (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, boo
         }
       g_queue_unlink (&gate->waiters, &link);
     }
-  g_mutex_unlock (&gate->lock);
-
+  /* Recorded under the lock: a prepare (which takes it) then either ran
+   * before this verdict was decided, or sees this position. */
   BgVerdict verdict = verdict_for (offset, b.lo, b.hi);
   record (gate, topic, partition, offset, verdict);
+  g_mutex_unlock (&gate->lock);
   return verdict;
 }
 
@@ -487,13 +514,15 @@ admit (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, bool may
     return admit_slow (gate, topic, partition, offset, may_wait);
 
   uint32_t idx = topic->base + (uint32_t) partition;
+  Snapshot *s;
+  uint64_t gen;
   int64_t lo, hi, wait_from;
   for (;;)
     {
-      Snapshot *s = atomic_load_explicit (&gate->current, memory_order_acquire);
+      s = atomic_load_explicit (&gate->current, memory_order_acquire);
       if (G_UNLIKELY (idx >= s->capacity))
         return admit_slow (gate, topic, partition, offset, may_wait);
-      uint64_t gen = atomic_load_explicit (&s->gen, memory_order_acquire);
+      gen = atomic_load_explicit (&s->gen, memory_order_acquire);
       const Entry *e = &s->entries[idx];
       lo = atomic_load_explicit (&e->lo, memory_order_relaxed);
       hi = atomic_load_explicit (&e->hi, memory_order_relaxed);
@@ -505,8 +534,22 @@ admit (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, bool may
   if (G_UNLIKELY (offset >= wait_from))
     return admit_slow (gate, topic, partition, offset, may_wait);
 
+  /* Exactness at arming: store the position, then look again whether the
+   * snapshot is still the one the verdict came from. bg_gate_prepare()
+   * publishes, runs membarrier() (a full barrier on every thread of the
+   * process, so only a compiler barrier is needed here), then reads the
+   * positions: either it sees this position, or this re-load sees its
+   * snapshot and the slow path re-decides (a prepared barrier then waits).
+   * The generation catches a recycled buffer at the same address. */
+  PartStats *st = &topic->stats[partition];
+  record_position (st, offset);
+  atomic_signal_fence (memory_order_seq_cst);
+  if (G_UNLIKELY (atomic_load_explicit (&gate->current, memory_order_relaxed) != s
+                  || atomic_load_explicit (&s->gen, memory_order_relaxed) != gen))
+    return admit_slow (gate, topic, partition, offset, may_wait);
+
   BgVerdict verdict = verdict_for (offset, lo, hi);
-  record (gate, topic, partition, offset, verdict);
+  record_counters (st, verdict);
   return verdict;
 }
 
@@ -602,19 +645,95 @@ bg_gate_set_ranges (BgGate *gate, int64_t default_lo, int64_t default_hi,
   return true;
 }
 
-bool
-bg_gate_prepare (BgGate *gate, const BgPlan *plan)
-{
-  g_return_val_if_fail (gate != NULL, false);
-  g_return_val_if_fail (plan != NULL, false);
+/* ---- Arming a plan exactly ---------------------------------------------------- */
 
+#define GRACE_PERIOD_US 5000
+
+static gsize membarrier_state; /* 0 unknown, 1 usable, 2 unavailable */
+
+static int
+sys_membarrier (int cmd)
+{
+  return (int) syscall (SYS_membarrier, cmd, 0, 0);
+}
+
+/* Makes every thread of the process pass a full memory barrier before this
+ * returns, so a reader's position store either precedes it (the caller sees
+ * it) or the reader's later re-load of the snapshot pointer sees what the
+ * caller published before (see admit()). */
+static void
+reader_barrier (void)
+{
+  if (g_once_init_enter (&membarrier_state))
+    {
+      gsize state = 2;
+      int cmds = sys_membarrier (MEMBARRIER_CMD_QUERY);
+      if (cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+          && sys_membarrier (MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+        state = 1;
+      else
+        g_info ("gate: membarrier() unavailable (%s); arming a plan waits a grace period instead",
+                cmds < 0 ? g_strerror (errno) : "no private expedited command");
+      g_once_init_leave (&membarrier_state, state);
+    }
+  if (membarrier_state == 1 && sys_membarrier (MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+    return;
+  /* Without membarrier (an old kernel, or a seccomp filter that denies it):
+   * a reader's store sits in its store buffer for nanoseconds, and a reader
+   * preempted between its verdict and its position store re-loads the
+   * snapshot after resuming (a context switch is a full barrier) and sees
+   * the new one. Waiting a few milliseconds covers the first case in
+   * practice, not by proof; membarrier is the proof. */
+  g_usleep (GRACE_PERIOD_US);
+}
+
+/* The first barrier partition this instance has passed (admitted an offset
+ * at or past the barrier: emitted it as outgoing, dropped it as incoming),
+ * as a reason, or NULL. Untracked partitions (beyond a topic's registered
+ * count) always take the locked slow path, which this lock orders, but keep
+ * no position to check. */
+static char *
+past_barrier_locked (BgGate *gate)
+{
+  GHashTableIter iter;
+  gpointer k, v;
+  g_hash_table_iter_init (&iter, gate->plan_barriers);
+  while (g_hash_table_iter_next (&iter, &k, &v))
+    {
+      gint64 key = *(const gint64 *) k;
+      int64_t barrier = *(const gint64 *) v;
+      const char *name = g_quark_to_string (bg_part_key_topic (key));
+      int32_t partition = bg_part_key_partition (key);
+      const BgTopic *topic = g_hash_table_lookup (gate->topics_by_name, name);
+      if (topic == NULL || (uint32_t) partition >= topic->n_partitions)
+        continue;
+      int64_t highest = atomic_load_explicit (&topic->stats[partition].highest, memory_order_relaxed);
+      if (highest > barrier)
+        return g_strdup_printf ("past barrier %s/%d: position %" G_GINT64_FORMAT " > %" G_GINT64_FORMAT,
+                                name, partition, highest, barrier);
+    }
+  return NULL;
+}
+
+BgPrepareResult
+bg_gate_prepare_checked (BgGate *gate, const BgPlan *plan, char **reason)
+{
+  g_return_val_if_fail (gate != NULL, BG_PREPARE_REFUSED);
+  g_return_val_if_fail (plan != NULL, BG_PREPARE_REFUSED);
+
+  if (reason != NULL)
+    *reason = NULL;
   g_mutex_lock (&gate->lock);
   /* Arming on top of unknown ranges would make "below the barrier follows
    * the current ranges" meaningless; the agent sets them first. */
   if (plan_prepared_locked (gate) || gate->mode == BG_SINK_MODE_UNKNOWN)
     {
+      if (reason != NULL)
+        *reason = g_strdup (gate->mode == BG_SINK_MODE_UNKNOWN
+                                ? "the sink mode is not known yet"
+                                : "another plan is prepared");
       g_mutex_unlock (&gate->lock);
-      return false;
+      return BG_PREPARE_REFUSED;
     }
   g_free (gate->plan_id);
   gate->plan_id = g_strdup (plan->id);
@@ -626,8 +745,27 @@ bg_gate_prepare (BgGate *gate, const BgPlan *plan)
   gate->mode_before_plan = gate->mode;
   gate->mode = BG_SINK_MODE_GATED;
   publish_locked (gate);
+
+  /* Under the lock, so slow-path admits (which record under it) are ordered
+   * too; fast-path ones are ordered by the barrier. */
+  reader_barrier ();
+  char *past = past_barrier_locked (gate);
   g_mutex_unlock (&gate->lock);
-  return true;
+
+  if (past == NULL)
+    return BG_PREPARE_ARMED;
+  g_info ("gate: plan %s armed, but %s", plan->id, past);
+  if (reason != NULL)
+    *reason = past;
+  else
+    g_free (past);
+  return BG_PREPARE_PAST_BARRIER;
+}
+
+bool
+bg_gate_prepare (BgGate *gate, const BgPlan *plan)
+{
+  return bg_gate_prepare_checked (gate, plan, NULL) != BG_PREPARE_REFUSED;
 }
 
 /* Whether @id names the latest plan, and it is in @state. */
