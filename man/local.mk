@@ -17,3 +17,4 @@ dist_bashcompletion_DATA = data/completion/bluegreenctl
 # German from the built catalog; [completion] the completion's COMPREPLY.
 TESTS += tests/test-man.sh tests/test-i18n.sh tests/test-completion.sh
 dist_check_SCRIPTS += tests/test-man.sh tests/test-i18n.sh tests/test-completion.sh
+include tests/ctl.mk

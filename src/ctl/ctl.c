@@ -450,6 +450,8 @@ print_job_human (Ctl *ctl, Tree *tree, GVariant *job)
     printf ("    %s %s%s%s\n", _("last error:"), ansi (ctl, ANSI_RED), last_error, ansi (ctl, ANSI_RESET));
 }
 
+static GVariant *get_all (Ctl *ctl, const char *path, const char *iface);
+
 /* Job property dictionaries of the tree, sorted by name. */
 static GPtrArray *
 tree_jobs (Tree *tree)
@@ -491,7 +493,11 @@ verb_status (Ctl *ctl, int argc, char **argv)
   g_autoptr (GError) error = NULL;
   if (!tree_load (ctl, &tree, &error))
     return report_call_error (ctl, error);
+  /* An ObjectManager lists the objects below it, not itself: the agent's
+   * own properties (HostId, Version) need a call of their own. */
   g_autoptr (GVariant) agent = tree_props (&tree, AGENT_PATH, AGENT_IFACE);
+  if (agent == NULL)
+    agent = get_all (ctl, AGENT_PATH, AGENT_IFACE);
   g_autoptr (GPtrArray) jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
   if (only != NULL)
     {
