@@ -10,3 +10,4 @@ tests_test_agent_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
 include tests/cutover.mk
 # The cutover state machine and membership alone.
 include tests/cutover-unit.mk
+include tests/agent-e2e.mk

@@ -1,0 +1,795 @@
+/* test-agent-e2e.c — bluegreend end to end on one host (issue 4): the
+ * agent as a real service of a test host's user manager (the fleet fixture,
+ * tests/lib/fleet.h, with one host), the real example job in both slots,
+ * the Kafka mock, bluegreen-loadgen and bluegreen-verify: [deploy],
+ * [savepoint], [flip].
+ *
+ * Clocks: the [flip] test compares the wall-clock time of its SetSinkMode
+ * call (g_get_real_time, CLOCK_REALTIME, µs) with the Kafka timestamps of
+ * the results, which are CreateTime set by the job's librdkafka producer
+ * when it produces (also CLOCK_REALTIME, in ms) on the same machine.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <librdkafka/rdkafka.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleet.h"
+
+#define WAIT_MS 30000
+#define READY_WAIT_MS 60000
+#define PARTITIONS 4
+#define KEYS 300
+#define FLIP_LIMIT_US (100 * 1000)
+
+typedef struct {
+  BgtFleet *fleet;
+  BgtFleetOptions opts;
+  gint64 produced; /* records produced by produce_batch() so far (the next index) */
+} Fixture;
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  bgt_fleet_options_init (&f->opts);
+  f->opts.n_hosts = 1;
+  f->opts.partitions = PARTITIONS;
+  f->fleet = bgt_fleet_new (&f->opts, &error);
+  g_assert_no_error (error);
+  {
+    /* The agent answers Deploy with Busy until it has replayed the control
+     * log; its first hello follows the replay at once. */
+    const char *needles[] = { "\"type\":\"hello\"", "\"host\":\"a\"", NULL };
+    g_assert_cmpint (bgt_fleet_control_wait (f->fleet, 0, needles, WAIT_MS), >=, 0);
+  }
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  g_clear_pointer (&f->fleet, bgt_fleet_free);
+}
+
+/* ---- properties -------------------------------------------------------------- */
+
+static GVariant *
+slot_get (Fixture *f, const char *color, const char *prop)
+{
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  return bgt_fleet_get (f->fleet, 0, path, BGT_SLOT_IFACE, prop);
+}
+
+static guint64
+slot_u64 (Fixture *f, const char *color, const char *prop)
+{
+  g_autoptr (GVariant) v = slot_get (f, color, prop);
+
+  g_assert_nonnull (v);
+  return g_variant_get_uint64 (v);
+}
+
+static char *
+slot_string (Fixture *f, const char *color, const char *prop)
+{
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  return bgt_fleet_get_string (f->fleet, 0, path, BGT_SLOT_IFACE, prop);
+}
+
+static void
+wait_slot (Fixture *f, const char *color, const char *prop, const char *want)
+{
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  g_assert_true (bgt_fleet_wait_string (f->fleet, 0, path, BGT_SLOT_IFACE, prop, want, WAIT_MS));
+}
+
+static void
+wait_job (Fixture *f, const char *prop, const char *want)
+{
+  g_assert_true (bgt_fleet_wait_string (f->fleet, 0, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, prop, want,
+                                        WAIT_MS));
+}
+
+/* Positions (a(six)) as next offset per partition, -1 where none. */
+static void
+positions_to_array (GVariant *v, gint64 out[PARTITIONS])
+{
+  GVariantIter iter;
+  const char *topic;
+  gint32 p;
+  gint64 off;
+
+  for (int i = 0; i < PARTITIONS; i++)
+    out[i] = -1;
+  if (v == NULL)
+    return;
+  g_variant_iter_init (&iter, v);
+  while (g_variant_iter_next (&iter, "(&six)", &topic, &p, &off))
+    if (g_strcmp0 (topic, BGT_FLEET_INPUT) == 0 && p >= 0 && p < PARTITIONS)
+      out[p] = off;
+}
+
+static gint64
+positions_sum (Fixture *f, const char *color)
+{
+  g_autoptr (GVariant) v = slot_get (f, color, "Positions");
+  gint64 pos[PARTITIONS], sum = 0;
+
+  positions_to_array (v, pos);
+  for (int i = 0; i < PARTITIONS; i++)
+    sum += MAX (pos[i], 0);
+  return sum;
+}
+
+typedef struct {
+  Fixture *f;
+  const char *color;
+  gint64 above;
+} PositionsWait;
+
+static gboolean
+positions_above (gpointer data)
+{
+  PositionsWait *w = data;
+  return positions_sum (w->f, w->color) > w->above;
+}
+
+/* Waits until @color's Positions sum past @above; returns the sum. */
+static gint64
+wait_positions_above (Fixture *f, const char *color, gint64 above)
+{
+  PositionsWait w = { f, color, above };
+
+  if (!bgt_wait_until (positions_above, &w, WAIT_MS))
+    g_test_message ("%s: positions sum %" G_GINT64_FORMAT ", waited for > %" G_GINT64_FORMAT, color,
+                    positions_sum (f, color), above);
+  g_assert_true (positions_above (&w));
+  return positions_sum (f, color);
+}
+
+typedef struct {
+  Fixture *f;
+  const char *color;
+  const char *prop;
+  guint64 want;
+} U64Wait;
+
+static gboolean
+u64_at_least (gpointer data)
+{
+  U64Wait *w = data;
+  g_autoptr (GVariant) v = slot_get (w->f, w->color, w->prop);
+  return v != NULL && g_variant_get_uint64 (v) >= w->want;
+}
+
+/* Waits until the job has applied the slot's current steering generation
+ * (it confirms through ReportProgress). */
+static void
+wait_applied (Fixture *f, const char *color)
+{
+  U64Wait w = { f, color, "AppliedGeneration", slot_u64 (f, color, "Generation") };
+
+  if (!bgt_wait_until (u64_at_least, &w, WAIT_MS))
+    g_test_message ("%s: AppliedGeneration %" G_GUINT64_FORMAT ", Generation %" G_GUINT64_FORMAT, color,
+                    slot_u64 (f, color, "AppliedGeneration"), w.want);
+  g_assert_true (u64_at_least (&w));
+}
+
+/* ---- PropertiesChanged of one slot ------------------------------------------------ */
+
+typedef struct {
+  guint id;
+  GDBusConnection *bus;
+  gboolean have_positions;
+  gint64 first_positions[PARTITIONS]; /* the first non-empty Positions announced */
+  gboolean ready;                     /* Ready=true announced */
+  gint64 lag_when_ready;              /* Lag announced with or before it, -2 if none */
+  gint64 last_lag;
+  guint n_signals;
+} SlotWatch;
+
+static void
+on_slot_properties (GDBusConnection *conn, const char *sender, const char *path, const char *iface,
+                    const char *signal, GVariant *params, gpointer user_data)
+{
+  SlotWatch *w = user_data;
+  g_autoptr (GVariant) changed = NULL;
+  const char *name;
+  GVariant *value;
+  GVariantIter iter;
+
+  if (!g_variant_is_of_type (params, G_VARIANT_TYPE ("(sa{sv}as)")))
+    return;
+  g_variant_get (params, "(&s@a{sv}@as)", &name, &changed, NULL);
+  if (g_strcmp0 (name, BGT_SLOT_IFACE) != 0)
+    return;
+  w->n_signals++;
+  g_variant_iter_init (&iter, changed);
+  while (g_variant_iter_next (&iter, "{&sv}", &name, &value))
+    {
+      if (g_str_equal (name, "Positions") && !w->have_positions && g_variant_n_children (value) > 0)
+        {
+          g_autofree char *text = g_variant_print (value, FALSE);
+          positions_to_array (value, w->first_positions);
+          w->have_positions = TRUE;
+          g_test_message ("first Positions announced: %s", text);
+        }
+      else if (g_str_equal (name, "Lag") && g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
+        w->last_lag = g_variant_get_int64 (value);
+      else if (g_str_equal (name, "Ready") && g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN)
+               && g_variant_get_boolean (value) && !w->ready)
+        {
+          w->ready = TRUE;
+          w->lag_when_ready = w->last_lag;
+          g_test_message ("Ready=true announced (Lag %" G_GINT64_FORMAT ")", w->last_lag);
+        }
+      g_variant_unref (value);
+    }
+}
+
+static void
+slot_watch_start (Fixture *f, SlotWatch *w, const char *color)
+{
+  g_autofree char *path = bgt_fleet_slot_path (color);
+
+  memset (w, 0, sizeof *w);
+  w->last_lag = -2;
+  w->lag_when_ready = -2;
+  w->bus = bgt_fleet_host (f->fleet, 0)->bus;
+  w->id = g_dbus_connection_signal_subscribe (w->bus, NULL, "org.freedesktop.DBus.Properties",
+                                              "PropertiesChanged", path, BGT_SLOT_IFACE,
+                                              G_DBUS_SIGNAL_FLAGS_NONE, on_slot_properties, w, NULL);
+}
+
+static void
+slot_watch_stop (SlotWatch *w)
+{
+  if (w->id != 0)
+    g_dbus_connection_signal_unsubscribe (w->bus, w->id);
+  w->id = 0;
+}
+
+static gboolean
+watch_ready (gpointer data)
+{
+  return ((SlotWatch *) data)->ready;
+}
+
+static gboolean
+watch_has_positions (gpointer data)
+{
+  return ((SlotWatch *) data)->have_positions;
+}
+
+/* ---- operations ------------------------------------------------------------------ */
+
+static void
+deploy (Fixture *f, const char *version, gboolean live)
+{
+  g_autoptr (GError) error = NULL;
+
+  bgt_fleet_deploy (f->fleet, 0, version, live, &error);
+  g_assert_no_error (error);
+}
+
+static void
+set_sink_mode (Fixture *f, const char *color, const char *mode)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = bgt_fleet_call (f->fleet, 0, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE,
+                                               "SetSinkMode", g_variant_new ("(ss)", color, mode),
+                                               "()", WAIT_MS, &error);
+  g_assert_no_error (error);
+}
+
+/* Produces @n more records of the loadgen sequence (synchronously, all
+ * delivered). */
+static void
+produce_batch (Fixture *f, gint64 n)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *loadgen = bgt_build_path ("bluegreen-loadgen");
+  g_autofree char *n_s = g_strdup_printf ("%" G_GINT64_FORMAT, n);
+  g_autofree char *i_s = g_strdup_printf ("%" G_GINT64_FORMAT, f->produced);
+  g_autofree char *k_s = g_strdup_printf ("%d", KEYS);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  int status = -1;
+
+  g_assert_nonnull (loadgen);
+  {
+    const char *argv[] = { loadgen, "-b", bgt_fleet_bootstrap (f->fleet), "-t", BGT_FLEET_INPUT,
+                           "-n", n_s, "-i", i_s, "-k", k_s, "-q", NULL };
+    bgt_run (argv, NULL, WAIT_MS, &out, &err, &status, &error);
+  }
+  g_assert_no_error (error);
+  if (status != 0)
+    g_test_message ("loadgen (%d): %s %s", status, out, err);
+  g_assert_cmpint (status, ==, 0);
+  f->produced += n;
+}
+
+static void
+load_start (Fixture *f, guint rate)
+{
+  g_autoptr (GError) error = NULL;
+
+  bgt_fleet_load_start (f->fleet, rate, &error);
+  g_assert_no_error (error);
+}
+
+static gint64
+load_stop (Fixture *f)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 n = bgt_fleet_load_stop (f->fleet, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (n, >, 0);
+  return n;
+}
+
+static void
+wait_caught_up (Fixture *f, const char *color)
+{
+  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, color, WAIT_MS));
+}
+
+static gint64
+input_total (Fixture *f)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) hwm = bgt_fleet_input_watermarks (f->fleet, &error);
+  gint64 sum = 0;
+
+  g_assert_no_error (error);
+  for (guint p = 0; p < hwm->len; p++)
+    sum += g_array_index (hwm, gint64, p);
+  return sum;
+}
+
+/* The verifier's report; asserts what holds in every test here: state
+ * checked, correct, no gap, nothing malformed. */
+static JsonObject *
+verify (Fixture *f, int *status)
+{
+  g_autoptr (GError) error = NULL;
+  JsonObject *report = bgt_fleet_verify (f->fleet, NULL, NULL, NULL, status, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (report);
+  g_assert_cmpint (bgt_report_num (report, "inputs"), >, 0);
+  g_assert_true (json_object_get_boolean_member (report, "state_checked"));
+  g_assert_cmpint (bgt_report_num (report, "gaps"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "wrong_state"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "malformed"), ==, 0);
+  return report;
+}
+
+/* ---- the output topic, with timestamps ------------------------------------------------ */
+
+typedef struct {
+  gint64 count;
+  gint64 first_ms; /* smallest CreateTime, G_MAXINT64 if none */
+  gint64 last_ms;  /* largest, -1 if none */
+} ColorTimes;
+
+/* Reads the whole output topic (up to its current high watermarks) and
+ * sums up the results' CreateTime per color. */
+static void
+read_output_times (Fixture *f, ColorTimes *blue, ColorTimes *green)
+{
+  char errstr[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+  rd_kafka_t *rk;
+  rd_kafka_topic_partition_list_t *parts;
+  gint64 hwm[PARTITIONS], next[PARTITIONS];
+  gint64 deadline = g_get_monotonic_time () + WAIT_MS * 1000;
+  gboolean done = FALSE;
+
+  blue->count = green->count = 0;
+  blue->first_ms = green->first_ms = G_MAXINT64;
+  blue->last_ms = green->last_ms = -1;
+  g_assert_cmpint (rd_kafka_conf_set (conf, "bootstrap.servers", bgt_fleet_bootstrap (f->fleet), errstr,
+                                      sizeof errstr), ==, RD_KAFKA_CONF_OK);
+  g_assert_cmpint (rd_kafka_conf_set (conf, "group.id", "agent-e2e-reader", errstr, sizeof errstr), ==,
+                   RD_KAFKA_CONF_OK);
+  g_assert_cmpint (rd_kafka_conf_set (conf, "enable.auto.commit", "false", errstr, sizeof errstr), ==,
+                   RD_KAFKA_CONF_OK);
+  g_assert_cmpint (rd_kafka_conf_set (conf, "fetch.wait.max.ms", "10", errstr, sizeof errstr), ==,
+                   RD_KAFKA_CONF_OK);
+  g_assert_cmpint (rd_kafka_conf_set (conf, "log_level", "3", errstr, sizeof errstr), ==, RD_KAFKA_CONF_OK);
+  rk = rd_kafka_new (RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  g_assert_nonnull (rk);
+  rd_kafka_poll_set_consumer (rk);
+
+  parts = rd_kafka_topic_partition_list_new (PARTITIONS);
+  for (int p = 0; p < PARTITIONS; p++)
+    {
+      int64_t lo = -1, hi = -1;
+      g_assert_cmpint (rd_kafka_query_watermark_offsets (rk, BGT_FLEET_OUTPUT, p, &lo, &hi, 5000), ==,
+                       RD_KAFKA_RESP_ERR_NO_ERROR);
+      g_assert_cmpint (lo, ==, 0);
+      hwm[p] = hi;
+      next[p] = 0;
+      rd_kafka_topic_partition_list_add (parts, BGT_FLEET_OUTPUT, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+  g_assert_cmpint (rd_kafka_assign (rk, parts), ==, RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy (parts);
+
+  while (!done && g_get_monotonic_time () < deadline)
+    {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll (rk, 100);
+
+      if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->partition >= 0
+          && m->partition < PARTITIONS)
+        {
+          rd_kafka_timestamp_type_t type;
+          gint64 ts = rd_kafka_message_timestamp (m, &type);
+          g_autofree char *text = g_strndup (m->payload ? m->payload : "", m->len);
+          ColorTimes *c = strstr (text, "\"color\":\"green\"") != NULL ? green
+                          : strstr (text, "\"color\":\"blue\"") != NULL ? blue : NULL;
+
+          g_assert_cmpint (type, ==, RD_KAFKA_TIMESTAMP_CREATE_TIME);
+          g_assert_nonnull (c);
+          c->count++;
+          c->first_ms = MIN (c->first_ms, ts);
+          c->last_ms = MAX (c->last_ms, ts);
+          next[m->partition] = m->offset + 1;
+        }
+      if (m != NULL)
+        rd_kafka_message_destroy (m);
+      done = TRUE;
+      for (int p = 0; p < PARTITIONS; p++)
+        done = done && next[p] >= hwm[p];
+    }
+  rd_kafka_consumer_close (rk);
+  rd_kafka_destroy (rk);
+  g_assert_true (done);
+}
+
+static gint64
+output_total (Fixture *f)
+{
+  ColorTimes blue, green;
+
+  read_output_times (f, &blue, &green);
+  return blue.count + green.count;
+}
+
+/* ---- systemd side ------------------------------------------------------------------ */
+
+/* The unit's Environment= as the user manager has it. */
+static char **
+unit_environment (Fixture *f, const char *unit)
+{
+  g_autoptr (GError) error = NULL;
+  GDBusConnection *bus = bgt_fleet_host (f->fleet, 0)->bus;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) value = NULL;
+  const char *path;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "GetUnit",
+                                       g_variant_new ("(s)", unit), G_VARIANT_TYPE ("(o)"),
+                                       G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&o)", &path);
+  {
+    g_autoptr (GVariant) r2 = g_dbus_connection_call_sync (bus, "org.freedesktop.systemd1", path,
+                                                           "org.freedesktop.DBus.Properties", "Get",
+                                                           g_variant_new ("(ss)", "org.freedesktop.systemd1.Service",
+                                                                          "Environment"),
+                                                           G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE,
+                                                           WAIT_MS, NULL, &error);
+    g_assert_no_error (error);
+    g_variant_get (r2, "(v)", &value);
+  }
+  return g_variant_dup_strv (value, NULL);
+}
+
+/* ---- [deploy] ----------------------------------------------------------------------- */
+
+/* Blue v1 deployed live: its results reach the output. Green v2 deployed
+ * next to it: its unit is active, its positions advance with the load, it
+ * becomes Ready once caught up, and not one of its results reaches the
+ * output (the verifier sees every input offset answered, all by blue). */
+static void
+test_deploy (Fixture *f, gconstpointer data)
+{
+  SlotWatch green_watch;
+  g_autoptr (JsonObject) report = NULL;
+  g_autofree char *active = NULL;
+  g_autofree char *str = NULL;
+  g_autoptr (GError) error = NULL;
+  gint64 before, n_out;
+  int status = -1;
+
+  if (f->fleet == NULL)
+    return;
+  deploy (f, "v1", TRUE);
+  wait_slot (f, "blue", "State", "running");
+  wait_job (f, "LiveColor", "blue");
+  wait_slot (f, "blue", "SinkMode", "live");
+
+  /* Blue's results reach the output topic: one per input record. */
+  produce_batch (f, 2000);
+  wait_caught_up (f, "blue");
+  n_out = output_total (f);
+  g_test_message ("after 2000 records: %" G_GINT64_FORMAT " results on the output", n_out);
+  g_assert_cmpint (n_out, >=, 2000);
+
+  load_start (f, 1000);
+  slot_watch_start (f, &green_watch, "green");
+  deploy (f, "v2", FALSE);
+  wait_slot (f, "green", "State", "running");
+  active = bgt_unit_active_state (bgt_fleet_host (f->fleet, 0), "bluegreen-counts-green.service", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (active, ==, "active");
+  str = slot_string (f, "green", "ActiveState");
+  g_assert_cmpstr (str, ==, "active");
+  g_clear_pointer (&str, g_free);
+  str = slot_string (f, "green", "SinkMode");
+  g_assert_cmpstr (str, ==, "blackhole");
+  g_clear_pointer (&str, g_free);
+  str = slot_string (f, "green", "Version");
+  g_assert_cmpstr (str, ==, "v2");
+
+  /* Its positions advance: first past 0, then past that again while the
+   * load keeps coming. */
+  before = wait_positions_above (f, "green", 0);
+  wait_positions_above (f, "green", before);
+
+  /* Ready is announced once it has caught up. */
+  if (!bgt_wait_until (watch_ready, &green_watch, READY_WAIT_MS))
+    g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "green", 1));
+  g_assert_true (green_watch.ready);
+  g_assert_cmpint (green_watch.lag_when_ready, <=, f->opts.max_lag);
+  wait_job (f, "Phase", "ready");
+  slot_watch_stop (&green_watch);
+
+  load_stop (f);
+  wait_caught_up (f, "blue");
+  wait_caught_up (f, "green");
+  g_assert_cmpuint (slot_u64 (f, "green", "Emitted"), ==, 0);
+  g_assert_cmpuint (slot_u64 (f, "green", "Dropped"), >, 0);
+  g_assert_cmpuint (slot_u64 (f, "blue", "Emitted"), >, 0);
+
+  report = verify (f, &status);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "cross_duplicates"), ==, 0);
+  for (int p = 0; p < PARTITIONS; p++)
+    {
+      g_assert_cmpint (bgt_report_color_first (report, p, "green"), ==, -1);
+      g_assert_cmpint (bgt_report_color_first (report, p, "blue"), ==, 0);
+    }
+}
+
+/* ---- [savepoint] -------------------------------------------------------------------- */
+
+typedef struct {
+  gint64 next[PARTITIONS];
+  guint n_keys;
+} Savepoint;
+
+static void
+read_savepoint (const char *dir, Savepoint *sp)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *file = g_build_filename (dir, "savepoint.json", NULL);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *root;
+  JsonArray *offsets;
+
+  for (int p = 0; p < PARTITIONS; p++)
+    sp->next[p] = -1;
+  json_parser_load_from_file (parser, file, &error);
+  g_assert_no_error (error);
+  root = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (root, "input"), ==, BGT_FLEET_INPUT);
+  offsets = json_object_get_array_member (root, "offsets");
+  for (guint i = 0; i < json_array_get_length (offsets); i++)
+    {
+      JsonObject *o = json_array_get_object_element (offsets, i);
+      gint64 p = json_object_get_int_member (o, "partition");
+      g_assert_cmpint (p, >=, 0);
+      g_assert_cmpint (p, <, PARTITIONS);
+      sp->next[p] = json_object_get_int_member (o, "next");
+    }
+  sp->n_keys = json_object_get_size (json_object_get_object_member (root, "state"));
+}
+
+typedef struct {
+  Fixture *f;
+  guint64 want;
+} DroppedWait;
+
+static gboolean
+green_dropped_is (gpointer data)
+{
+  DroppedWait *w = data;
+  g_autoptr (GVariant) v = slot_get (w->f, "green", "Dropped");
+  return v != NULL && g_variant_get_uint64 (v) == w->want;
+}
+
+/* Green v2 deployed from a savepoint of the live blue v1 under load:
+ * it restores the savepoint (its first positions are at or past the
+ * savepoint's offsets and it drops exactly the records after them, so it
+ * did not re-read from 0), and once flipped live its results carry the
+ * right state (count and sum over the whole input, which it only has if
+ * it restored blue's). */
+static void
+test_savepoint (Fixture *f, gconstpointer data)
+{
+  SlotWatch green_watch;
+  Savepoint sp;
+  g_auto (GStrv) env = NULL;
+  const char *sp_dir = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  g_autoptr (GError) error = NULL;
+  GVariantBuilder opts;
+  gint64 sp_total = 0, total;
+  int status = -1;
+
+  if (f->fleet == NULL)
+    return;
+  deploy (f, "v1", TRUE);
+  wait_slot (f, "blue", "State", "running");
+  wait_job (f, "LiveColor", "blue");
+  load_start (f, 1000);
+  /* Some state to save. */
+  wait_positions_above (f, "blue", 1500);
+
+  slot_watch_start (f, &green_watch, "green");
+  g_variant_builder_init (&opts, G_VARIANT_TYPE ("a{sv}"));
+  g_variant_builder_add (&opts, "{sv}", "from", g_variant_new_string ("savepoint"));
+  reply = bgt_fleet_call (f->fleet, 0, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Deploy",
+                          g_variant_new ("(sa{sv})", "v2", &opts), "(o)", WAIT_MS, &error);
+  g_assert_no_error (error);
+  wait_slot (f, "green", "State", "running");
+
+  /* The savepoint the agent had blue write, as green was told to restore. */
+  env = unit_environment (f, "bluegreen-counts-green.service");
+  for (char **e = env; *e != NULL; e++)
+    if (g_str_has_prefix (*e, "BLUEGREEN_SAVEPOINT="))
+      sp_dir = *e + strlen ("BLUEGREEN_SAVEPOINT=");
+  g_assert_nonnull (sp_dir);
+  read_savepoint (sp_dir, &sp);
+  for (int p = 0; p < PARTITIONS; p++)
+    {
+      g_test_message ("savepoint %s: partition %d next %" G_GINT64_FORMAT, sp_dir, p, sp.next[p]);
+      /* Blue had seen every partition before the savepoint. */
+      g_assert_cmpint (sp.next[p], >, 0);
+      sp_total += sp.next[p];
+    }
+  g_assert_cmpuint (sp.n_keys, >, 0);
+  g_assert_cmpint (sp_total, >=, 1500);
+
+  /* Green's first positions: at or past the savepoint's, never behind. */
+  g_assert_true (bgt_wait_until (watch_has_positions, &green_watch, WAIT_MS));
+  for (int p = 0; p < PARTITIONS; p++)
+    if (green_watch.first_positions[p] >= 0)
+      g_assert_cmpint (green_watch.first_positions[p], >=, sp.next[p]);
+  if (!bgt_wait_until (watch_ready, &green_watch, READY_WAIT_MS))
+    g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "green", 1));
+  slot_watch_stop (&green_watch);
+
+  /* Quiesce: both caught up with the same input, so the flip below is
+   * neither a gap nor a duplicate and the verifier may demand a clean run. */
+  f->produced = load_stop (f);
+  wait_caught_up (f, "blue");
+  wait_caught_up (f, "green");
+  total = input_total (f);
+  {
+    /* Green dropped exactly what came after the savepoint: it did not
+     * re-read anything before it. */
+    DroppedWait w = { f, (guint64) (total - sp_total) };
+    if (!bgt_wait_until (green_dropped_is, &w, WAIT_MS))
+      g_test_message ("green Dropped %" G_GUINT64_FORMAT ", input %" G_GINT64_FORMAT
+                      ", savepoint %" G_GINT64_FORMAT, slot_u64 (f, "green", "Dropped"), total, sp_total);
+    g_assert_cmpuint (slot_u64 (f, "green", "Dropped"), ==, (guint64) (total - sp_total));
+    g_assert_cmpuint (slot_u64 (f, "green", "Dropped"), <, (guint64) total);
+    g_assert_cmpuint (slot_u64 (f, "green", "Emitted"), ==, 0);
+  }
+
+  set_sink_mode (f, "green", "live");
+  set_sink_mode (f, "blue", "blackhole");
+  wait_job (f, "LiveColor", "green");
+  wait_slot (f, "green", "SinkMode", "live");
+  wait_slot (f, "blue", "SinkMode", "blackhole");
+  wait_applied (f, "green");
+  wait_applied (f, "blue");
+
+  produce_batch (f, 2000);
+  wait_caught_up (f, "green");
+  wait_caught_up (f, "blue");
+  g_assert_cmpuint (slot_u64 (f, "green", "Emitted"), >=, 2000);
+
+  report = verify (f, &status);
+  g_assert_cmpint (bgt_report_num (report, "cross_duplicates"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "order_violations"), ==, 0);
+  g_assert_cmpint (status, ==, 0);
+  for (int p = 0; p < PARTITIONS; p++)
+    {
+      gint64 blue_last = bgt_report_color_last (report, p, "blue");
+      gint64 green_first = bgt_report_color_first (report, p, "green");
+      g_test_message ("partition %d: blue up to %" G_GINT64_FORMAT ", green from %" G_GINT64_FORMAT, p,
+                      blue_last, green_first);
+      g_assert_cmpint (green_first, >, sp.next[p]);
+      g_assert_cmpint (green_first, ==, blue_last + 1);
+    }
+}
+
+/* ---- [flip] ------------------------------------------------------------------------- */
+
+/* SetSinkMode (green live, then blue blackhole) under load takes effect
+ * within 100 ms of the call, as the output topic shows: green's first
+ * result was produced no earlier than the call and at most 100 ms after
+ * it, and blue's last result at most 100 ms after it. */
+static void
+test_flip (Fixture *f, gconstpointer data)
+{
+  ColorTimes blue, green;
+  gint64 t_us, t_ms, t_calls_done, at_flip;
+
+  if (f->fleet == NULL)
+    return;
+  deploy (f, "v1", TRUE);
+  wait_slot (f, "blue", "State", "running");
+  wait_job (f, "LiveColor", "blue");
+  load_start (f, 2000);
+  deploy (f, "v2", FALSE);
+  wait_slot (f, "green", "State", "running");
+  g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "green", READY_WAIT_MS));
+  wait_positions_above (f, "blue", 0);
+  wait_applied (f, "blue");
+  wait_applied (f, "green");
+  at_flip = positions_sum (f, "green");
+
+  t_us = g_get_real_time ();
+  set_sink_mode (f, "green", "live");
+  set_sink_mode (f, "blue", "blackhole");
+  t_calls_done = g_get_real_time ();
+  t_ms = t_us / 1000;
+  g_test_message ("SetSinkMode calls at %" G_GINT64_FORMAT " us (realtime), both answered after %"
+                  G_GINT64_FORMAT " us", t_us, t_calls_done - t_us);
+
+  /* Let the load run on well past the window, then quiesce. */
+  wait_positions_above (f, "green", at_flip + 1000);
+  load_stop (f);
+  wait_caught_up (f, "green");
+  wait_caught_up (f, "blue");
+
+  read_output_times (f, &blue, &green);
+  g_test_message ("blue: %" G_GINT64_FORMAT " results, last at T%+" G_GINT64_FORMAT " ms; green: %"
+                  G_GINT64_FORMAT " results, first at T%+" G_GINT64_FORMAT " ms",
+                  blue.count, blue.last_ms - t_ms, green.count, green.first_ms - t_ms);
+  g_assert_cmpint (blue.count, >, 0);
+  g_assert_cmpint (green.count, >, 0);
+  /* Blue was emitting right up to the flip (the bound below is not empty). */
+  g_assert_cmpint (blue.last_ms, >=, t_ms - 1000);
+  g_assert_cmpint (blue.last_ms, <=, (t_us + FLIP_LIMIT_US) / 1000);
+  /* Green emitted nothing before the call, and started within the limit. */
+  g_assert_cmpint (green.first_ms, >=, t_ms);
+  g_assert_cmpint (green.first_ms, <=, (t_us + FLIP_LIMIT_US) / 1000);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/agent/deploy/blue-live-green-blackholed", Fixture, NULL, fixture_setup, test_deploy,
+              fixture_teardown);
+  g_test_add ("/agent/savepoint/restore-then-flip", Fixture, NULL, fixture_setup, test_savepoint,
+              fixture_teardown);
+  g_test_add ("/agent/flip/within-100ms", Fixture, NULL, fixture_setup, test_flip, fixture_teardown);
+  return g_test_run ();
+}
