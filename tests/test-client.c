@@ -43,6 +43,10 @@ typedef struct {
   char *savepoint_dir;
   gboolean savepoint_ok;
   char *savepoint_message;
+
+  GPtrArray *armed;         /* "id ok reason" of every PlanArmed, in order */
+  guint n_delivered_calls;
+  GHashTable *delivered;    /* "topic:partition" -> highest offset reported (gint64) */
 } FakeAgent;
 
 static GDBusInterfaceInfo *
@@ -90,6 +94,30 @@ fake_method (GDBusConnection *connection, const char *sender, const char *path,
       agent->last_report = g_variant_ref (parameters);
       g_dbus_method_invocation_return_value (invocation, NULL);
     }
+  else if (strcmp (method, "PlanArmed") == 0)
+    {
+      const char *id, *reason;
+      gboolean ok;
+      g_variant_get (parameters, "(&sb&s)", &id, &ok, &reason);
+      g_ptr_array_add (agent->armed, g_strdup_printf ("%s %s %s", id, ok ? "ok" : "not-ok", reason));
+      g_dbus_method_invocation_return_value (invocation, NULL);
+    }
+  else if (strcmp (method, "ReportDelivered") == 0)
+    {
+      g_autoptr (GVariantIter) iter = NULL;
+      const char *topic;
+      gint32 partition;
+      gint64 offset;
+      agent->n_delivered_calls++;
+      g_variant_get (parameters, "(a(six))", &iter);
+      while (g_variant_iter_next (iter, "(&six)", &topic, &partition, &offset))
+        {
+          char *key = g_strdup_printf ("%s:%d", topic, partition);
+          gint64 old = GPOINTER_TO_SIZE (g_hash_table_lookup (agent->delivered, key));
+          g_hash_table_insert (agent->delivered, key, GSIZE_TO_POINTER (MAX (old, offset)));
+        }
+      g_dbus_method_invocation_return_value (invocation, NULL);
+    }
   else if (strcmp (method, "SavepointDone") == 0)
     {
       g_free (agent->savepoint_dir);
@@ -116,6 +144,8 @@ fake_agent_new (const char *sink_mode)
                      g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
   agent->holds = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
   agent->generation = 1;
+  agent->armed = g_ptr_array_new_with_free_func (g_free);
+  agent->delivered = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return agent;
 }
 
@@ -166,6 +196,8 @@ fake_agent_free (FakeAgent *agent)
   g_clear_pointer (&agent->last_report, g_variant_unref);
   g_free (agent->savepoint_dir);
   g_free (agent->savepoint_message);
+  g_ptr_array_unref (agent->armed);
+  g_hash_table_unref (agent->delivered);
   g_free (agent);
 }
 
@@ -189,6 +221,37 @@ fake_agent_set_mode (FakeAgent *agent, const char *sink_mode)
                                                 NULL),
                                  &error);
   g_assert_no_error (error);
+}
+
+/* The whole steering at once, from GVariant text (NULL keeps a part). */
+static void
+fake_agent_set_steering (FakeAgent *agent, const char *sink_mode, const char *ranges,
+                         const char *plan, const char *holds)
+{
+  g_autoptr (GError) error = NULL;
+  if (ranges != NULL)
+    {
+      g_variant_unref (agent->ranges);
+      agent->ranges = g_variant_ref_sink (
+          g_variant_parse (G_VARIANT_TYPE ("a(sixx)"), ranges, NULL, NULL, &error));
+      g_assert_no_error (error);
+    }
+  if (plan != NULL)
+    {
+      g_variant_unref (agent->plan);
+      agent->plan = g_variant_ref_sink (
+          g_variant_parse (G_VARIANT_TYPE ("(sssxa(six))"), plan, NULL, NULL, &error));
+      g_assert_no_error (error);
+    }
+  if (holds != NULL)
+    {
+      g_variant_unref (agent->holds);
+      agent->holds = g_variant_ref_sink (
+          g_variant_parse (G_VARIANT_TYPE ("a(si)"), holds, NULL, NULL, &error));
+      g_assert_no_error (error);
+    }
+  /* Announces the new Generation too. */
+  fake_agent_set_mode (agent, sink_mode);
 }
 
 /* ---- Waiting ---------------------------------------------------------------------- */
@@ -618,6 +681,222 @@ test_bus_lost (Fixture *f, gconstpointer data)
   f->gate = NULL;
 }
 
+/* ---- Cutover: plans, answers, holds, delivered offsets --------------------------- */
+
+typedef struct {
+  Fixture *f;
+  const char *want;
+} ArmedWanted;
+
+static gboolean
+agent_got_armed (gpointer data)
+{
+  ArmedWanted *w = data;
+  GPtrArray *armed = w->f->agent->armed;
+  for (guint i = 0; i < armed->len; i++)
+    if (strcmp (g_ptr_array_index (armed, i), w->want) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+static gboolean
+gate_plan_is_committed (gpointer data)
+{
+  Fixture *f = data;
+  BgPlanState state;
+  g_autofree char *id = bg_gate_get_plan (f->gate, &state);
+  return id != NULL && state == BG_PLAN_STATE_COMMITTED;
+}
+
+static gboolean
+gate_plan_is_aborted (gpointer data)
+{
+  Fixture *f = data;
+  BgPlanState state;
+  g_autofree char *id = bg_gate_get_plan (f->gate, &state);
+  return id != NULL && state == BG_PLAN_STATE_ABORTED;
+}
+
+/* Outgoing (live) side: prepared -> PlanArmed ok; committed -> the ranges. */
+static void
+test_cutover_outgoing_commit (Fixture *f, gconstpointer data)
+{
+  fake_agent_up (f->agent);
+  fixture_link (f);
+  g_assert_true (wait_until (gate_emits, f));
+  for (int64_t o = 0; o < 90; o++)
+    g_assert_cmpint (bg_gate_admit (f->gate, f->topic, 0, o), ==, BG_VERDICT_EMIT);
+
+  fake_agent_set_steering (f->agent, "gated", "[('in', 0, 0, -1), ('in', 1, 0, -1)]",
+                           "('c1', 'outgoing', 'prepared', int64 0, [('in', 0, int64 100), ('in', 1, int64 0)])",
+                           NULL);
+  ArmedWanted w = { f, "c1 ok " };
+  g_assert_true (wait_until (agent_got_armed, &w));
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 99), ==, BG_VERDICT_EMIT);
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 100), ==, BG_VERDICT_WAIT);
+
+  /* A record at the barrier waits for the decision; commit drops it. */
+  Admission a = { f->gate, f->topic, BG_VERDICT_WAIT, 0 };
+  GThread *thread = g_thread_new ("admit", admission_run, &a); /* partition 1, offset 7 */
+  g_assert_true (wait_until (gate_waits, f));
+  fake_agent_set_steering (f->agent, "gated", "[('in', 0, 0, 100), ('in', 1, 0, 0)]",
+                           "('c1', 'outgoing', 'committed', int64 0, [('in', 0, int64 100), ('in', 1, int64 0)])",
+                           NULL);
+  g_assert_true (wait_until (admission_done, &a));
+  g_thread_join (thread);
+  g_assert_cmpint (a.verdict, ==, BG_VERDICT_DROP);
+  g_assert_true (gate_plan_is_committed (f));
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 99), ==, BG_VERDICT_EMIT);
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 100), ==, BG_VERDICT_DROP);
+  /* One answer per prepared plan's fetch; none for the committed one. */
+  g_assert_cmpuint (f->agent->armed->len, ==, 1);
+}
+
+/* Past the barrier: PlanArmed false with the reason; abort: the old mode. */
+static void
+test_cutover_past_barrier_abort (Fixture *f, gconstpointer data)
+{
+  fake_agent_up (f->agent);
+  fixture_link (f);
+  g_assert_true (wait_until (gate_emits, f));
+  g_assert_cmpint (bg_gate_admit (f->gate, f->topic, 0, 150), ==, BG_VERDICT_EMIT);
+
+  fake_agent_set_steering (f->agent, "gated", "[('in', 0, 0, -1), ('in', 1, 0, -1)]",
+                           "('c2', 'outgoing', 'prepared', int64 0, [('in', 0, int64 100)])", NULL);
+  ArmedWanted w = { f, "c2 not-ok past barrier in/0: position 151 > 100" };
+  g_assert_true (wait_until (agent_got_armed, &w));
+  /* Armed anyway: only the decision ends it. */
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 151), ==, BG_VERDICT_WAIT);
+
+  fake_agent_set_steering (f->agent, "live", "@a(sixx) []",
+                           "('c2', 'outgoing', 'aborted', int64 0, [('in', 0, int64 100)])", NULL);
+  g_assert_true (wait_until (gate_plan_is_aborted, f));
+  g_assert_cmpint (bg_gate_get_mode (f->gate), ==, BG_SINK_MODE_LIVE);
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 151), ==, BG_VERDICT_EMIT);
+}
+
+typedef struct {
+  BgGate *gate;
+  BgTopic *topic;
+  int64_t offset;
+  BgVerdict verdict;
+  gint done;
+} AdmitAt;
+
+static gpointer
+admit_at_run (gpointer data)
+{
+  AdmitAt *a = data;
+  a->verdict = bg_gate_admit (a->gate, a->topic, 0, a->offset);
+  g_atomic_int_set (&a->done, 1);
+  return NULL;
+}
+
+static gboolean
+admit_at_done (gpointer data)
+{
+  return g_atomic_int_get (&((AdmitAt *) data)->done);
+}
+
+static gboolean
+agent_confirmed_generation (gpointer data)
+{
+  Fixture *f = data;
+  guint64 applied = 0;
+  if (f->agent->last_report != NULL)
+    g_variant_get_child (f->agent->last_report, 3, "t", &applied);
+  return applied == f->agent->generation;
+}
+
+/* Incoming (blackhole) side: committed but held, the record past the
+ * barrier waits; released, it is emitted. */
+static void
+test_cutover_incoming_holds (Fixture *f, gconstpointer data)
+{
+  g_free (f->agent->sink_mode);
+  f->agent->sink_mode = g_strdup ("blackhole");
+  fake_agent_up (f->agent);
+  fixture_link (f);
+  g_assert_true (wait_until (gate_drops, f));
+
+  fake_agent_set_steering (f->agent, "blackhole", NULL,
+                           "('c3', 'incoming', 'prepared', int64 0, [('in', 0, int64 50)])",
+                           "[('in', 0)]");
+  ArmedWanted w = { f, "c3 ok " };
+  g_assert_true (wait_until (agent_got_armed, &w));
+  fake_agent_set_steering (f->agent, "gated", "[('in', 0, 50, -1)]",
+                           "('c3', 'incoming', 'committed', int64 0, [('in', 0, int64 50)])",
+                           NULL);
+  g_assert_true (wait_until (gate_plan_is_committed, f));
+  g_assert_cmpint (bg_gate_try_admit (f->gate, f->topic, 0, 49), ==, BG_VERDICT_DROP);
+
+  AdmitAt a = { f->gate, f->topic, 50, BG_VERDICT_WAIT, 0 };
+  GThread *thread = g_thread_new ("admit", admit_at_run, &a);
+  g_assert_true (wait_until (gate_waits, f));
+  /* Still held after another steering change that keeps the hold. */
+  guint64 before = f->agent->generation;
+  fake_agent_set_steering (f->agent, "gated", NULL, NULL, NULL);
+  g_assert_cmpuint (f->agent->generation, >, before);
+  g_assert_true (wait_until (agent_confirmed_generation, f));
+  g_assert_false (g_atomic_int_get (&a.done));
+
+  fake_agent_set_steering (f->agent, "gated", NULL, NULL, "@a(si) []");
+  g_assert_true (wait_until (admit_at_done, &a));
+  g_thread_join (thread);
+  g_assert_cmpint (a.verdict, ==, BG_VERDICT_EMIT);
+}
+
+typedef struct {
+  Fixture *f;
+  const char *key;
+  gint64 offset;
+} DeliveredWanted;
+
+static gboolean
+agent_got_delivered (gpointer data)
+{
+  DeliveredWanted *w = data;
+  return (gint64) GPOINTER_TO_SIZE (g_hash_table_lookup (w->f->agent->delivered, w->key))
+         == w->offset;
+}
+
+/* Delivered offsets reach the agent promptly, coalesced, and again after
+ * the agent restarts (it keeps them in memory only). */
+static void
+test_cutover_delivered (Fixture *f, gconstpointer data)
+{
+  fake_agent_up (f->agent);
+  fixture_link (f);
+  g_assert_true (wait_until (gate_emits, f));
+
+  gint64 start = g_get_monotonic_time ();
+  for (int64_t o = 1; o <= 1000; o++)
+    bg_gate_report_delivered (f->gate, f->topic, 0, o);
+  bg_gate_report_delivered (f->gate, f->topic, 1, 7);
+  bg_gate_report_delivered (f->gate, f->topic, 1, 5); /* lower: ignored */
+  DeliveredWanted w0 = { f, "in:0", 1000 }, w1 = { f, "in:1", 7 };
+  g_assert_true (wait_until (agent_got_delivered, &w0));
+  g_assert_true (wait_until (agent_got_delivered, &w1));
+  gint64 took = g_get_monotonic_time () - start;
+  g_test_message ("delivered offsets reached the agent in %" G_GINT64_FORMAT " us, %u call(s)",
+                  took, f->agent->n_delivered_calls);
+  g_assert_cmpint (took, <, 200 * G_TIME_SPAN_MILLISECOND);
+  g_assert_cmpuint (f->agent->n_delivered_calls, <=, 5);
+
+  /* Unchanged: nothing more is sent. */
+  guint calls = f->agent->n_delivered_calls;
+  bg_gate_report_delivered (f->gate, f->topic, 0, 1000);
+  g_assert_cmpuint (f->agent->n_delivered_calls, ==, calls);
+
+  /* A restarted agent gets them all again. */
+  fake_agent_down (f->agent);
+  g_hash_table_remove_all (f->agent->delivered);
+  g_assert_true (wait_until (link_has_no_agent, f));
+  fake_agent_up (f->agent);
+  g_assert_true (wait_until (agent_got_delivered, &w0));
+  g_assert_true (wait_until (agent_got_delivered, &w1));
+}
+
 /* ---- Stand-alone gates from the environment --------------------------------------- */
 
 static void
@@ -820,6 +1099,23 @@ test_steering_holds (void)
   g_assert_cmpint (bg_gate_try_admit (gate, in, 0, 10), ==, BG_VERDICT_EMIT);
   g_assert_cmpuint (g_hash_table_size (holds), ==, 0);
   bg_gate_free (gate);
+
+  /* An instance (re)started after the commit never saw the plan prepared:
+   * its holds still hold from the barrier on. */
+  gate = bg_gate_new (BG_SINK_MODE_UNKNOWN);
+  in = bg_gate_topic (gate, "in", 1);
+  apply_ok (gate, holds,
+            steering ("gated", "[('in', 0, 10, -1)]",
+                      "('h2', 'incoming', 'committed', int64 0, [('in', 0, int64 10)])",
+                      "[('in', 0)]", 1));
+  g_assert_cmpint (bg_gate_try_admit (gate, in, 0, 9), ==, BG_VERDICT_DROP);
+  g_assert_cmpint (bg_gate_try_admit (gate, in, 0, 10), ==, BG_VERDICT_WAIT);
+  apply_ok (gate, holds,
+            steering ("gated", "[('in', 0, 10, -1)]",
+                      "('h2', 'incoming', 'committed', int64 0, [('in', 0, int64 10)])", NO_HOLDS,
+                      2));
+  g_assert_cmpint (bg_gate_try_admit (gate, in, 0, 10), ==, BG_VERDICT_EMIT);
+  bg_gate_free (gate);
 }
 
 int
@@ -841,6 +1137,14 @@ main (int argc, char **argv)
   g_test_add ("/client/link/savepoint", Fixture, NULL, fixture_setup, test_savepoint,
               fixture_teardown);
   g_test_add ("/client/link/bus-lost", Fixture, NULL, fixture_setup, test_bus_lost,
+              fixture_teardown);
+  g_test_add ("/client/cutover/outgoing-armed-then-committed", Fixture, NULL, fixture_setup,
+              test_cutover_outgoing_commit, fixture_teardown);
+  g_test_add ("/client/cutover/past-barrier-then-aborted", Fixture, NULL, fixture_setup,
+              test_cutover_past_barrier_abort, fixture_teardown);
+  g_test_add ("/client/cutover/incoming-holds", Fixture, NULL, fixture_setup,
+              test_cutover_incoming_holds, fixture_teardown);
+  g_test_add ("/client/cutover/delivered", Fixture, NULL, fixture_setup, test_cutover_delivered,
               fixture_teardown);
   g_test_add_func ("/client/env/standalone", test_standalone);
   g_test_add_func ("/client/steering/modes-and-ranges", test_steering_modes_and_ranges);

@@ -25,6 +25,7 @@
 #include "gate-private.h"
 
 #include <gio/gio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AGENT_BUS_NAME "org.bluegreen.Agent1"
@@ -34,6 +35,8 @@
 #define KEEPALIVE_US (5 * G_TIME_SPAN_SECOND)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define DELIVERED_INTERVAL_MS 10
+#define ARMED_REASON_MAX 1000 /* the agent takes at most 1024 bytes */
 
 /* The link's state machine. Transitions go through link_set_state().
  *
@@ -62,6 +65,8 @@ typedef enum {
   FAIL_STEERING,
   FAIL_REPORT,
   FAIL_SAVEPOINT,
+  FAIL_ARMED,
+  FAIL_DELIVERED,
   N_FAIL_KINDS,
 } FailKind;
 
@@ -74,9 +79,12 @@ struct _BgClient {
   GMainLoop *loop;
   GThread *thread;
 
-  GMutex lock; /* guards the savepoint handler only */
+  GMutex lock; /* guards the savepoint handler and the delivered offsets */
   BgSavepointFunc savepoint_func;
   void *savepoint_data;
+  GHashTable *delivered;      /* "partition:topic" -> gint64 next offset delivered */
+  gboolean delivered_dirty;   /* changed since the last ReportDelivered went out */
+  gboolean delivered_timer;   /* a send is scheduled */
 
   /* ---- link thread only ---- */
   LinkState state;
@@ -104,6 +112,7 @@ struct _BgClient {
   GSource *report_timer;
   gboolean report_in_flight;
   gboolean report_forced;
+  gboolean delivered_in_flight;
   GVariant *last_report; /* the arguments last delivered (without waiting_us) */
   gint64 last_report_time;
 
@@ -113,6 +122,8 @@ struct _BgClient {
 static void link_connect (BgClient *client);
 static void link_fetch (BgClient *client);
 static void link_report (BgClient *client, gboolean force);
+static void link_send_delivered (BgClient *client);
+static void link_answer_armed (BgClient *client, GVariant *steering, const GError *error);
 
 /* ---- Small helpers --------------------------------------------------------- */
 
@@ -323,12 +334,16 @@ prepare_plan (BgGate *gate, const char *id, const char *role_s, gint64 deadline,
           return FALSE;
         }
     }
-  gboolean ok = bg_gate_prepare (gate, plan);
+  /* A barrier already passed still arms the plan (only its decision, which
+   * will be abort, may end it); the PlanArmed answer tells the agent. */
+  char *reason = NULL;
+  BgPrepareResult result = bg_gate_prepare_checked (gate, plan, &reason);
   bg_plan_free (plan);
-  if (!ok)
+  if (result == BG_PREPARE_REFUSED)
     g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
-                 "the gate refused to prepare plan %s", id);
-  return ok;
+                 "the gate refused to prepare plan %s: %s", id, reason);
+  free (reason);
+  return result != BG_PREPARE_REFUSED;
 }
 
 /* Makes the holds on the gate those of @holds. @applied is the set of holds
@@ -428,9 +443,23 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
   if (strcmp (sink_mode, "gated") != 0)
     g_hash_table_remove_all (applied_holds); /* set_mode cleared them */
 
-  if (*plan_id != '\0' && plan_state == BG_PLAN_STATE_PREPARED && !same_plan
-      && !prepare_plan (gate, plan_id, plan_role, plan_deadline, barriers, error))
-    return FALSE;
+  if (*plan_id != '\0' && plan_state != BG_PLAN_STATE_ABORTED && !same_plan)
+    {
+      if (!prepare_plan (gate, plan_id, plan_role, plan_deadline, barriers, error))
+        return FALSE;
+      /* A committed plan this instance never saw prepared (it started or
+       * restarted after the decision): the gate still needs its barriers,
+       * or the handoff holds would have nothing to hold from. The agent's
+       * ranges stay what counts. */
+      if (plan_state == BG_PLAN_STATE_COMMITTED
+          && (!bg_gate_commit (gate, plan_id) || !apply_base (gate, sink_mode, ranges, error)))
+        {
+          if (error != NULL && *error == NULL)
+            g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                         "the gate refused the committed plan %s", plan_id);
+          return FALSE;
+        }
+    }
 
   apply_holds (gate, holds, applied_holds);
   return TRUE;
@@ -538,6 +567,7 @@ static gboolean
 report_tick (gpointer user_data)
 {
   link_report (user_data, FALSE);
+  link_send_delivered (user_data); /* retries a failed one */
   return G_SOURCE_CONTINUE;
 }
 
@@ -597,6 +627,7 @@ fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
     {
       /* The gate keeps its last steering; the generation stays unconfirmed. */
       link_fail (client, FAIL_STEERING, "applying the agent's steering", error);
+      link_answer_armed (client, reply, error);
       fetch_later (client);
     }
   else
@@ -607,7 +638,9 @@ fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
       client->steered_once = TRUE;
       g_variant_get_child (reply, 4, "t", &client->applied_generation);
       link_set_state (client, LINK_STEERED);
+      link_answer_armed (client, reply, NULL);
       link_report (client, TRUE);
+      link_send_delivered (client);
     }
   link_pending_done (client);
 }
@@ -653,6 +686,167 @@ on_properties_changed (GDBusConnection *connection, const char *sender, const ch
     relevant = TRUE;
   if (relevant)
     link_fetch (client);
+}
+
+/* ---- Cutover answers: PlanArmed and ReportDelivered ----------------------------- */
+
+static void
+armed_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                              &error);
+  if (reply != NULL)
+    link_ok (client, FAIL_ARMED, "answering a prepared plan");
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      link_fail (client, FAIL_ARMED, "answering a prepared plan", error);
+      /* Fetching again answers again (the agent waits until its deadline). */
+      fetch_later (client);
+    }
+  link_pending_done (client);
+}
+
+/* After a steering with a plan in state "prepared" was applied (or failed to
+ * be, with @error): tell the agent whether this instance armed it without
+ * passing a barrier. Sent on every such fetch; the agent takes repeats. */
+static void
+link_answer_armed (BgClient *client, GVariant *steering, const GError *error)
+{
+  const char *id, *state;
+  g_variant_get_child (steering, 2, "(&s&s&sx@a(six))", &id, NULL, &state, NULL, NULL);
+  if (*id == '\0' || strcmp (state, "prepared") != 0 || client->connection == NULL)
+    return;
+
+  g_autofree char *past = NULL;
+  g_autofree char *reason = NULL;
+  gboolean ok = FALSE;
+  if (bg_gate_get_armed (client->gate, id, &past))
+    {
+      ok = past == NULL;
+      reason = g_steal_pointer (&past);
+    }
+  else
+    {
+      BgPlanState gate_state;
+      g_autofree char *gate_plan = bg_gate_get_plan (client->gate, &gate_state);
+      if (gate_plan != NULL && gate_state == BG_PLAN_STATE_PREPARED)
+        reason = g_strdup_printf ("another plan (%s) is armed in this instance", gate_plan);
+      else
+        reason = g_strdup_printf ("not armed: %s", error != NULL ? error->message : "refused");
+    }
+  if (reason == NULL)
+    reason = g_strdup ("");
+  if (strlen (reason) > ARMED_REASON_MAX)
+    reason[ARMED_REASON_MAX] = '\0';
+  if (!g_utf8_validate (reason, -1, NULL))
+    {
+      g_free (reason);
+      reason = g_strdup ("not armed");
+    }
+  g_debug ("bluegreen: plan %s %s%s%s", id, ok ? "armed" : "not armed", ok ? "" : ": ",
+           ok ? "" : reason);
+
+  client->n_pending++;
+  g_dbus_connection_call (client->connection, AGENT_BUS_NAME, client->slot_path, SLOT_INTERFACE,
+                          "PlanArmed", g_variant_new ("(sbs)", id, ok, reason), NULL,
+                          G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS, client->cancellable,
+                          armed_done, client);
+}
+
+static gboolean delivered_timer_cb (gpointer user_data);
+
+/* Coalesced: one send per interval while offsets keep moving. */
+static void
+delivered_schedule_locked (BgClient *client)
+{
+  if (client->delivered_timer)
+    return;
+  client->delivered_timer = TRUE;
+  GSource *source = g_timeout_source_new (DELIVERED_INTERVAL_MS);
+  g_source_set_callback (source, delivered_timer_cb, client, NULL);
+  g_source_attach (source, client->context);
+  g_source_unref (source);
+}
+
+static void
+delivered_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result,
+                                                              &error);
+  client->delivered_in_flight = FALSE;
+  if (reply != NULL)
+    link_ok (client, FAIL_DELIVERED, "reporting delivered offsets");
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      link_fail (client, FAIL_DELIVERED, "reporting delivered offsets", error);
+      /* Sent again with the next report tick. */
+      g_mutex_lock (&client->lock);
+      client->delivered_dirty = TRUE;
+      g_mutex_unlock (&client->lock);
+    }
+  /* What changed meanwhile goes out after the interval. */
+  if (reply != NULL)
+    {
+      g_mutex_lock (&client->lock);
+      if (client->delivered_dirty)
+        delivered_schedule_locked (client);
+      g_mutex_unlock (&client->lock);
+    }
+  link_pending_done (client);
+}
+
+/* Sends every delivered offset if some changed: the handoff waits for it. */
+static void
+link_send_delivered (BgClient *client)
+{
+  if (client->state != LINK_STEERED || client->connection == NULL || client->delivered_in_flight)
+    return;
+
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(six)"));
+  g_mutex_lock (&client->lock);
+  gboolean dirty = client->delivered_dirty;
+  if (dirty)
+    {
+      GHashTableIter iter;
+      gpointer key, value;
+      g_hash_table_iter_init (&iter, client->delivered);
+      while (g_hash_table_iter_next (&iter, &key, &value))
+        {
+          const char *colon = strchr (key, ':');
+          g_variant_builder_add (&b, "(six)", colon + 1,
+                                 (gint32) g_ascii_strtoll (key, NULL, 10), *(gint64 *) value);
+        }
+      client->delivered_dirty = FALSE;
+    }
+  g_mutex_unlock (&client->lock);
+  if (!dirty)
+    {
+      g_variant_builder_clear (&b);
+      return;
+    }
+
+  client->delivered_in_flight = TRUE;
+  client->n_pending++;
+  g_dbus_connection_call (client->connection, AGENT_BUS_NAME, client->slot_path, SLOT_INTERFACE,
+                          "ReportDelivered", g_variant_new ("(a(six))", &b), NULL,
+                          G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS, client->cancellable,
+                          delivered_done, client);
+}
+
+static gboolean
+delivered_timer_cb (gpointer user_data)
+{
+  BgClient *client = user_data;
+  g_mutex_lock (&client->lock);
+  client->delivered_timer = FALSE;
+  g_mutex_unlock (&client->lock);
+  link_send_delivered (client);
+  return G_SOURCE_REMOVE;
 }
 
 /* ---- Savepoints --------------------------------------------------------------- */
@@ -778,7 +972,12 @@ on_agent_appeared (GDBusConnection *connection, const char *name, const char *ow
       connection, owner, SLOT_INTERFACE, "SavepointRequested", client->slot_path, NULL,
       G_DBUS_SIGNAL_FLAGS_NONE, on_savepoint_requested, client, NULL);
 
-  /* A new owner may be a restarted agent with other steering: always ask. */
+  /* A new owner may be a restarted agent with other steering: always ask.
+   * It has not seen our delivered offsets either: send them all again once
+   * steered. */
+  g_mutex_lock (&client->lock);
+  client->delivered_dirty = g_hash_table_size (client->delivered) > 0;
+  g_mutex_unlock (&client->lock);
   client->fetch_backoff_ms = 0;
   link_fetch (client);
 }
@@ -813,6 +1012,7 @@ link_drop_connection (BgClient *client)
   clear_source (&client->fetch_retry);
   client->refetch = FALSE;
   client->report_in_flight = FALSE;
+  client->delivered_in_flight = FALSE;
   g_clear_object (&client->connection);
 }
 
@@ -976,6 +1176,7 @@ client_free (gpointer data)
 
   g_clear_pointer (&client->last_report, g_variant_unref);
   g_clear_pointer (&client->applied_holds, g_hash_table_unref);
+  g_clear_pointer (&client->delivered, g_hash_table_unref);
   g_clear_object (&client->cancellable);
   g_main_loop_unref (client->loop);
   g_main_context_unref (client->context);
@@ -995,6 +1196,7 @@ client_start (BgGate *gate, const char *slot_path, GBusType bus_type)
   client->loop = g_main_loop_new (client->context, FALSE);
   client->cancellable = g_cancellable_new ();
   client->applied_holds = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  client->delivered = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_mutex_init (&client->lock);
   client->state = LINK_CONNECTING;
   client->thread = g_thread_new ("bluegreen-link", link_thread, client);
@@ -1106,4 +1308,28 @@ bg_gate_report_now (BgGate *gate)
   BgClient *client = bg_gate_get_client (gate);
   if (client != NULL)
     link_invoke (client, report_now_cb, client, NULL);
+}
+
+void
+bg_gate_report_delivered (BgGate *gate, BgTopic *topic, int32_t partition, int64_t next_offset)
+{
+  g_return_if_fail (gate != NULL);
+  g_return_if_fail (topic != NULL);
+  BgClient *client = bg_gate_get_client (gate);
+  if (client == NULL || partition < 0 || next_offset < 0)
+    return;
+
+  char *key = hold_key (bg_topic_name (topic), partition);
+  g_mutex_lock (&client->lock);
+  gint64 *old = g_hash_table_lookup (client->delivered, key);
+  if (old != NULL && *old >= next_offset)
+    {
+      g_mutex_unlock (&client->lock);
+      g_free (key);
+      return;
+    }
+  g_hash_table_insert (client->delivered, key, g_memdup2 (&next_offset, sizeof next_offset));
+  client->delivered_dirty = TRUE;
+  delivered_schedule_locked (client);
+  g_mutex_unlock (&client->lock);
 }

@@ -59,6 +59,11 @@ typedef struct {
 bool bg_gate_set_ranges (BgGate *gate, int64_t default_lo, int64_t default_hi,
                          const BgGateRange *ranges, size_t n_ranges);
 
+/* Whether @id is the latest plan and armed (PREPARED); then *@past_reason
+ * (if not NULL) gets what bg_gate_prepare_checked() found passed, or NULL
+ * if no barrier was (free with g_free). For the link's PlanArmed answer. */
+gboolean bg_gate_get_armed (BgGate *gate, const char *id, char **past_reason);
+
 /* The agent link (client.c) attached to a gate: bg_gate_free() calls
  * @destroy (@client) first, so the link's thread stops before the gate goes. */
 void bg_gate_set_client (BgGate *gate, gpointer client, GDestroyNotify destroy);

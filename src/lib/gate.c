@@ -132,6 +132,7 @@ struct _BgGate {
   int64_t plan_deadline_us;
   GHashTable *plan_barriers;
   BgSinkMode mode_before_plan;
+  char *plan_past_reason; /* why arming it found a barrier passed, or NULL */
 
   GPtrArray *topics;          /* BgTopic, registration order */
   GHashTable *topics_by_name; /* name -> BgTopic */
@@ -363,6 +364,7 @@ bg_gate_free (BgGate *gate)
   g_hash_table_unref (gate->holds);
   g_clear_pointer (&gate->plan_barriers, g_hash_table_unref);
   g_free (gate->plan_id);
+  g_free (gate->plan_past_reason);
   g_cond_clear (&gate->cond);
   g_mutex_clear (&gate->lock);
   g_free (gate);
@@ -750,6 +752,8 @@ bg_gate_prepare_checked (BgGate *gate, const BgPlan *plan, char **reason)
    * too; fast-path ones are ordered by the barrier. */
   reader_barrier ();
   char *past = past_barrier_locked (gate);
+  g_free (gate->plan_past_reason);
+  gate->plan_past_reason = g_strdup (past);
   g_mutex_unlock (&gate->lock);
 
   if (past == NULL)
@@ -853,6 +857,20 @@ bg_gate_get_plan (BgGate *gate, BgPlanState *state_out)
     *state_out = gate->plan_state;
   g_mutex_unlock (&gate->lock);
   return id;
+}
+
+gboolean
+bg_gate_get_armed (BgGate *gate, const char *id, char **past_reason)
+{
+  g_return_val_if_fail (gate != NULL, FALSE);
+  g_return_val_if_fail (id != NULL, FALSE);
+
+  g_mutex_lock (&gate->lock);
+  gboolean armed = plan_is_locked (gate, id, BG_PLAN_STATE_PREPARED);
+  if (past_reason != NULL)
+    *past_reason = armed ? g_strdup (gate->plan_past_reason) : NULL;
+  g_mutex_unlock (&gate->lock);
+  return armed;
 }
 
 static void
