@@ -26,6 +26,7 @@
 #define GREEN_PATH JOB_PATH "/green"
 
 typedef struct {
+  BgtKafka *kafka;
   BgtHost *host;
   char *dir;
   char *config_path;
@@ -76,6 +77,30 @@ host_exec_ok (Fixture *f, const char *const *argv)
   g_assert_cmpint (status, ==, 0);
 }
 
+static gboolean
+control_log_following (gpointer data)
+{
+  Fixture *f = data;
+  g_autoptr(GVariant) v = g_dbus_connection_call_sync (f->host->bus, AGENT, AGENT_PATH,
+                                                       "org.freedesktop.DBus.Properties", "Get",
+                                                       g_variant_new ("(ss)", "org.bluegreen.Agent1", "ControlLog"),
+                                                       G_VARIANT_TYPE ("(v)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+  g_autoptr(GVariant) inner = NULL;
+
+  if (v == NULL)
+    return FALSE;
+  g_variant_get (v, "(v)", &inner);
+  return g_strcmp0 (g_variant_get_string (inner, NULL), "following") == 0;
+}
+
+/* The agent starts and steers slots only once it has replayed the control
+ * log (Agent1.ControlLog "following"). */
+static gboolean
+wait_control_log_following (Fixture *f)
+{
+  return bgt_wait_until (control_log_following, f, WAIT_MS);
+}
+
 static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
@@ -106,8 +131,16 @@ fixture_setup (Fixture *f, gconstpointer data)
 
   script = g_build_filename (f->dir, "job.sh", NULL);
   write_file (script, job_script, 0755);
+  /* The agent refuses to start or steer slots until it has replayed the
+   * control log, so it needs a Kafka with the control topic. */
+  {
+    const char *topics[] = { "bluegreen-control:1", "input:2", NULL };
+    f->kafka = bgt_kafka_start (1, topics, f->dir, &error);
+    g_assert_no_error (error);
+  }
   conf = g_strdup_printf ("[Agent]\nHostId=testhost\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
-                          "[Kafka]\nBootstrapServers=127.0.0.1:9\n", f->state_dir, jobs);
+                          "HeartbeatSec=0.5\n[Kafka]\nBootstrapServers=%s\n", f->state_dir, jobs,
+                          f->kafka->bootstrap);
   f->config_path = g_build_filename (f->dir, "bluegreend.conf", NULL);
   write_file (f->config_path, conf, 0644);
   job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\n"
@@ -137,6 +170,7 @@ fixture_setup (Fixture *f, gconstpointer data)
     host_exec_ok (f, argv);
   }
   g_assert_true (bgt_wait_bus_name (f->host->bus, AGENT, WAIT_MS));
+  g_assert_true (wait_control_log_following (f));
 }
 
 static void
@@ -173,6 +207,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
         }
       g_clear_pointer (&f->host, bgt_host_free);
     }
+  g_clear_pointer (&f->kafka, bgt_kafka_free);
   g_free (f->dir);
   g_free (f->config_path);
   g_free (f->state_dir);

@@ -482,6 +482,7 @@ agent_maybe_finish_replay (BgdAgent *agent)
     return;
   agent->replay_finished = TRUE;
   agent->ctx.replay_finished = TRUE;
+  bg_agent1_set_control_log (agent->iface, agent->control != NULL ? "following" : "unavailable");
   g_message ("control log replayed and units adopted: slots may be started and steered");
   g_hash_table_iter_init (&iter, agent->jobs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
@@ -798,6 +799,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   bg_agent1_set_host_id (agent->iface, config->host_id);
   bg_agent1_set_version (agent->iface, PACKAGE_VERSION);
   bg_agent1_set_jobs (agent->iface, NULL);
+  bg_agent1_set_control_log (agent->iface, "replaying");
   g_signal_connect (agent->iface, "handle-reload", G_CALLBACK (handle_reload), agent);
   g_signal_connect (agent->iface, "handle-get-job", G_CALLBACK (handle_get_job), agent);
 
