@@ -372,6 +372,15 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
         bgt_fleet_dump_logs (fleet);
         return NULL;
       }
+  /* Slots are started and steered only once an agent has replayed the
+   * control log. */
+  if (!bgt_fleet_wait_string (fleet, G_MAXUINT64, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+                              "ControlLog", "following", START_TIMEOUT_MS))
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agents did not finish replaying the control log");
+      bgt_fleet_dump_logs (fleet);
+      return NULL;
+    }
   g_test_message ("fleet: %u hosts with agents up in %" G_GINT64_FORMAT " ms", opts->n_hosts,
                   (g_get_monotonic_time () - t0) / 1000);
   return g_steal_pointer (&fleet);
@@ -753,9 +762,9 @@ restarted (gpointer data)
 
   if (pid == 0 || pid == w->old_pid)
     return FALSE;
-  /* Answers on the bus again. */
-  v = bgt_fleet_get (w->fleet, w->i, "/org/bluegreen/Agent1", "org.bluegreen.Agent1", "HostId");
-  return v != NULL;
+  /* Answers on the bus again, and has replayed the control log. */
+  v = bgt_fleet_get (w->fleet, w->i, "/org/bluegreen/Agent1", "org.bluegreen.Agent1", "ControlLog");
+  return v != NULL && g_strcmp0 (g_variant_get_string (v, NULL), "following") == 0;
 }
 
 gboolean
