@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -30,9 +31,27 @@ G_DEFINE_QUARK (bg-job-error-quark, bg_job_error)
 
 #define FLUSH_TIMEOUT_MS 10000
 #define RESULT_BUF 512
+#define EPOCHS 64             /* delivery epochs in flight at most (see Epoch) */
+#define DELIVERY_CHECK_EVERY 16 /* records between two delivery checks */
+#define POLL_TIMEOUT_MS 10    /* idle consumer poll: bounds how late a delivery is reported */
+#define COMMITTED_TIMEOUT_MS 10000
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t savepoint_signal;
+
+/* Delivery epochs: how the job knows which input offsets' results are all
+ * delivered. Every result produced carries the number of the epoch it was
+ * produced in; each delivery report decrements its epoch's count. An epoch
+ * is closed (between two records) with the input positions reached so far:
+ * once it and every earlier epoch have nothing in flight, every result
+ * caused by input offsets below those positions has been acknowledged by
+ * the broker, which is what bg_gate_report_delivered() tells the agent
+ * (the ordered handoff of a cutover waits for it). A ring of EPOCHS; when it
+ * is full the current epoch simply stays open longer. */
+typedef struct {
+  uint64_t in_flight;
+  int64_t *positions; /* next input offset per partition at closing, -1 none */
+} Epoch;
 
 typedef struct {
   const BgJobConfig *cfg;
@@ -63,6 +82,17 @@ typedef struct {
   uint64_t watchdog_usec;
   int64_t last_watchdog;
   int64_t last_status;
+
+  /* Delivery epochs (poll thread only; delivery reports run there too). */
+  Epoch epochs[EPOCHS];
+  uint64_t epoch_oldest;  /* oldest epoch not known delivered */
+  uint64_t epoch_current; /* the open epoch new results join */
+  gboolean delivery_broken; /* a result failed: never claim delivery again */
+
+  /* Rebuilding a taken-over partition's state (group mode): records below
+   * restore_until[p] only update the state (see rebalance_cb). -1: none. */
+  int64_t *restore_until;
+  uint64_t restored;
 } Job;
 
 void
@@ -209,14 +239,57 @@ static void
 dr_msg_cb (rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
   Job *job = opaque;
+  uint64_t epoch = (uint64_t) (uintptr_t) m->_private;
+  job->epochs[epoch % EPOCHS].in_flight--;
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
     atomic_fetch_add (&job->delivered, 1);
   else
     {
+      job->delivery_broken = TRUE;
       /* Report the first few failures; the count goes to STATUS and the
        * exit status. */
       if (atomic_fetch_add (&job->failed, 1) < 5)
         g_message ("delivery failed: %s", rd_kafka_err2str (m->err));
+    }
+}
+
+/* Taking over a partition whose keys this instance has no state for (the
+ * group moved it here after another instance processed part of it): the
+ * results from the group's committed offset on need the state of every
+ * record before it. The example job rebuilds it from the input itself: it
+ * reads the partition from the beginning (the low watermark) and, below the
+ * committed offset, only updates its state — no gate, no result — then
+ * continues normally. Input keys map to one partition each, so this is that
+ * partition's whole state. (Real jobs restore from a changelog topic or a
+ * savepoint instead; this works only while the input's retention still
+ * holds the partition from its start, as in the tests.) */
+static void
+restore_plan (Job *job, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *assigned,
+              rd_kafka_topic_partition_list_t *fresh)
+{
+  if (fresh->cnt == 0)
+    return;
+  rd_kafka_resp_err_t err = rd_kafka_committed (rk, fresh, COMMITTED_TIMEOUT_MS);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      /* Without the committed offsets the partitions start from the start
+       * (auto.offset.reset=earliest): right state, more duplicates. */
+      g_message ("committed offsets unknown (%s): new partitions start from the beginning",
+                 rd_kafka_err2name (err));
+      return;
+    }
+  for (int i = 0; i < fresh->cnt; i++)
+    {
+      int32_t p = fresh->elems[i].partition;
+      int64_t committed = fresh->elems[i].offset;
+      if (committed <= 0 || p < 0 || p >= job->n_partitions)
+        continue;
+      job->restore_until[p] = committed;
+      for (int j = 0; j < assigned->cnt; j++)
+        if (assigned->elems[j].partition == p)
+          assigned->elems[j].offset = RD_KAFKA_OFFSET_BEGINNING;
+      g_message ("partition %d: rebuilding its state from the input up to offset %" G_GINT64_FORMAT,
+                 p, committed);
     }
 }
 
@@ -230,12 +303,18 @@ rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
       /* Resume where our state is: it reflects exactly the records processed
        * so far (restored or not). Partitions our state never saw start from
        * the group's committed offset, or the earliest one. */
+      rd_kafka_topic_partition_list_t *fresh = rd_kafka_topic_partition_list_new (parts->cnt);
       for (int i = 0; i < parts->cnt; i++)
         {
           int64_t next = bg_job_state_get_next_offset (job->state, parts->elems[i].partition);
           if (next >= 0)
             parts->elems[i].offset = next;
+          else
+            rd_kafka_topic_partition_list_add (fresh, parts->elems[i].topic,
+                                               parts->elems[i].partition);
         }
+      restore_plan (job, rk, parts, fresh);
+      rd_kafka_topic_partition_list_destroy (fresh);
       g_message ("assigned %d partition(s)", parts->cnt);
       rd_kafka_assign (rk, parts);
     }
@@ -469,6 +548,8 @@ write_status_file (Job *job)
   json_builder_add_int_value (b, (gint64) atomic_load (&job->delivered));
   json_builder_set_member_name (b, "failed");
   json_builder_add_int_value (b, (gint64) atomic_load (&job->failed));
+  json_builder_set_member_name (b, "restored");
+  json_builder_add_int_value (b, (gint64) job->restored);
   json_builder_set_member_name (b, "keys");
   json_builder_add_int_value (b, bg_job_state_n_keys (job->state));
   json_builder_set_member_name (b, "positions");
@@ -579,29 +660,17 @@ static void
 control_prepare (Job *job, const BgControlCommand *cmd)
 {
   BgPlan *plan = bg_control_command_to_plan (cmd);
-  gboolean armed = bg_gate_prepare (job->gate, plan);
+  char *reason = NULL;
+  BgPrepareResult result = bg_gate_prepare_checked (job->gate, plan, &reason);
   bg_plan_free (plan);
-  if (!armed)
-    {
-      control_ack (job, "error prepare %s another-plan-prepared", cmd->id);
-      return;
-    }
-  /* Checked after arming: from now on a record at or past a barrier waits,
-   * so a position past one means it was admitted under the old ranges. */
-  for (guint i = 0; i < cmd->barriers->len; i++)
-    {
-      const BgControlBarrier *b = &g_array_index (cmd->barriers, BgControlBarrier, i);
-      if (g_strcmp0 (b->topic, job->cfg->input) != 0)
-        continue;
-      int64_t pos = bg_gate_position (job->gate, job->gate_topic, b->partition);
-      if (pos > b->offset)
-        {
-          control_ack (job, "error prepare %s past-barrier %d:%" G_GINT64_FORMAT ">%" G_GINT64_FORMAT,
-                       cmd->id, b->partition, pos, b->offset);
-          return;
-        }
-    }
-  control_ack (job, "ok prepare %s", cmd->id);
+  /* Past a barrier the plan stays armed: only abort may end it. */
+  if (result == BG_PREPARE_REFUSED)
+    control_ack (job, "error prepare %s another-plan-prepared", cmd->id);
+  else if (result == BG_PREPARE_PAST_BARRIER)
+    control_ack (job, "error prepare %s past-barrier (%s)", cmd->id, reason);
+  else
+    control_ack (job, "ok prepare %s", cmd->id);
+  free (reason);
 }
 
 static void
@@ -721,6 +790,8 @@ start_control (Job *job, GError **error)
   return TRUE;
 }
 
+static void check_delivered (Job *job);
+
 /* While a record waits at a barrier the poll loop is blocked inside
  * bg_gate_admit(); keep the watchdog fed from here meanwhile. A job held
  * at its barrier is healthy: it waits for a decision on purpose. */
@@ -731,6 +802,10 @@ gate_wait_cb (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, i
   Job *job = user_data;
   if (job->watchdog_usec > 0)
     sd_notify (0, "WATCHDOG=1");
+  /* What was produced before this record keeps getting delivered and
+   * reported: the positions exclude the waiting record (it is recorded in
+   * the state only once its result is produced). */
+  check_delivered (job);
   if (waited_us > 0 && waited_us % (5 * G_USEC_PER_SEC) < 100000)
     g_message ("waiting at %s[%d]@%" G_GINT64_FORMAT " for the cutover decision (%" G_GINT64_FORMAT " s)",
                bg_topic_name (topic), partition, offset, waited_us / G_USEC_PER_SEC);
@@ -760,8 +835,12 @@ produce_result (Job *job, const rd_kafka_message_t *m, const BgKeyState *ks)
   for (;;)
     {
       if (rd_kafka_produce (job->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                            (void *) value, (size_t) len, m->key, m->key_len, NULL) == 0)
-        break;
+                            (void *) value, (size_t) len, m->key, m->key_len,
+                            (void *) (uintptr_t) job->epoch_current) == 0)
+        {
+          job->epochs[job->epoch_current % EPOCHS].in_flight++;
+          break;
+        }
       rd_kafka_resp_err_t err = rd_kafka_last_error ();
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
         {
@@ -782,16 +861,64 @@ process (Job *job, const rd_kafka_message_t *m)
 {
   int64_t value = bg_parse_value (m->payload, m->len);
   const BgKeyState *ks = bg_job_state_update (job->state, m->key, m->key ? m->key_len : 0, value);
-  bg_job_state_set_next_offset (job->state, m->partition, m->offset + 1);
   job->consumed++;
+
+  int32_t p = m->partition;
+  if (G_UNLIKELY (p >= 0 && p < job->n_partitions && job->restore_until[p] >= 0))
+    {
+      /* Rebuilding a taken-over partition's state: no gate, no result. */
+      job->restored++;
+      bg_job_state_set_next_offset (job->state, p, m->offset + 1);
+      if (m->offset + 1 >= job->restore_until[p])
+        {
+          g_message ("partition %d: state rebuilt up to offset %" G_GINT64_FORMAT, p, m->offset + 1);
+          job->restore_until[p] = -1;
+        }
+      return;
+    }
 
   /* Blackhole means: compute everything (above), emit nothing. */
   BgVerdict v = job->cfg->no_gate ? BG_VERDICT_EMIT
-                                  : bg_gate_admit (job->gate, job->gate_topic, m->partition, m->offset);
+                                  : bg_gate_admit (job->gate, job->gate_topic, p, m->offset);
   if (v == BG_VERDICT_EMIT)
     produce_result (job, m, ks);
   else
     atomic_fetch_add (&job->dropped, 1);
+  /* Only now: the delivery epochs read positions as "results produced". */
+  bg_job_state_set_next_offset (job->state, p, m->offset + 1);
+}
+
+/* Serves delivery reports, closes the open epoch with the positions reached,
+ * and reports every position whose results are all delivered. Between two
+ * records only (or while one waits at a barrier, which is not yet in the
+ * positions). */
+static void
+check_delivered (Job *job)
+{
+  if (job->cfg->no_gate || job->gate == NULL)
+    return;
+  rd_kafka_poll (job->producer, 0);
+
+  /* Close the open epoch unless the ring is full. */
+  if (job->epoch_current - job->epoch_oldest < EPOCHS - 1)
+    {
+      Epoch *e = &job->epochs[job->epoch_current % EPOCHS];
+      for (int32_t p = 0; p < job->n_partitions; p++)
+        e->positions[p] = bg_job_state_get_next_offset (job->state, p);
+      job->epoch_current++;
+      Epoch *next = &job->epochs[job->epoch_current % EPOCHS];
+      next->in_flight = 0;
+    }
+
+  const int64_t *delivered = NULL;
+  while (job->epoch_oldest < job->epoch_current
+         && job->epochs[job->epoch_oldest % EPOCHS].in_flight == 0)
+    delivered = job->epochs[job->epoch_oldest++ % EPOCHS].positions;
+  if (delivered == NULL || job->delivery_broken)
+    return;
+  for (int32_t p = 0; p < job->n_partitions; p++)
+    if (delivered[p] >= 0 && (job->restore_until[p] < 0 || delivered[p] >= job->restore_until[p]))
+      bg_gate_report_delivered (job->gate, job->gate_topic, p, delivered[p]);
 }
 
 static void
@@ -830,7 +957,7 @@ poll_loop (Job *job)
   unsigned since_check = 0;
   while (!stop_requested && !atomic_load (&job->fatal))
     {
-      rd_kafka_message_t *m = rd_kafka_consumer_poll (job->consumer, 100);
+      rd_kafka_message_t *m = rd_kafka_consumer_poll (job->consumer, POLL_TIMEOUT_MS);
       if (m != NULL)
         {
           if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -839,8 +966,11 @@ poll_loop (Job *job)
             g_message ("consume: %s", rd_kafka_message_errstr (m));
           rd_kafka_message_destroy (m);
         }
-      /* Clock reads and delivery reports every 256 records or when idle. */
-      if (m == NULL || ++since_check >= 256)
+      /* Delivery reports every few records (the handoff of a cutover waits
+       * for them), clock reads every 256 records, or when idle. */
+      if (m == NULL || ++since_check % DELIVERY_CHECK_EVERY == 0)
+        check_delivered (job);
+      if (m == NULL || since_check >= 256)
         {
           since_check = 0;
           rd_kafka_poll (job->producer, 0);
@@ -941,6 +1071,11 @@ start (Job *job, GError **error)
   job->n_partitions = input_partition_count (job, error);
   if (job->n_partitions < 0)
     return FALSE;
+  job->restore_until = g_new (int64_t, job->n_partitions);
+  for (int32_t p = 0; p < job->n_partitions; p++)
+    job->restore_until[p] = -1;
+  for (int e = 0; e < EPOCHS; e++)
+    job->epochs[e].positions = g_new0 (int64_t, job->n_partitions);
   job->gate = create_gate (cfg, error);
   if (job->gate == NULL)
     return FALSE;
@@ -1000,6 +1135,9 @@ shut_down (Job *job, int status)
   if (job->gate != NULL)
     bg_gate_free (job->gate); /* stops the agent link first */
   g_free (atomic_exchange (&job->agent_savepoint_dir, NULL));
+  g_free (job->restore_until);
+  for (int e = 0; e < EPOCHS; e++)
+    g_free (job->epochs[e].positions);
   bg_job_state_free (job->state);
   return status;
 }
