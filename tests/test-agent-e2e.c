@@ -27,6 +27,7 @@ typedef struct {
   BgtFleet *fleet;
   BgtFleetOptions opts;
   gint64 produced; /* records produced by produce_batch() so far (the next index) */
+  rd_kafka_t *rk;  /* for the output topic's watermarks */
 } Fixture;
 
 static void
@@ -55,6 +56,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
+  g_clear_pointer (&f->rk, rd_kafka_destroy);
   g_clear_pointer (&f->fleet, bgt_fleet_free);
 }
 
@@ -455,13 +457,52 @@ read_output_times (Fixture *f, ColorTimes *blue, ColorTimes *green)
   g_assert_true (done);
 }
 
+/* The number of results on the output topic (sum of its high watermarks). */
 static gint64
-output_total (Fixture *f)
+output_watermarks (Fixture *f)
 {
-  ColorTimes blue, green;
+  gint64 sum = 0;
 
-  read_output_times (f, &blue, &green);
-  return blue.count + green.count;
+  if (f->rk == NULL)
+    {
+      char errstr[512];
+      rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+      g_assert_cmpint (rd_kafka_conf_set (conf, "bootstrap.servers", bgt_fleet_bootstrap (f->fleet),
+                                          errstr, sizeof errstr), ==, RD_KAFKA_CONF_OK);
+      g_assert_cmpint (rd_kafka_conf_set (conf, "log_level", "3", errstr, sizeof errstr), ==,
+                       RD_KAFKA_CONF_OK);
+      f->rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+      g_assert_nonnull (f->rk);
+    }
+  for (int p = 0; p < PARTITIONS; p++)
+    {
+      int64_t lo = -1, hi = -1;
+      g_assert_cmpint (rd_kafka_query_watermark_offsets (f->rk, BGT_FLEET_OUTPUT, p, &lo, &hi, 5000), ==,
+                       RD_KAFKA_RESP_ERR_NO_ERROR);
+      sum += hi;
+    }
+  return sum;
+}
+
+static gboolean
+output_complete (gpointer data)
+{
+  Fixture *f = data;
+  return output_watermarks (f)
+         == (gint64) (slot_u64 (f, "blue", "Emitted") + slot_u64 (f, "green", "Emitted"));
+}
+
+/* Waits until every result the jobs emitted is on the output topic. Call
+ * once every running slot has caught up with the input: Emitted comes in
+ * the same report as the Positions that said so, so it is final. */
+static void
+wait_output_complete (Fixture *f)
+{
+  if (!bgt_wait_until (output_complete, f, WAIT_MS))
+    g_test_message ("output: %" G_GINT64_FORMAT " results, emitted: blue %" G_GUINT64_FORMAT
+                    ", green %" G_GUINT64_FORMAT, output_watermarks (f), slot_u64 (f, "blue", "Emitted"),
+                    slot_u64 (f, "green", "Emitted"));
+  g_assert_true (output_complete (f));
 }
 
 /* ---- systemd side ------------------------------------------------------------------ */
@@ -522,9 +563,11 @@ test_deploy (Fixture *f, gconstpointer data)
   /* Blue's results reach the output topic: one per input record. */
   produce_batch (f, 2000);
   wait_caught_up (f, "blue");
-  n_out = output_total (f);
+  g_assert_cmpuint (slot_u64 (f, "blue", "Emitted"), ==, 2000);
+  wait_output_complete (f);
+  n_out = output_watermarks (f);
   g_test_message ("after 2000 records: %" G_GINT64_FORMAT " results on the output", n_out);
-  g_assert_cmpint (n_out, >=, 2000);
+  g_assert_cmpint (n_out, ==, 2000);
 
   load_start (f, 1000);
   slot_watch_start (f, &green_watch, "green");
@@ -561,6 +604,7 @@ test_deploy (Fixture *f, gconstpointer data)
   g_assert_cmpuint (slot_u64 (f, "green", "Emitted"), ==, 0);
   g_assert_cmpuint (slot_u64 (f, "green", "Dropped"), >, 0);
   g_assert_cmpuint (slot_u64 (f, "blue", "Emitted"), >, 0);
+  wait_output_complete (f);
 
   report = verify (f, &status);
   g_assert_cmpint (status, ==, 0);
@@ -712,6 +756,7 @@ test_savepoint (Fixture *f, gconstpointer data)
   wait_caught_up (f, "green");
   wait_caught_up (f, "blue");
   g_assert_cmpuint (slot_u64 (f, "green", "Emitted"), >=, 2000);
+  wait_output_complete (f);
 
   report = verify (f, &status);
   g_assert_cmpint (bgt_report_num (report, "cross_duplicates"), ==, 0);
@@ -767,11 +812,14 @@ test_flip (Fixture *f, gconstpointer data)
   load_stop (f);
   wait_caught_up (f, "green");
   wait_caught_up (f, "blue");
+  wait_output_complete (f);
 
   read_output_times (f, &blue, &green);
   g_test_message ("blue: %" G_GINT64_FORMAT " results, last at T%+" G_GINT64_FORMAT " ms; green: %"
                   G_GINT64_FORMAT " results, first at T%+" G_GINT64_FORMAT " ms",
                   blue.count, blue.last_ms - t_ms, green.count, green.first_ms - t_ms);
+  g_assert_cmpuint (blue.count, ==, slot_u64 (f, "blue", "Emitted"));
+  g_assert_cmpuint (green.count, ==, slot_u64 (f, "green", "Emitted"));
   g_assert_cmpint (blue.count, >, 0);
   g_assert_cmpint (green.count, >, 0);
   /* Blue was emitting right up to the flip (the bound below is not empty). */
