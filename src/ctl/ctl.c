@@ -1148,6 +1148,9 @@ bgctl_main (int argc, char **argv)
   bindtextdomain (GETTEXT_PACKAGE, localedir ? localedir : LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
+  /* Progress lines (deploy --wait, cutover --wait) must reach a pipe or a
+   * log as they happen, and in order with the error lines on stderr. */
+  setvbuf (stdout, NULL, _IOLBF, 0);
 
   Ctl ctl = { .timeout_sec = 0 };
   gboolean no_color = FALSE;
