@@ -213,9 +213,18 @@ bgd_agent_reload (BgdAgent *agent, GError **error)
   g_autoptr(GPtrArray) configs = NULL;
   g_autoptr(GString) problems = g_string_new (NULL);
   g_autoptr(GError) local_error = NULL;
+  g_autoptr(BgKeyring) keyring = NULL;
 
   g_message ("reloading the configuration from %s", agent->config_path);
   config = bg_agent_config_load (agent->config_path, &local_error);
+  /* The key file is re-read too: that is how a key rollover's steps
+   * reach a running agent. */
+  if (config != NULL && config->fleet_key_file != NULL)
+    {
+      keyring = bg_keyring_load (config->fleet_key_file, &local_error);
+      if (keyring == NULL)
+        g_clear_pointer (&config, bg_agent_config_unref);
+    }
   if (config == NULL)
     {
       g_message ("reload: keeping the old configuration: %s", local_error->message);
@@ -234,6 +243,8 @@ bgd_agent_reload (BgdAgent *agent, GError **error)
     }
   bg_agent_config_unref (agent->ctx.config);
   agent->ctx.config = g_steal_pointer (&config);
+  if (agent->control != NULL)
+    bgd_control_set_keyring (agent->control, g_steal_pointer (&keyring));
   agent_apply_jobs (agent, configs);
   if (problems->len > 0)
     {
@@ -722,6 +733,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   g_autoptr(BgAgentConfig) config = NULL;
   g_autoptr(GPtrArray) configs = NULL;
   g_autoptr(GError) local_error = NULL;
+  g_autoptr(BgKeyring) keyring = NULL;
 
   agent->config_path = g_strdup (config_path);
   agent->manager_choice = manager;
@@ -735,6 +747,15 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   config = bg_agent_config_load (config_path, error);
   if (config == NULL)
     return NULL;
+  /* A fleet key that cannot be used (unreadable, readable by others,
+   * malformed) stops the start: running unsigned instead would be a silent
+   * downgrade of the whole fleet's trust. */
+  if (config->fleet_key_file != NULL)
+    {
+      keyring = bg_keyring_load (config->fleet_key_file, error);
+      if (keyring == NULL)
+        return NULL;
+    }
   agent->ctx.config = bg_agent_config_ref (config);
   agent->ctx.agent = agent;
   agent->ctx.changed = agent_changed;
@@ -779,7 +800,8 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
       /* Read from the main loop only; replay starts when it runs. */
       agent->control = bgd_control_new (config->bootstrap_servers, config->kafka_properties,
                                         config->control_topic, agent->control_start,
-                                        on_control_message, on_control_replayed, agent, &local_error);
+                                        g_steal_pointer (&keyring), on_control_message,
+                                        on_control_replayed, agent, &local_error);
       if (agent->control == NULL)
         g_message ("the control log is not available, no cutovers: %s", local_error->message);
       else

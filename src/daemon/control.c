@@ -32,6 +32,9 @@
 #define CONSUMER_QUEUE_KBYTES "4096"
 #define CONSUMER_QUEUE_MIN_MESSAGES "1000"
 #define PRODUCER_QUEUE_KBYTES "32768"
+/* Logging what is ignored: a burst per period, then one line with a count. */
+#define IGNORED_LOG_BURST 50
+#define IGNORED_LOG_PERIOD_USEC (10 * G_USEC_PER_SEC)
 
 G_DEFINE_QUARK (bgd-control-error-quark, bgd_control_error)
 
@@ -48,6 +51,12 @@ struct _BgdControl {
   guint poll_source;
   guint more_source;
   gboolean replayed;
+  BgKeyring *keyring;        /* NULL: no signing, no verifying */
+  BgReplayGuard *guard;
+  guint64 n_rejected;
+  gint64 log_period_start;   /* monotonic µs */
+  guint log_lines;           /* in this period */
+  guint64 log_suppressed;
   BgdControlMessageFunc on_message;
   BgdControlReplayedFunc on_replayed;
   gpointer user_data;
@@ -154,6 +163,52 @@ clear_fd (int fd)
 
 static gboolean consume_more_cb (gpointer user_data);
 
+/* Logs an ignored message, rate-limited (see control.h). */
+static void
+log_ignored (BgdControl *ctl, gint64 offset, const char *why)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - ctl->log_period_start >= IGNORED_LOG_PERIOD_USEC)
+    {
+      if (ctl->log_suppressed > 0)
+        g_message ("control log: %" G_GUINT64_FORMAT " more messages ignored without a log line",
+                   ctl->log_suppressed);
+      ctl->log_period_start = now;
+      ctl->log_lines = 0;
+      ctl->log_suppressed = 0;
+    }
+  if (ctl->log_lines >= IGNORED_LOG_BURST)
+    {
+      ctl->log_suppressed++;
+      return;
+    }
+  ctl->log_lines++;
+  g_message ("control log: offset %" G_GINT64_FORMAT " ignored: %s", offset, why);
+}
+
+/* Whether a decoded message may be acted on (see control.h). */
+static gboolean
+admit (BgdControl *ctl, const BgControlMessage *msg, gint64 offset)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (ctl->keyring == NULL)
+    return TRUE;
+  if (!bg_keyring_verify (ctl->keyring, msg, &error)
+      /* The replay at start reads legitimately old messages: no clock
+       * window until the end of the log as it was at start is reached. */
+      || !bg_replay_guard_check (ctl->guard, msg, ctl->replayed ? g_get_real_time () : -1, &error))
+    {
+      g_autofree char *why = g_strdup_printf ("%s from %s: %s", bg_control_type_to_string (msg->type),
+                                              msg->host, error->message);
+      ctl->n_rejected++;
+      log_ignored (ctl, offset, why);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Reads what the consumer queue holds; returns FALSE if it stopped early
  * (more to read). */
 static gboolean
@@ -185,9 +240,8 @@ consume (BgdControl *ctl)
         {
           msg = bg_control_message_decode (m->payload, m->len, &error);
           if (msg == NULL)
-            g_message ("control log: offset %" G_GINT64_FORMAT " ignored: %s", (gint64) m->offset,
-                       error->message);
-          else
+            log_ignored (ctl, m->offset, error->message);
+          else if (admit (ctl, msg, m->offset))
             ctl->on_message (msg, m->offset, ctl->user_data);
         }
       rd_kafka_message_destroy (m);
@@ -264,7 +318,7 @@ new_event_fd (GError **error)
 
 BgdControl *
 bgd_control_new (const char *bootstrap_servers, GPtrArray *properties, const char *topic,
-                 gint64 start_offset, BgdControlMessageFunc on_message,
+                 gint64 start_offset, BgKeyring *keyring, BgdControlMessageFunc on_message,
                  BgdControlReplayedFunc on_replayed, gpointer user_data, GError **error)
 {
   g_autoptr(BgdControl) ctl = g_new0 (BgdControl, 1);
@@ -279,6 +333,7 @@ bgd_control_new (const char *bootstrap_servers, GPtrArray *properties, const cha
   ctl->on_message = on_message;
   ctl->on_replayed = on_replayed;
   ctl->user_data = user_data;
+  bgd_control_set_keyring (ctl, keyring);
 
   conf = make_conf (bootstrap_servers, properties, TRUE, error);
   if (conf == NULL)
@@ -343,11 +398,18 @@ bgd_control_append (BgdControl *ctl, BgControlMessage *msg)
 {
   g_autoptr(BgControlMessage) owned = msg;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) bytes = bg_control_message_encode (msg, &error);
+  g_autoptr(GBytes) bytes = NULL;
   rd_kafka_resp_err_t err;
   gsize len;
   gconstpointer data;
 
+  if (ctl->keyring != NULL && !bg_keyring_sign (ctl->keyring, msg, &error))
+    {
+      g_critical ("control log: refusing to append an invalid %s: %s",
+                  bg_control_type_to_string (msg->type), error->message);
+      return FALSE;
+    }
+  bytes = bg_control_message_encode (msg, &error);
   if (bytes == NULL)
     {
       g_critical ("control log: refusing to append an invalid %s: %s",
@@ -375,6 +437,26 @@ gboolean
 bgd_control_is_replayed (BgdControl *ctl)
 {
   return ctl->replayed;
+}
+
+void
+bgd_control_set_keyring (BgdControl *ctl, BgKeyring *keyring)
+{
+  g_clear_pointer (&ctl->keyring, bg_keyring_free);
+  ctl->keyring = keyring;
+  if (keyring != NULL && ctl->guard == NULL)
+    ctl->guard = bg_replay_guard_new ();
+  if (keyring != NULL)
+    g_info ("control log: signing with key %s, %u key(s) verify", bg_keyring_signing_key (keyring),
+            bg_keyring_n_verifying (keyring));
+  else
+    g_info ("control log: no fleet key, messages are neither signed nor verified");
+}
+
+guint64
+bgd_control_n_rejected (BgdControl *ctl)
+{
+  return ctl->n_rejected;
 }
 
 void
@@ -412,6 +494,8 @@ bgd_control_free (BgdControl *ctl)
     close (ctl->consumer_fd);
   if (ctl->producer_fd >= 0)
     close (ctl->producer_fd);
+  g_clear_pointer (&ctl->keyring, bg_keyring_free);
+  g_clear_pointer (&ctl->guard, bg_replay_guard_free);
   g_free (ctl->topic);
   g_free (ctl);
 }

@@ -66,3 +66,4 @@ EXTRA_DIST += \
 	tests/fuzz/corpus/dbus-args/set-sink-mode
 
 include tests/security.mk
+include tests/signed.mk

@@ -1,0 +1,352 @@
+/* test-signed.c — signed control messages (issue 8), test [signed].
+ *
+ * The fleet key file, signing and verifying, and the replay guard as
+ * functions (src/common/control-sign.[ch]); then a fleet of two agents
+ * with the same key file: a forged commit, an unsigned prepare, a replayed
+ * message and a message signed with a retired key are ignored and change
+ * nothing (Phase, LastCutover, LiveColor); cutovers with valid signatures
+ * commit, also during a key rollover (host a signs with the new key while
+ * b still signs with the old one, both verifying both).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/control-sign.h"
+#include "fleet.h"
+
+/* 32 bytes each, base64. */
+#define SECRET_OLD "b2xkLWtleS0wMTIzNDU2Nzg5YWJjZGVmZ2hpamtsbW4="
+#define SECRET_NEW "bmV3LWtleS0wMTIzNDU2Nzg5YWJjZGVmZ2hpamtsbW4="
+#define SECRET_EVIL "ZXZpbC1rZXktMDEyMzQ1Njc4OWFiY2RlZmdoaWprbG0="
+
+static BgKeyring *
+keyring (const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  BgKeyring *k = bg_keyring_load_from_data (text, strlen (text), "test.key", &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (k);
+  return k;
+}
+
+static void
+assert_refused (const char *text, const char *mentions)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgKeyring) k = bg_keyring_load_from_data (text, strlen (text), "test.key", &error);
+
+  g_assert_null (k);
+  g_assert_error (error, BG_SIGN_ERROR, BG_SIGN_ERROR_INVALID);
+  g_test_message ("refused: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "test.key"));
+  g_assert_nonnull (strstr (error->message, mentions));
+}
+
+static BgControlMessage *
+make_commit (const char *host, const char *id, gint64 ts)
+{
+  BgControlMessage *msg = bg_control_message_new (BG_CONTROL_COMMIT, host, ts);
+
+  msg->job = g_strdup ("counts");
+  msg->id = g_strdup (id);
+  return msg;
+}
+
+/* Encodes and decodes @msg, as a reader would see it. */
+static BgControlMessage *
+roundtrip (const BgControlMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = bg_control_message_encode (msg, &error);
+  BgControlMessage *out;
+  gsize len;
+  const guint8 *data;
+
+  g_assert_no_error (error);
+  data = g_bytes_get_data (bytes, &len);
+  out = bg_control_message_decode (data, len, &error);
+  g_assert_no_error (error);
+  return out;
+}
+
+static void
+test_keyring_parse (void)
+{
+  g_autoptr(BgKeyring) one = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n");
+  g_autoptr(BgKeyring) two = keyring ("[Key k1]\nSecret=" SECRET_OLD "\nSignWith=true\n"
+                                      "[Key k2]\nSecret=" SECRET_NEW "\n");
+  g_autoptr(BgKeyring) last = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n[Key k2]\nSecret=" SECRET_NEW "\n");
+  g_autoptr(BgKeyring) retired = keyring ("[Key k1]\nSecret=" SECRET_OLD "\nRetired=true\n"
+                                          "[Key k2]\nSecret=" SECRET_NEW "\n");
+
+  g_assert_cmpstr (bg_keyring_signing_key (one), ==, "k1");
+  g_assert_cmpuint (bg_keyring_n_verifying (one), ==, 1);
+  g_assert_cmpstr (bg_keyring_signing_key (two), ==, "k1");
+  g_assert_cmpuint (bg_keyring_n_verifying (two), ==, 2);
+  /* Without SignWith, the last key that is not retired signs. */
+  g_assert_cmpstr (bg_keyring_signing_key (last), ==, "k2");
+  g_assert_cmpstr (bg_keyring_signing_key (retired), ==, "k2");
+  g_assert_cmpuint (bg_keyring_n_verifying (retired), ==, 1);
+
+  assert_refused ("", "no key");
+  assert_refused ("[Key k1]\nSecret=c2hvcnQ=\n", "at least 32");
+  assert_refused ("[Key k1]\nSecret=not*base64\n", "not base64");
+  assert_refused ("[Key k1]\n", "Secret");
+  assert_refused ("[Key k1]\nSecret=" SECRET_OLD "\nColour=red\n", "Colour");
+  assert_refused ("[Keys]\nSecret=" SECRET_OLD "\n", "unknown group");
+  assert_refused ("[Key bad id]\nSecret=" SECRET_OLD "\n", "unknown group");
+  assert_refused ("[Key k1]\nSecret=" SECRET_OLD "\nSignWith=yes please\n", "SignWith");
+  assert_refused ("[Key k1]\nSecret=" SECRET_OLD "\nSignWith=true\n[Key k2]\nSecret=" SECRET_NEW
+                  "\nSignWith=true\n", "only one key may sign");
+  assert_refused ("[Key k1]\nSecret=" SECRET_OLD "\nSignWith=true\nRetired=true\n[Key k2]\nSecret="
+                  SECRET_NEW "\n", "retired key cannot sign");
+  assert_refused ("[Key k1]\nSecret=" SECRET_OLD "\nRetired=true\n", "no key that is not retired");
+}
+
+static void
+test_keyring_permissions (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("signed-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "fleet.key", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgKeyring) k = NULL;
+
+  g_assert_true (g_file_set_contents (path, "[Key k1]\nSecret=" SECRET_OLD "\n", -1, NULL));
+  g_assert_cmpint (g_chmod (path, 0640), ==, 0);
+  k = bg_keyring_load (path, &error);
+  g_assert_null (k);
+  g_assert_error (error, BG_SIGN_ERROR, BG_SIGN_ERROR_PERMISSIONS);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, path));
+  g_clear_error (&error);
+
+  g_assert_cmpint (g_chmod (path, 0604), ==, 0);
+  k = bg_keyring_load (path, &error);
+  g_assert_error (error, BG_SIGN_ERROR, BG_SIGN_ERROR_PERMISSIONS);
+  g_clear_error (&error);
+
+  g_assert_cmpint (g_chmod (path, 0600), ==, 0);
+  k = bg_keyring_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (bg_keyring_signing_key (k), ==, "k1");
+  g_clear_pointer (&k, bg_keyring_free);
+
+  k = bg_keyring_load ("/nonexistent/fleet.key", &error);
+  g_assert_error (error, BG_SIGN_ERROR, BG_SIGN_ERROR_FILE);
+  g_assert_nonnull (strstr (error->message, "/nonexistent/fleet.key"));
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+static void
+assert_verify (const BgKeyring *k, const BgControlMessage *msg, int code)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean ok = bg_keyring_verify (k, msg, &error);
+
+  if (code < 0)
+    {
+      g_assert_no_error (error);
+      g_assert_true (ok);
+      return;
+    }
+  g_assert_false (ok);
+  g_assert_error (error, BG_SIGN_ERROR, code);
+  g_test_message ("rejected: %s", error->message);
+}
+
+static void
+test_sign_verify (void)
+{
+  g_autoptr(BgKeyring) k = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n");
+  /* A forger who guessed the key id but not the secret. */
+  g_autoptr(BgKeyring) evil = keyring ("[Key k1]\nSecret=" SECRET_EVIL "\n");
+  g_autoptr(BgKeyring) other_id = keyring ("[Key k9]\nSecret=" SECRET_OLD "\n");
+  g_autoptr(BgControlMessage) msg = make_commit ("a", "c1", 1000);
+  g_autoptr(BgControlMessage) read = NULL;
+  g_autoptr(BgControlMessage) forged = make_commit ("a", "c1", 1000);
+  g_autoptr(BgControlMessage) unsigned_msg = make_commit ("a", "c1", 1000);
+  g_autoptr(BgControlMessage) other = make_commit ("a", "c1", 1000);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (bg_keyring_sign (k, msg, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (msg->sig_key_id, ==, "k1");
+  g_assert_cmpuint (strlen (msg->sig_mac), ==, 64);
+  read = roundtrip (msg);
+  assert_verify (k, read, -1);
+
+  /* Any field changed after signing, ts included, breaks the mac. */
+  read->ts++;
+  assert_verify (k, read, BG_SIGN_ERROR_BAD_MAC);
+  read->ts--;
+  g_free (read->id);
+  read->id = g_strdup ("c2");
+  assert_verify (k, read, BG_SIGN_ERROR_BAD_MAC);
+
+  g_assert_true (bg_keyring_sign (evil, forged, NULL));
+  assert_verify (k, forged, BG_SIGN_ERROR_BAD_MAC);
+  assert_verify (k, unsigned_msg, BG_SIGN_ERROR_UNSIGNED);
+  g_assert_true (bg_keyring_sign (other_id, other, NULL));
+  assert_verify (k, other, BG_SIGN_ERROR_UNKNOWN_KEY);
+  /* A mac of another length (the codec allows 2..128 digits). */
+  g_free (forged->sig_mac);
+  forged->sig_mac = g_strdup ("00");
+  assert_verify (k, forged, BG_SIGN_ERROR_BAD_MAC);
+}
+
+/* The three steps of a rollover: at every step every host verifies what
+ * every other signs; once k1 is retired, what k1 signs is refused. */
+static void
+test_rollover (void)
+{
+  g_autoptr(BgKeyring) before = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n");
+  g_autoptr(BgKeyring) added = keyring ("[Key k1]\nSecret=" SECRET_OLD "\nSignWith=true\n"
+                                        "[Key k2]\nSecret=" SECRET_NEW "\n");
+  g_autoptr(BgKeyring) switched = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n"
+                                           "[Key k2]\nSecret=" SECRET_NEW "\nSignWith=true\n");
+  g_autoptr(BgKeyring) retired = keyring ("[Key k1]\nSecret=" SECRET_OLD "\nRetired=true\n"
+                                          "[Key k2]\nSecret=" SECRET_NEW "\n");
+  BgKeyring *steps[][2] = { { before, added }, { added, switched }, { switched, retired } };
+
+  for (guint s = 0; s < G_N_ELEMENTS (steps); s++)
+    for (guint from = 0; from < 2; from++)
+      for (guint to = 0; to < 2; to++)
+        {
+          g_autoptr(BgControlMessage) msg = make_commit ("a", "c1", 1000 + s);
+          g_assert_true (bg_keyring_sign (steps[s][from], msg, NULL));
+          assert_verify (steps[s][to], msg, -1);
+        }
+  {
+    g_autoptr(BgControlMessage) old = make_commit ("a", "c1", 1000);
+    g_assert_true (bg_keyring_sign (before, old, NULL));
+    assert_verify (retired, old, BG_SIGN_ERROR_RETIRED_KEY);
+  }
+}
+
+static BgControlMessage *
+signed_commit (BgKeyring *k, const char *host, const char *id, gint64 ts)
+{
+  BgControlMessage *msg = make_commit (host, id, ts);
+
+  g_assert_true (bg_keyring_sign (k, msg, NULL));
+  return msg;
+}
+
+static void
+assert_guard (BgReplayGuard *g, const BgControlMessage *msg, gint64 now, int code)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean ok = bg_replay_guard_check (g, msg, now, &error);
+
+  if (code < 0)
+    {
+      g_assert_no_error (error);
+      g_assert_true (ok);
+      return;
+    }
+  g_assert_false (ok);
+  g_assert_error (error, BG_SIGN_ERROR, code);
+  g_test_message ("guard: %s", error->message);
+}
+
+static void
+test_replay_guard (void)
+{
+  g_autoptr(BgKeyring) k = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n");
+  g_autoptr(BgReplayGuard) g = bg_replay_guard_new ();
+  const gint64 W = BG_REPLAY_WINDOW_USEC;
+  const gint64 t0 = G_GINT64_CONSTANT (1700000000) * G_USEC_PER_SEC;
+  g_autoptr(BgControlMessage) m1 = signed_commit (k, "a", "c1", t0);
+  g_autoptr(BgControlMessage) m1_copy = roundtrip (m1);
+  g_autoptr(BgControlMessage) m2 = signed_commit (k, "a", "c2", t0 + 1);
+  g_autoptr(BgControlMessage) b1 = signed_commit (k, "b", "c1", t0);
+  g_autoptr(BgControlMessage) late = signed_commit (k, "a", "c3", t0 + 2 * W);
+  g_autoptr(BgControlMessage) old = signed_commit (k, "a", "c4", t0 + W + 1);
+  g_autoptr(BgControlMessage) older = signed_commit (k, "a", "c5", t0 + W / 2);
+
+  /* Replay at start (now = -1): old messages are fine, copies are not. */
+  assert_guard (g, m1, -1, -1);
+  assert_guard (g, m1_copy, -1, BG_SIGN_ERROR_REPLAYED);
+  assert_guard (g, m2, -1, -1);
+  /* Same content from another sender: another mac, another message. */
+  assert_guard (g, b1, -1, -1);
+  assert_guard (g, b1, -1, BG_SIGN_ERROR_REPLAYED);
+  g_assert_cmpuint (bg_replay_guard_n_senders (g), ==, 2);
+  g_assert_cmpuint (bg_replay_guard_n_macs (g), ==, 3);
+
+  /* A sender's newest message moves its window: older by more than the
+   * window is refused, and what the window refuses is forgotten. */
+  assert_guard (g, late, -1, -1);
+  assert_guard (g, m1_copy, -1, BG_SIGN_ERROR_STALE);
+  assert_guard (g, older, -1, BG_SIGN_ERROR_STALE);
+  assert_guard (g, old, -1, -1);
+  g_assert_cmpuint (bg_replay_guard_n_macs (g), ==, 3); /* b1, late, old */
+
+  /* Following the log: this host's clock counts too, either way. */
+  {
+    g_autoptr(BgReplayGuard) f = bg_replay_guard_new ();
+    g_autoptr(BgControlMessage) now_msg = signed_commit (k, "c", "c1", t0);
+    g_autoptr(BgControlMessage) past = signed_commit (k, "c", "c2", t0 - W - 1);
+    g_autoptr(BgControlMessage) future = signed_commit (k, "c", "c3", t0 + W + 1);
+    g_autoptr(BgControlMessage) skewed = signed_commit (k, "c", "c4", t0 - W + 1);
+
+    assert_guard (f, past, t0, BG_SIGN_ERROR_STALE);
+    assert_guard (f, future, t0, BG_SIGN_ERROR_STALE);
+    assert_guard (f, now_msg, t0, -1);
+    assert_guard (f, now_msg, t0, BG_SIGN_ERROR_REPLAYED);
+    assert_guard (f, skewed, t0, -1);
+    /* During a replay, an old message is fine unless its sender has
+     * written something newer by more than the window. */
+    assert_guard (f, past, -1, BG_SIGN_ERROR_STALE);
+    {
+      g_autoptr(BgControlMessage) d_past = signed_commit (k, "d", "c2", t0 - W - 1);
+      assert_guard (f, d_past, -1, -1);
+    }
+  }
+}
+
+static void
+test_replay_guard_bounds (void)
+{
+  g_autoptr(BgKeyring) k = keyring ("[Key k1]\nSecret=" SECRET_OLD "\n");
+  g_autoptr(BgReplayGuard) g = bg_replay_guard_new ();
+  const gint64 t0 = G_GINT64_CONSTANT (1700000000) * G_USEC_PER_SEC;
+
+  for (guint i = 0; i < BG_REPLAY_MAX_MACS_PER_SENDER + 100; i++)
+    {
+      g_autoptr(BgControlMessage) m = signed_commit (k, "a", "c1", t0 + i);
+      assert_guard (g, m, -1, -1);
+    }
+  g_assert_cmpuint (bg_replay_guard_n_macs (g), ==, BG_REPLAY_MAX_MACS_PER_SENDER);
+  for (guint i = 1; i < BG_REPLAY_MAX_SENDERS; i++)
+    {
+      g_autofree char *host = g_strdup_printf ("h%u", i);
+      g_autoptr(BgControlMessage) m = signed_commit (k, host, "c1", t0);
+      assert_guard (g, m, -1, -1);
+    }
+  g_assert_cmpuint (bg_replay_guard_n_senders (g), ==, BG_REPLAY_MAX_SENDERS);
+  {
+    g_autoptr(BgControlMessage) m = signed_commit (k, "one-too-many", "c1", t0);
+    assert_guard (g, m, -1, BG_SIGN_ERROR_TOO_MANY);
+  }
+  g_assert_cmpuint (bg_replay_guard_n_senders (g), ==, BG_REPLAY_MAX_SENDERS);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/signed/keyring/parse", test_keyring_parse);
+  g_test_add_func ("/signed/keyring/permissions", test_keyring_permissions);
+  g_test_add_func ("/signed/sign-verify", test_sign_verify);
+  g_test_add_func ("/signed/rollover", test_rollover);
+  g_test_add_func ("/signed/replay-guard", test_replay_guard);
+  g_test_add_func ("/signed/replay-guard/bounds", test_replay_guard_bounds);
+  return g_test_run ();
+}
