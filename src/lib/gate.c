@@ -94,7 +94,7 @@ static const Range RANGE_EMPTY = { 0, 0 };
  * store never waits for the verdict to pick its address. */
 typedef struct {
   _Atomic int64_t position;
-  _Atomic int64_t highest; /* the highest position ever: positions go back after a rebalance */
+  _Atomic int64_t highest; /* the highest position before it last went back (a rebalance) */
   _Atomic uint64_t admitted;
   _Atomic uint64_t emitted;
 } __attribute__ ((aligned (64))) PartStats;
@@ -426,10 +426,13 @@ verdict_for (int64_t offset, int64_t lo, int64_t hi)
 static inline void
 record_position (PartStats *st, int64_t offset)
 {
-  /* Single writer per partition: plain load and store, no locked instruction. */
+  /* Single writer per partition: plain loads and stores, no locked
+   * instruction. The highest position is kept aside only when the position
+   * goes back (a rebalance re-reads), so the usual record costs one store. */
+  int64_t prev = atomic_load_explicit (&st->position, memory_order_relaxed);
+  if (G_UNLIKELY (offset + 1 < prev) && prev > atomic_load_explicit (&st->highest, memory_order_relaxed))
+    atomic_store_explicit (&st->highest, prev, memory_order_relaxed);
   atomic_store_explicit (&st->position, offset + 1, memory_order_relaxed);
-  if (offset + 1 > atomic_load_explicit (&st->highest, memory_order_relaxed))
-    atomic_store_explicit (&st->highest, offset + 1, memory_order_relaxed);
 }
 
 static inline void
@@ -709,7 +712,8 @@ past_barrier_locked (BgGate *gate)
       const BgTopic *topic = g_hash_table_lookup (gate->topics_by_name, name);
       if (topic == NULL || (uint32_t) partition >= topic->n_partitions)
         continue;
-      int64_t highest = atomic_load_explicit (&topic->stats[partition].highest, memory_order_relaxed);
+      int64_t highest = MAX (atomic_load_explicit (&topic->stats[partition].position, memory_order_relaxed),
+                             atomic_load_explicit (&topic->stats[partition].highest, memory_order_relaxed));
       if (highest > barrier)
         return g_strdup_printf ("past barrier %s/%d: position %" G_GINT64_FORMAT " > %" G_GINT64_FORMAT,
                                 name, partition, highest, barrier);
