@@ -846,6 +846,40 @@ test_cutover_incoming_holds (Fixture *f, gconstpointer data)
   g_assert_cmpint (a.verdict, ==, BG_VERDICT_EMIT);
 }
 
+/* The agent goes away while a record waits at a prepared barrier: the job
+ * keeps waiting (never emits on a guess) until the agent is back and its
+ * steering carries the decision. */
+static void
+test_cutover_agent_gone_keeps_waiting (Fixture *f, gconstpointer data)
+{
+  fake_agent_up (f->agent);
+  fixture_link (f);
+  g_assert_true (wait_until (gate_emits, f));
+  fake_agent_set_steering (f->agent, "gated", "[('in', 0, 0, -1), ('in', 1, 0, -1)]",
+                           "('c4', 'outgoing', 'prepared', int64 1, [('in', 0, int64 20)])", NULL);
+  ArmedWanted w = { f, "c4 ok " };
+  g_assert_true (wait_until (agent_got_armed, &w));
+
+  AdmitAt a = { f->gate, f->topic, 25, BG_VERDICT_WAIT, 0 };
+  GThread *thread = g_thread_new ("admit", admit_at_run, &a);
+  g_assert_true (wait_until (gate_waits, f));
+  fake_agent_down (f->agent);
+  g_assert_true (wait_until (link_has_no_agent, f));
+  /* Past the plan's deadline (1 µs after the epoch) and without an agent:
+   * still waiting. */
+  gint64 since = 0;
+  g_assert_true (bg_gate_is_waiting (f->gate, &since));
+  g_assert_false (g_atomic_int_get (&a.done));
+
+  /* Back, with the decision: abort, so the old (live) ranges apply. */
+  fake_agent_set_steering (f->agent, "live", "@a(sixx) []",
+                           "('c4', 'outgoing', 'aborted', int64 1, [('in', 0, int64 20)])", NULL);
+  fake_agent_up (f->agent);
+  g_assert_true (wait_until (admit_at_done, &a));
+  g_thread_join (thread);
+  g_assert_cmpint (a.verdict, ==, BG_VERDICT_EMIT);
+}
+
 typedef struct {
   Fixture *f;
   const char *key;
@@ -1144,6 +1178,8 @@ main (int argc, char **argv)
               test_cutover_past_barrier_abort, fixture_teardown);
   g_test_add ("/client/cutover/incoming-holds", Fixture, NULL, fixture_setup,
               test_cutover_incoming_holds, fixture_teardown);
+  g_test_add ("/client/cutover/agent-gone-keeps-waiting", Fixture, NULL, fixture_setup,
+              test_cutover_agent_gone_keeps_waiting, fixture_teardown);
   g_test_add ("/client/cutover/delivered", Fixture, NULL, fixture_setup, test_cutover_delivered,
               fixture_teardown);
   g_test_add_func ("/client/env/standalone", test_standalone);
