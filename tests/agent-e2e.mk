@@ -8,3 +8,8 @@ TESTS += tests/test-agent-e2e
 tests_test_agent_e2e_SOURCES = tests/test-agent-e2e.c
 tests_test_agent_e2e_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib
 tests_test_agent_e2e_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
+
+noinst_PROGRAMS += bench-agent
+bench_agent_SOURCES = tests/bench/agent.c
+bench_agent_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib -DBENCH_TOP_SRCDIR=\"$(abs_top_srcdir)\"
+bench_agent_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
