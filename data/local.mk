@@ -6,3 +6,8 @@ bgexamplesdir = $(docdir)/examples
 dist_bgexamples_DATA = \
 	data/bluegreend.conf \
 	data/example.job
+
+# The journal message catalog: one entry per MESSAGE_ID of
+# src/daemon/log.h (journalctl --update-catalog makes journalctl use it).
+bgcatalogdir = $(prefix)/lib/systemd/catalog
+dist_bgcatalog_DATA = data/bluegreen.catalog

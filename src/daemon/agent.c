@@ -18,6 +18,7 @@
 #include "daemon/errors.h"
 #include "daemon/membership.h"
 #include "daemon/job.h"
+#include "daemon/metrics.h"
 #include "daemon/state-file.h"
 
 
@@ -25,6 +26,9 @@
 #define SAVEPOINT_TIMEOUT_USEC (60 * G_USEC_PER_SEC)
 /* A change of readiness or phase is announced at once, but not more often. */
 #define HELLO_MIN_INTERVAL_USEC (200 * 1000)
+/* The metrics file is rewritten on changes and at least this often (lag,
+ * positions and counters change without an event). */
+#define METRICS_INTERVAL_MS 5000
 
 struct _BgdAgent {
   BgdContext ctx;
@@ -56,6 +60,9 @@ struct _BgdAgent {
   gboolean replay_finished;  /* told the jobs */
   guint heartbeat_id;
   gint64 last_hello;         /* monotonic µs */
+
+  BgdMetrics *metrics;
+  guint metrics_timer_id;
 };
 
 static void agent_changed (gpointer user_data);
@@ -243,6 +250,7 @@ bgd_agent_reload (BgdAgent *agent, GError **error)
     }
   bg_agent_config_unref (agent->ctx.config);
   agent->ctx.config = g_steal_pointer (&config);
+  bgd_metrics_set_directory (agent->metrics, agent->ctx.config->metrics_directory);
   if (agent->control != NULL)
     bgd_control_set_keyring (agent->control, g_steal_pointer (&keyring));
   agent_apply_jobs (agent, configs);
@@ -353,6 +361,28 @@ agent_changed (gpointer user_data)
 
   if (agent->changed_idle_id == 0)
     agent->changed_idle_id = g_idle_add (changed_idle_cb, agent);
+  if (agent->metrics != NULL)
+    bgd_metrics_changed (agent->metrics);
+}
+
+/* ---- metrics ------------------------------------------------------------------- */
+
+static char *
+agent_metrics_collect (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+  g_autoptr(GPtrArray) jobs = table_values (agent->jobs);
+
+  return bgd_metrics_render (agent->ctx.config->host_id, PACKAGE_VERSION, jobs);
+}
+
+static gboolean
+metrics_timer_cb (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  bgd_metrics_changed (agent->metrics);
+  return G_SOURCE_CONTINUE;
 }
 
 /* ---- lag --------------------------------------------------------------------- */
@@ -743,6 +773,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   agent->loop = g_main_loop_new (NULL, FALSE);
   agent->control_start = agent->control_next = -1;
   agent->ctx.membership = bgd_membership_new ();
+  agent->metrics = bgd_metrics_new (agent_metrics_collect, agent);
 
   config = bg_agent_config_load (config_path, error);
   if (config == NULL)
@@ -757,6 +788,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
         return NULL;
     }
   agent->ctx.config = bg_agent_config_ref (config);
+  bgd_metrics_set_directory (agent->metrics, config->metrics_directory);
   agent->ctx.agent = agent;
   agent->ctx.changed = agent_changed;
   agent->ctx.savepoint_timeout_usec = SAVEPOINT_TIMEOUT_USEC;
@@ -843,6 +875,7 @@ bgd_agent_run (BgdAgent *agent, GError **error)
   if (sd_watchdog_enabled (0, &watchdog_usec) > 0 && watchdog_usec > 0)
     agent->watchdog_id = g_timeout_add ((guint) (watchdog_usec / 2000), watchdog_cb, agent);
   agent->lag_timer_id = g_timeout_add (LAG_POLL_INTERVAL_MS, lag_timer_cb, agent);
+  agent->metrics_timer_id = g_timeout_add (METRICS_INTERVAL_MS, metrics_timer_cb, agent);
   agent->heartbeat_id = g_timeout_add ((guint) MAX (agent->ctx.config->heartbeat_usec / 1000, 10),
                                        heartbeat_cb, agent);
 
@@ -874,6 +907,8 @@ bgd_agent_free (BgdAgent *agent)
     g_clear_handle_id (&agent->signal_ids[i], g_source_remove);
   g_clear_handle_id (&agent->watchdog_id, g_source_remove);
   g_clear_handle_id (&agent->lag_timer_id, g_source_remove);
+  g_clear_handle_id (&agent->metrics_timer_id, g_source_remove);
+  g_clear_pointer (&agent->metrics, bgd_metrics_free);
   g_clear_handle_id (&agent->heartbeat_id, g_source_remove);
   g_clear_handle_id (&agent->changed_idle_id, g_source_remove);
   agent->ctx.append = NULL;

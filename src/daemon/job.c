@@ -10,9 +10,11 @@
 
 #include "common/dbus-args.h"
 #include "daemon/bg-dbus-generated.h"
+#include "daemon/capacity.h"
 #include "daemon/cutover.h"
 #include "daemon/errors.h"
 #include "daemon/kafka.h"
+#include "daemon/log.h"
 
 
 struct _BgdJob {
@@ -41,6 +43,9 @@ struct _BgdJob {
   /* The last high-watermark sample ("topic:partition" → gint64*), for rates. */
   GHashTable *hwm_sample;
   gint64 hwm_sample_time;    /* monotonic µs */
+  /* Decisions and completions this agent applied since it started, for
+   * the metrics (bluegreen_cutovers_total{result}). */
+  guint64 cutovers[BGD_JOB_N_CUTOVER_RESULTS];
 };
 
 typedef enum {
@@ -198,10 +203,8 @@ job_set_phase (BgdJob *job, BgdJobPhase to)
     }
   job->phase = to;
   bg_job1_set_phase (job->iface, bgd_job_phase_to_string (to));
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO,
-                    "BLUEGREEN_JOB", job->config->name,
-                    "MESSAGE", "%s: phase %s -> %s", job->config->name,
-                    bgd_job_phase_to_string (from), bgd_job_phase_to_string (to));
+  bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, NULL, NULL, "phase %s -> %s",
+               bgd_job_phase_to_string (from), bgd_job_phase_to_string (to));
 }
 
 /* The local phases follow from the slots: which one runs, which is live,
@@ -246,15 +249,23 @@ on_slot_changed (BgdSlot *slot, gpointer user_data)
   job_maybe_auto (job);
 }
 
+/* The slots follow the live color: CPU weight and runtime guards. */
+static void
+job_apply_liveness (BgdJob *job)
+{
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    bgd_slot_set_live (job->slots[c], job->config,
+                       g_strcmp0 (job_live_color (job), bg_color_to_string ((BgColor) c)) == 0);
+}
+
 static void
 job_set_live_color (BgdJob *job, const char *color)
 {
   if (g_strcmp0 (job_live_color (job), color) == 0)
     return;
   bg_job1_set_live_color (job->iface, color);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
-                    "BLUEGREEN_JOB", job->config->name,
-                    "MESSAGE", "%s: live color is now '%s'", job->config->name, color);
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, color, NULL, NULL, "live color is now '%s'", color);
+  job_apply_liveness (job);
   job_update_phase (job);
 }
 
@@ -298,11 +309,8 @@ deploy_fail (DeployOp *op, GError *error)
   g_autofree char *text = g_strdup_printf ("Deploy %s: %s", op->version, error->message);
 
   bgd_job_set_last_error (op->job, text);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
-                    "BLUEGREEN_JOB", op->job->config->name,
-                    "BLUEGREEN_COLOR", bg_color_to_string (op->color),
-                    "BLUEGREEN_VERSION", op->version,
-                    "MESSAGE", "%s: %s", op->job->config->name, text);
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, op->job->config->name, bg_color_to_string (op->color), op->version,
+               NULL, "%s", text);
   bgd_error_return (g_steal_pointer (&op->invocation), error);
   g_error_free (error);
 }
@@ -463,7 +471,7 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   BgdJob *job = user_data;
   g_autoptr(GError) error = NULL;
   const char *from = "scratch";
-  gboolean live = FALSE, auto_cutover = FALSE, auto_rollback = FALSE;
+  gboolean live = FALSE, auto_cutover = FALSE, auto_rollback = FALSE, force = FALSE;
   BgdSlot *live_slot;
   BgColor color = BG_COLOR_BLUE;
   DeployOp *op;
@@ -480,6 +488,10 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
                    "a Deploy of job '%s' is already in flight", job->config->name);
       goto out;
     }
+  /* "force" is checked for its type by the options parser above. */
+  g_variant_lookup (options, "force", "b", &force);
+  if (!force && !bgd_capacity_check_memory (job->config->name, job->config->memory_max, &error))
+    goto out;
 
   live_slot = job_live_slot (job);
   if (live_slot != NULL && bgd_slot_is_active (live_slot))
@@ -519,19 +531,16 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   /* A new Deploy replaces what an earlier one asked for. */
   job->auto_cutover = job->auto_rollback = FALSE;
   job->deploy_in_flight = TRUE;
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
-                    "BLUEGREEN_JOB", job->config->name,
-                    "BLUEGREEN_COLOR", bg_color_to_string (color),
-                    "BLUEGREEN_VERSION", version,
-                    "MESSAGE", "%s: deploying %s in %s (from %s%s)", job->config->name,
-                    version, bg_color_to_string (color), from, live ? ", live" : "");
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_DEPLOY_STARTED, job->config->name, bg_color_to_string (color),
+               version, NULL, "deploying %s in %s (from %s%s%s)", version, bg_color_to_string (color), from,
+               live ? ", live" : "", force ? ", forced" : "");
 
   /* Whatever ran in that slot (a failed unit, an older candidate) goes. */
   bgd_slot_stop_async (job->slots[color], NULL, deploy_stopped_cb, op);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 
 out:
-  g_info ("%s: Deploy refused: %s", job->config->name, error->message);
+  bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, version, NULL, "Deploy refused: %s", error->message);
   bgd_error_return (invocation, error);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -593,7 +602,8 @@ handle_retire (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *col
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 
 out:
-  g_info ("%s: Retire refused: %s", job->config->name, error->message);
+  bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, color_str, NULL, NULL, "Retire refused: %s",
+               error->message);
   bgd_error_return (invocation, error);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -640,7 +650,8 @@ handle_set_sink_mode (BgJob1 *iface, GDBusMethodInvocation *invocation, const ch
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 
 out:
-  g_info ("%s: SetSinkMode refused: %s", job->config->name, error->message);
+  bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, color_str, NULL, NULL, "SetSinkMode refused: %s",
+               error->message);
   bgd_error_return (invocation, error);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -686,7 +697,8 @@ job_append (BgdJob *job, BgControlMessage *msg)
 {
   if (job->ctx->append == NULL)
     {
-      g_message ("%s: no control log; %s dropped", job->config->name, bg_control_type_to_string (msg->type));
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "no control log; %s dropped",
+                   bg_control_type_to_string (msg->type));
       bg_control_message_free (msg);
       return;
     }
@@ -724,6 +736,10 @@ cut_prepared (gpointer data, const BgdCutoverPlan *plan)
   if (g_strcmp0 (job->pending_id, plan->id) == 0)
     g_clear_pointer (&job->pending_id, g_free);
   job_set_last_cutover (job, plan, "prepared", "", plan->read_at, 0);
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_PREPARED, job->config->name,
+               bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
+               "cutover %s prepared: %s -> %s, coordinator %s", plan->id, bg_color_to_string (plan->outgoing),
+               bg_color_to_string (plan->incoming), plan->coordinator);
   job_changed (job);
 }
 
@@ -804,11 +820,12 @@ cut_commit (gpointer data, const BgdCutoverPlan *plan)
   bgd_slot_set_steering (in, "gated", g_variant_builder_end (&in_ranges),
                          plan_variant (plan, FALSE, "committed"), g_variant_builder_end (&holds));
   bg_job1_set_live_color (job->iface, bg_color_to_string (plan->incoming));
+  job_apply_liveness (job);
   job_set_last_cutover (job, plan, "committed", "", plan->read_at, 0);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
-                    "BLUEGREEN_JOB", job->config->name, "BLUEGREEN_CUTOVER", plan->id,
-                    "MESSAGE", "%s: live color is now '%s' (cutover %s committed)", job->config->name,
-                    bg_color_to_string (plan->incoming), plan->id);
+  job->cutovers[BGD_JOB_CUTOVER_COMMITTED]++;
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_COMMITTED, job->config->name,
+               bg_color_to_string (plan->incoming), bgd_slot_get_version (in), plan->id,
+               "live color is now '%s' (cutover %s committed)", bg_color_to_string (plan->incoming), plan->id);
   job_changed (job);
 }
 
@@ -828,6 +845,10 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
     g_clear_pointer (&job->pending_id, g_free);
   job_set_last_cutover (job, plan, "aborted", plan->reason, plan->read_at,
                         plan->finished_at - plan->read_at);
+  job->cutovers[BGD_JOB_CUTOVER_ABORTED]++;
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_ABORTED, job->config->name,
+               bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
+               "cutover %s aborted: %s", plan->id, plan->reason ? plan->reason : "no reason given");
   if (job->phase == BGD_JOB_PHASE_CUTTING_OVER)
     {
       if (job->phase_before == BGD_JOB_PHASE_OBSERVING)
@@ -885,7 +906,8 @@ observation_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autoptr(GError) error = NULL;
 
   if (!bgd_slot_stop_finish (NULL, res, &error))
-    g_message ("%s: stopping the old version: %s", job->config->name, error->message);
+    bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "stopping the old version: %s",
+                 error->message);
   if (job->disposed)
     return;
   if (job->phase == BGD_JOB_PHASE_OBSERVING)
@@ -905,10 +927,9 @@ job_stop_outgoing (BgdJob *job)
 
   if (plan == NULL || plan->state != BGD_CUTOVER_DONE)
     return;
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
-                    "BLUEGREEN_JOB", job->config->name, "BLUEGREEN_CUTOVER", plan->id,
-                    "MESSAGE", "%s: observation window over, stopping the %s slot", job->config->name,
-                    bg_color_to_string (plan->outgoing));
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (plan->outgoing),
+               bgd_slot_get_version (job->slots[plan->outgoing]), plan->id,
+               "observation window over, stopping the %s slot", bg_color_to_string (plan->outgoing));
   bgd_slot_stop_async (job->slots[plan->outgoing], NULL, observation_stopped_cb, job_ref (job));
 }
 
@@ -925,6 +946,12 @@ cut_done (gpointer data, const BgdCutoverPlan *plan)
   bgd_slot_set_steering (out, "blackhole", g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0), NULL,
                          NULL);
   job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
+  job->cutovers[BGD_JOB_CUTOVER_DONE]++;
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_DONE, job->config->name,
+               bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
+               "cutover %s done in %.3f s: %s is live, %s blackholed", plan->id,
+               (plan->finished_at - started) / (double) G_USEC_PER_SEC, bg_color_to_string (plan->incoming),
+               bg_color_to_string (plan->outgoing));
   job_set_phase (job, BGD_JOB_PHASE_OBSERVING);
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
   bg_job1_emit_cutover_finished (job->iface, plan->id, "done", "");
@@ -984,6 +1011,7 @@ typedef struct {
   gint64 deadline_usec;
   gint64 lead_usec;
   char **participants;
+  gboolean rollback;
 } CutoverCall;
 
 static void
@@ -1015,7 +1043,7 @@ cutover_call_fail (CutoverCall *call, const char *fmt, ...)
   else
     {
       g_autofree char *last = g_strdup_printf ("automatic cutover: %s", text);
-      g_message ("%s: %s", call->job->config->name, last);
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, call->job->config->name, NULL, NULL, NULL, "%s", last);
       bgd_job_set_last_error (call->job, last);
     }
 }
@@ -1065,10 +1093,10 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   id = g_strdup (prepare->id);
   g_free (job->pending_id);
   job->pending_id = g_strdup (id);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE,
-                    "BLUEGREEN_JOB", job->config->name, "BLUEGREEN_CUTOVER", id,
-                    "MESSAGE", "%s: cutover %s: appending prepare %s -> %s", job->config->name, id,
-                    bg_color_to_string (call->outgoing), bg_color_to_string (call->incoming));
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, call->rollback ? BGD_MESSAGE_ROLLBACK_STARTED : NULL, job->config->name,
+               bg_color_to_string (call->incoming), bgd_slot_get_version (job->slots[call->incoming]), id,
+               "%s %s: appending prepare %s -> %s", call->rollback ? "rollback" : "cutover", id,
+               bg_color_to_string (call->outgoing), bg_color_to_string (call->incoming));
   job_append (job, prepare);
   if (call->invocation != NULL)
     bg_job1_complete_cutover (job->iface, g_steal_pointer (&call->invocation), id);
@@ -1159,6 +1187,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   call->deadline_usec = deadline_ms > 0 ? deadline_ms * (gint64) 1000 : job->config->deadline_usec;
   call->lead_usec = have_lead ? lead_ms * (gint64) 1000 : job->config->lead_usec;
   call->participants = g_steal_pointer (&hosts);
+  call->rollback = method == JOB_METHOD_ROLLBACK;
   job->pending_id = g_strdup (""); /* Busy from now on */
   job->call_started = now;
   bgd_kafka_query_watermarks_async (job->ctx->kafka, (const char *const *) job->config->input_topics, NULL,
@@ -1197,9 +1226,8 @@ job_try_auto (BgdJob *job)
 
   if (start_cutover (job, NULL, method, no_options, &error))
     {
-      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "BLUEGREEN_JOB", job->config->name,
-                        "MESSAGE", "%s: automatic %s started", job->config->name,
-                        method == JOB_METHOD_CUTOVER ? "cutover" : "rollback");
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "automatic %s started",
+                   method == JOB_METHOD_CUTOVER ? "cutover" : "rollback");
       if (method == JOB_METHOD_CUTOVER)
         job->auto_cutover = FALSE; /* the rollback option now guards the new version */
       else
@@ -1209,12 +1237,13 @@ job_try_auto (BgdJob *job)
   if (g_error_matches (error, BGD_ERROR, BGD_ERROR_NOT_READY) || g_error_matches (error, BGD_ERROR, BGD_ERROR_HOST_SILENT)
       || g_error_matches (error, BGD_ERROR, BGD_ERROR_BUSY))
     {
-      g_debug ("%s: automatic %s waits: %s", job->config->name, job_method_names[method], error->message);
+      bgd_log_job (G_LOG_LEVEL_DEBUG, NULL, job->config->name, NULL, NULL, NULL, "automatic %s waits: %s",
+                   job_method_names[method], error->message);
       return;
     }
   {
     g_autofree char *text = g_strdup_printf ("automatic %s given up: %s", job_method_names[method], error->message);
-    g_message ("%s: %s", job->config->name, text);
+    bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "%s", text);
     bgd_job_set_last_error (job, text);
     if (method == JOB_METHOD_CUTOVER)
       job->auto_cutover = FALSE;
@@ -1251,7 +1280,8 @@ handle_cutover (BgJob1 *iface, GDBusMethodInvocation *invocation, GVariant *opti
 
   if (!start_cutover (job, invocation, JOB_METHOD_CUTOVER, options, &error))
     {
-      g_info ("%s: Cutover refused: %s", job->config->name, error->message);
+      bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, NULL, NULL, "Cutover refused: %s",
+                   error->message);
       bgd_error_return (invocation, error);
     }
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -1277,7 +1307,7 @@ handle_rollback (BgJob1 *iface, GDBusMethodInvocation *invocation, GVariant *opt
   if (start_cutover (job, invocation, JOB_METHOD_ROLLBACK, options, &error))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
 out:
-  g_info ("%s: Rollback refused: %s", job->config->name, error->message);
+  bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, NULL, NULL, "Rollback refused: %s", error->message);
   bgd_error_return (invocation, error);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
@@ -1330,8 +1360,7 @@ handle_evict_host (BgJob1 *iface, GDBusMethodInvocation *invocation, const char 
   msg = bg_control_message_new (BG_CONTROL_EVICT, job->ctx->config->host_id, g_get_real_time ());
   msg->job = g_strdup (job->config->name);
   msg->evicted_host = g_strdup (host);
-  g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "BLUEGREEN_JOB", job->config->name,
-                    "MESSAGE", "%s: evicting host %s", job->config->name, host);
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "evicting host %s", host);
   /* Applied to membership when read back, like everything else. */
   job_append (job, msg);
   bg_job1_complete_evict_host (iface, invocation);
@@ -1543,6 +1572,7 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_restore_record (job->slots[c], &record->slots[c]);
   bg_job1_set_live_color (job->iface, record->live_color ? record->live_color : "");
+  job_apply_liveness (job);
   job_update_phase (job);
 }
 
@@ -1577,4 +1607,35 @@ bgd_job_describe (BgdJob *job)
                               bgd_slot_get_sink_mode (slot));
     }
   return g_string_free (s, FALSE);
+}
+
+guint64
+bgd_job_get_cutover_count (BgdJob *job, BgdJobCutoverResult result)
+{
+  g_return_val_if_fail (result < BGD_JOB_N_CUTOVER_RESULTS, 0);
+  return job->cutovers[result];
+}
+
+const char *
+bgd_job_cutover_result_to_string (BgdJobCutoverResult result)
+{
+  switch (result)
+    {
+    case BGD_JOB_CUTOVER_COMMITTED: return "committed";
+    case BGD_JOB_CUTOVER_ABORTED: return "aborted";
+    case BGD_JOB_CUTOVER_DONE: return "done";
+    default: g_assert_not_reached ();
+    }
+}
+
+GVariant *
+bgd_job_get_last_cutover (BgdJob *job)
+{
+  return bg_job1_get_last_cutover (job->iface);
+}
+
+const char *
+bgd_job_get_live_color (BgdJob *job)
+{
+  return job_live_color (job);
 }

@@ -71,6 +71,22 @@ void bgd_job_membership_changed (BgdJob *job);
 /* This job's entry of a hello. */
 BgControlJob *bgd_job_make_hello (BgdJob *job);
 
+/* For the metrics: the cutover decisions (committed, aborted) and
+ * completions (done) this agent applied since it started, LastCutover
+ * ((ssssstt a(six)): id, outgoing, incoming, result, reason, started µs,
+ * duration µs, barriers) and LiveColor ("" if none). */
+typedef enum {
+  BGD_JOB_CUTOVER_COMMITTED,
+  BGD_JOB_CUTOVER_ABORTED,
+  BGD_JOB_CUTOVER_DONE,
+  BGD_JOB_N_CUTOVER_RESULTS,
+} BgdJobCutoverResult;
+
+guint64 bgd_job_get_cutover_count (BgdJob *job, BgdJobCutoverResult result);
+const char *bgd_job_cutover_result_to_string (BgdJobCutoverResult result);
+GVariant *bgd_job_get_last_cutover (BgdJob *job);
+const char *bgd_job_get_live_color (BgdJob *job);
+
 /* One-line summary for STATUS=, e.g. "example: live blue v1, green v2 deploying". */
 char *bgd_job_describe (BgdJob *job);
 

@@ -39,7 +39,10 @@ libbgdaemon_la_SOURCES = \
 	src/daemon/kafka.c src/daemon/kafka.h \
 	src/daemon/control.c src/daemon/control.h \
 	src/daemon/membership.c src/daemon/membership.h \
-	src/daemon/cutover.c src/daemon/cutover.h
+	src/daemon/cutover.c src/daemon/cutover.h \
+	src/daemon/log.c src/daemon/log.h \
+	src/daemon/metrics.c src/daemon/metrics.h \
+	src/daemon/capacity.c src/daemon/capacity.h
 libbgdaemon_la_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -DG_LOG_DOMAIN=\"bluegreend\"
 libbgdaemon_la_LIBADD = libbgdbus.la libbgcommon.la $(BG_DEPS_LIBS)
 

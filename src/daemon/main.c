@@ -7,6 +7,7 @@
 
 #include "common/config.h"
 #include "daemon/agent.h"
+#include "daemon/log.h"
 
 int
 main (int argc, char **argv)
@@ -26,6 +27,7 @@ main (int argc, char **argv)
   BgdAgentManager manager = BGD_AGENT_MANAGER_FROM_CONFIG;
 
   setlocale (LC_ALL, "");
+  bgd_log_init ();
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {

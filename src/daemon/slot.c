@@ -10,6 +10,7 @@
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/caller.h"
 #include "daemon/errors.h"
+#include "daemon/log.h"
 
 
 /* systemd waits this long for READY=1: the job sends it once it consumes,
@@ -43,6 +44,10 @@ struct _BgdSlot {
   BgdSlotDeliveredFunc delivered_hook;
   gpointer hook_data;
   gint64 lag_ok_since; /* monotonic µs since Lag <= MaxLag; 0: not */
+  /* Whether the unit runs with the live settings (full CPUWeight, no
+   * IPAddressDeny guard) or the not-live ones (CatchUpCPUWeight=, the
+   * [Guard] settings); see bgd_slot_set_live(). */
+  gboolean live;
 
   /* The pending savepoint request, if any. */
   GTask *savepoint_task;
@@ -65,10 +70,12 @@ bgd_slot_state_to_string (BgdSlotState state)
 }
 
 static void
-slot_log (BgdSlot *slot, GLogLevelFlags level, const char *fmt, ...) G_GNUC_PRINTF (3, 4);
+slot_log_id (BgdSlot *slot, GLogLevelFlags level, const char *message_id, const char *fmt, ...)
+  G_GNUC_PRINTF (4, 5);
 
+/* Every line about a slot carries the job's journal fields (log.h). */
 static void
-slot_log (BgdSlot *slot, GLogLevelFlags level, const char *fmt, ...)
+slot_log_id (BgdSlot *slot, GLogLevelFlags level, const char *message_id, const char *fmt, ...)
 {
   g_autofree char *msg = NULL;
   va_list ap;
@@ -76,13 +83,11 @@ slot_log (BgdSlot *slot, GLogLevelFlags level, const char *fmt, ...)
   va_start (ap, fmt);
   msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_log_structured (G_LOG_DOMAIN, level,
-                    "BLUEGREEN_JOB", slot->job_name,
-                    "BLUEGREEN_COLOR", bg_color_to_string (slot->color),
-                    "BLUEGREEN_VERSION", bg_slot1_get_version (slot->iface),
-                    "MESSAGE", "%s-%s: %s", slot->job_name,
-                    bg_color_to_string (slot->color), msg);
+  bgd_log_job (level, message_id, slot->job_name, bg_color_to_string (slot->color),
+               bg_slot1_get_version (slot->iface), NULL, "%s: %s", bg_color_to_string (slot->color), msg);
 }
+
+#define slot_log(slot, level, ...) slot_log_id ((slot), (level), NULL, __VA_ARGS__)
 
 static void
 slot_emit_changed (BgdSlot *slot)
@@ -118,7 +123,8 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
     }
   if (to == BGD_SLOT_STOPPED || to == BGD_SLOT_FAILED)
     bg_slot1_set_main_pid (slot->iface, 0);
-  slot_log (slot, to == BGD_SLOT_FAILED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
+  slot_log_id (slot, to == BGD_SLOT_FAILED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
+               to == BGD_SLOT_FAILED ? BGD_MESSAGE_SLOT_FAILED : NULL,
             "state %s -> %s%s%s", bgd_slot_state_to_string (from),
             bgd_slot_state_to_string (to), error_text ? ": " : "",
             error_text ? error_text : "");
@@ -665,6 +671,16 @@ join_topics (const BgJobConfig *job)
   return g_strjoinv (",", job->input_topics);
 }
 
+/* CPUWeight= for a live slot, CatchUpCPUWeight= (if set) for one that is
+ * not: a candidate catching up cannot starve the live version. 0: not set. */
+static guint
+slot_cpu_weight (const BgJobConfig *job, gboolean live)
+{
+  if (!live && job->catch_up_cpu_weight != 0)
+    return job->catch_up_cpu_weight;
+  return job->cpu_weight;
+}
+
 static void
 slot_start_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -701,6 +717,7 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   g_autoptr(GStrvBuilder) env = g_strv_builder_new ();
   g_auto(GStrv) environment = NULL;
   BgdUnitSpec spec = { 0 };
+  gboolean live = g_strcmp0 (sink_mode, "live") == 0;
 
   /* The task's source object is the slot: keep it alive across the call. */
   g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
@@ -717,6 +734,11 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   topics = join_topics (job);
 
   g_strv_builder_addv (env, (const char **) job->environment);
+  /* The guard's overrides come after the job's own settings, so they win
+   * (systemd keeps the last assignment of a variable). They stay until the
+   * unit restarts: a process's environment cannot change from outside. */
+  if (!live)
+    g_strv_builder_addv (env, (const char **) job->guard_environment);
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_JOB=%s", slot->job_name));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_COLOR=%s", bg_color_to_string (slot->color)));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_VERSION=%s", version));
@@ -743,7 +765,9 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   spec.service_type = "notify";
   /* READY=1 may come from a child of ExecStart= (a wrapper script). */
   spec.notify_access = "all";
-  spec.cpu_weight = job->cpu_weight;
+  spec.cpu_weight = slot_cpu_weight (job, live);
+  if (!live)
+    spec.ip_address_deny = (const char *const *) job->guard_ip_address_deny;
   spec.memory_max = job->memory_max;
   spec.tasks_max = job->tasks_max;
   spec.watchdog_usec = SLOT_WATCHDOG_USEC;
@@ -754,6 +778,7 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
    * that asks for its steering at once finds a consistent slot. */
   bg_slot1_set_version (slot->iface, version);
   bg_slot1_set_sink_mode (slot->iface, sink_mode);
+  slot->live = live;
   bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
   bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
                                                  g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
@@ -826,6 +851,62 @@ bgd_slot_stop_finish (BgdSlot *slot, GAsyncResult *result, GError **error)
 {
   return g_task_propagate_boolean (G_TASK (result), error);
 }
+
+/* ---- live or not: CPU weight and guards at runtime ---------------------------- */
+
+static void
+set_live_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr(BgdSlot) slot = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!bgd_systemd_set_unit_properties_finish (BGD_SYSTEMD (source), res, &error))
+    slot_log (slot, G_LOG_LEVEL_MESSAGE, "cannot change %s's properties: %s", slot->unit, error->message);
+}
+
+void
+bgd_slot_set_live (BgdSlot *slot, const BgJobConfig *job, gboolean live)
+{
+  GVariantBuilder props;
+  gboolean any = FALSE;
+  guint weight;
+
+  if (slot->live == live)
+    return;
+  slot->live = live;
+  if (!bgd_slot_is_active (slot))
+    return;
+
+  g_variant_builder_init (&props, G_VARIANT_TYPE ("a(sv)"));
+  if (job->catch_up_cpu_weight != 0)
+    {
+      /* Back to systemd's default when CPUWeight= is not set. */
+      weight = slot_cpu_weight (job, live);
+      g_variant_builder_add (&props, "(sv)", "CPUWeight", g_variant_new_uint64 (weight ? weight : 100));
+      any = TRUE;
+    }
+  if (job->guard_ip_address_deny != NULL && job->guard_ip_address_deny[0] != NULL)
+    {
+      /* An empty list clears the property. */
+      g_variant_builder_add (&props, "(sv)", "IPAddressDeny",
+                             bgd_systemd_ip_address_list (live ? NULL : (const char *const *) job->guard_ip_address_deny));
+      any = TRUE;
+    }
+  if (!any)
+    {
+      g_variant_builder_clear (&props);
+      return;
+    }
+  slot_log (slot, G_LOG_LEVEL_INFO, "%s: %s", live ? "live" : "not live",
+            live ? "full CPU weight, IPAddressDeny guard lifted" : "catch-up CPU weight, IPAddressDeny guard set");
+  bgd_systemd_set_unit_properties_async (slot->ctx->systemd, slot->unit, g_variant_builder_end (&props), NULL,
+                                         set_live_cb, bgd_slot_ref (slot));
+}
+
+gboolean bgd_slot_get_live (BgdSlot *slot) { return slot->live; }
+GVariant *bgd_slot_get_positions (BgdSlot *slot) { return bg_slot1_get_positions (slot->iface); }
+guint64 bgd_slot_get_emitted (BgdSlot *slot) { return bg_slot1_get_emitted (slot->iface); }
+guint64 bgd_slot_get_dropped (BgdSlot *slot) { return bg_slot1_get_dropped (slot->iface); }
 
 /* ---- savepoints ---------------------------------------------------------- */
 
@@ -912,8 +993,10 @@ bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint
   if (ready != bg_slot1_get_ready (slot->iface))
     {
       bg_slot1_set_ready (slot->iface, ready);
-      slot_log (slot, G_LOG_LEVEL_INFO, "%s (lag %" G_GINT64_FORMAT ")",
-                ready ? "ready" : "not ready", lag);
+      if (ready)
+        slot_log_id (slot, G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_SLOT_READY, "ready (lag %" G_GINT64_FORMAT ")", lag);
+      else
+        slot_log (slot, G_LOG_LEVEL_INFO, "not ready (lag %" G_GINT64_FORMAT ")", lag);
       slot_emit_changed (slot);
     }
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));

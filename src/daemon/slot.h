@@ -81,6 +81,21 @@ void bgd_slot_set_input_topics (BgdSlot *slot, const char *const *topics);
 void bgd_slot_set_cutover_hooks (BgdSlot *slot, BgdSlotArmedFunc armed, BgdSlotDeliveredFunc delivered,
                                  gpointer user_data);
 
+/* Whether the slot emits for its job (the job's live color): a live slot's
+ * unit gets CPUWeight= and no IPAddressDeny= guard, one that is not gets
+ * CatchUpCPUWeight= and the [Guard] IPAddressDeny= list. A slot starts
+ * with the settings of its initial sink mode; a change is applied to the
+ * running unit with SetUnitProperties (runtime). The [Guard]
+ * Environment= overrides are set at start only (a process's environment
+ * cannot change from outside): they go with a restart. */
+void bgd_slot_set_live (BgdSlot *slot, const BgJobConfig *job, gboolean live);
+gboolean bgd_slot_get_live (BgdSlot *slot);
+
+/* What the instance reported: Positions (a(six)), Emitted, Dropped. */
+GVariant *bgd_slot_get_positions (BgdSlot *slot);
+guint64 bgd_slot_get_emitted (BgdSlot *slot);
+guint64 bgd_slot_get_dropped (BgdSlot *slot);
+
 /* The persistent part, for the state file, and its restoration. */
 void bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record);
 void bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record);

@@ -20,6 +20,7 @@
 #include "daemon/systemd.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #define SD_NAME "org.freedesktop.systemd1"
 #define SD_PATH "/org/freedesktop/systemd1"
@@ -113,6 +114,64 @@ add_prop (GVariantBuilder *b, const char *name, GVariant *value)
   g_variant_builder_add (b, "(sv)", name, value);
 }
 
+static void
+add_ip_prefix (GVariantBuilder *b, const char *address, guint prefix)
+{
+  g_autoptr(GInetAddress) a = g_inet_address_new_from_string (address);
+  int family;
+
+  if (a == NULL)
+    return;
+  family = g_inet_address_get_family (a) == G_SOCKET_FAMILY_IPV6 ? AF_INET6 : AF_INET;
+  g_variant_builder_add (b, "(i@ayu)", family,
+                         g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, g_inet_address_to_bytes (a),
+                                                    g_inet_address_get_native_size (a), 1),
+                         prefix);
+}
+
+GVariant *
+bgd_systemd_ip_address_list (const char *const *items)
+{
+  /* systemd's symbolic names, as systemd.resource-control(5) defines them. */
+  static const struct {
+    const char *word;
+    const char *v4;
+    guint v4_prefix;
+    const char *v6;
+    guint v6_prefix;
+  } words[] = {
+    { "any", "0.0.0.0", 0, "::", 0 },
+    { "localhost", "127.0.0.0", 8, "::1", 128 },
+    { "link-local", "169.254.0.0", 16, "fe80::", 64 },
+    { "multicast", "224.0.0.0", 4, "ff00::", 8 },
+  };
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(iayu)"));
+  for (gsize i = 0; items != NULL && items[i] != NULL; i++)
+    {
+      g_autoptr(GInetAddressMask) mask = NULL;
+      gboolean found = FALSE;
+
+      for (gsize w = 0; w < G_N_ELEMENTS (words) && !found; w++)
+        if (g_str_equal (items[i], words[w].word))
+          {
+            add_ip_prefix (&b, words[w].v4, words[w].v4_prefix);
+            add_ip_prefix (&b, words[w].v6, words[w].v6_prefix);
+            found = TRUE;
+          }
+      if (found)
+        continue;
+      mask = g_inet_address_mask_new_from_string (items[i], NULL);
+      if (mask != NULL)
+        {
+          g_autofree char *address = g_inet_address_to_string (g_inet_address_mask_get_address (mask));
+          add_ip_prefix (&b, address, g_inet_address_mask_get_length (mask));
+        }
+    }
+  return g_variant_builder_end (&b);
+}
+
 GVariant *
 bgd_systemd_build_properties (const BgdUnitSpec *spec, GError **error)
 {
@@ -165,6 +224,8 @@ bgd_systemd_build_properties (const BgdUnitSpec *spec, GError **error)
     add_prop (&b, "MemoryMax", g_variant_new_uint64 (spec->memory_max));
   if (spec->tasks_max != 0)
     add_prop (&b, "TasksMax", g_variant_new_uint64 (spec->tasks_max));
+  if (spec->ip_address_deny != NULL && spec->ip_address_deny[0] != NULL)
+    add_prop (&b, "IPAddressDeny", bgd_systemd_ip_address_list (spec->ip_address_deny));
   if (spec->watchdog_usec != 0)
     add_prop (&b, "WatchdogUSec", g_variant_new_uint64 (spec->watchdog_usec));
   if (spec->timeout_start_usec != 0)

@@ -56,6 +56,10 @@ typedef struct {
   guint64 tasks_max;              /* G_MAXUINT64 = infinity; 0: not set */
   guint64 watchdog_usec;          /* WatchdogUSec; 0: no watchdog */
   guint64 timeout_start_usec;     /* TimeoutStartUSec; 0: the manager's default */
+  /* IPAddressDeny= items as in a unit file ("10.0.0.0/8", "192.0.2.1",
+   * "any", "localhost", "link-local", "multicast"); NULL or empty: not set.
+   * Takes effect only where systemd supports BPF firewalling. */
+  const char *const *ip_address_deny;
   /* Where stdout and stderr go: NULL sends both to the journal; an absolute
    * path appends both to that file (systemd opens it, so its directory must
    * exist and be writable by the manager). Hosts without journald (the test
@@ -152,6 +156,12 @@ void bgd_systemd_unwatch_unit (BgdSystemd *self, const char *unit);
  * tests and for SetUnitProperties); NULL with BGD_SYSTEMD_ERROR_INVALID_SPEC
  * if @spec is incomplete. Floating. */
 GVariant *bgd_systemd_build_properties (const BgdUnitSpec *spec, GError **error);
+
+/* The IPAddressDeny property value (a(iayu): family, address bytes,
+ * prefix length) for @items (see BgdUnitSpec); an empty array for NULL or
+ * no items, which SetUnitProperties takes as "clear the list". Items that
+ * do not parse are left out (the config loader refuses them). Floating. */
+GVariant *bgd_systemd_ip_address_list (const char *const *items);
 
 /* The object path systemd gives the unit @unit (it escapes the name the
  * way sd_bus_path_encode() does); newly allocated. */
