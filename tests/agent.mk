@@ -11,3 +11,4 @@ include tests/cutover.mk
 # The cutover state machine and membership alone.
 include tests/cutover-unit.mk
 include tests/agent-e2e.mk
+include tests/ops.mk

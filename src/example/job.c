@@ -11,6 +11,7 @@
 
 #include "common/names.h"
 #include "example/control.h"
+#include "example/schema.h"
 #include "example/state.h"
 
 #include <errno.h>
@@ -929,6 +930,7 @@ housekeeping (Job *job, int64_t now)
       sd_notify (0, "WATCHDOG=1");
       job->last_watchdog = now;
     }
+  bg_example_schema_poll (job->gate, job->cfg->output, job->cfg->version, job->cfg->color);
   if (now - job->last_status >= (int64_t) (job->cfg->status_interval * G_USEC_PER_SEC))
     {
       report_status (job);

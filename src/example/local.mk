@@ -4,7 +4,8 @@ noinst_LTLIBRARIES += libbgexample.la
 libbgexample_la_SOURCES = \
 	src/example/state.c src/example/state.h \
 	src/example/control.c src/example/control.h \
-	src/example/job.c src/example/job.h
+	src/example/job.c src/example/job.h \
+	src/example/schema.c src/example/schema.h
 libbgexample_la_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS)
 libbgexample_la_LIBADD = libbgcommon.la libbluegreen.la $(BG_DEPS_LIBS)
 
