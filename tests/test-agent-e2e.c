@@ -783,7 +783,7 @@ static void
 test_flip (Fixture *f, gconstpointer data)
 {
   ColorTimes blue, green;
-  gint64 t_us, t_ms, t_calls_done, at_flip;
+  gint64 t_us, t_ms, t_calls_done;
 
   if (f->fleet == NULL)
     return;
@@ -797,7 +797,6 @@ test_flip (Fixture *f, gconstpointer data)
   wait_positions_above (f, "blue", 0);
   wait_applied (f, "blue");
   wait_applied (f, "green");
-  at_flip = positions_sum (f, "green");
 
   t_us = g_get_real_time ();
   set_sink_mode (f, "green", "live");
@@ -808,7 +807,10 @@ test_flip (Fixture *f, gconstpointer data)
                   G_GINT64_FORMAT " us", t_us, t_calls_done - t_us);
 
   /* Let the load run on well past the window, then quiesce. */
-  wait_positions_above (f, "green", at_flip + 1000);
+  {
+    U64Wait w = { f, "green", "Emitted", 500 };
+    g_assert_true (bgt_wait_until (u64_at_least, &w, WAIT_MS));
+  }
   load_stop (f);
   wait_caught_up (f, "green");
   wait_caught_up (f, "blue");
