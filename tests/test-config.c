@@ -92,6 +92,7 @@ test_job_example (void)
   g_assert_cmpint (j->observation_usec, ==, 300 * G_USEC_PER_SEC);
   g_assert_cmpint (j->deadline_usec, ==, 10 * G_USEC_PER_SEC);
   g_assert_cmpint (j->lead_usec, ==, 200000);
+  g_assert_cmpuint (j->cutover_attempts, ==, 3);
   g_assert_cmpuint (g_strv_length (j->guard_environment), ==, 0);
   g_assert_cmpuint (g_strv_length (j->guard_ip_address_deny), ==, 0);
 
@@ -184,6 +185,7 @@ test_job_full (void)
     "ObservationSec=0\n"
     "DeadlineSec=3.25\n"
     "LeadFactor=0.2\n"
+    "Attempts=5\n"
     "[Guard]\n"
     "Environment=SINK=/dev/null\n"
     "IPAddressDeny=any;10.0.0.0/8;::1\n";
@@ -216,6 +218,7 @@ test_job_full (void)
   g_assert_cmpint (j->observation_usec, ==, 0);
   g_assert_cmpint (j->deadline_usec, ==, 3250000);
   g_assert_cmpint (j->lead_usec, ==, 200000);
+  g_assert_cmpuint (j->cutover_attempts, ==, 5);
   const char *const guard_env[] = { "SINK=/dev/null", NULL };
   g_assert_cmpstrv (j->guard_environment, guard_env);
   const char *const deny[] = { "any", "10.0.0.0/8", "::1", NULL };
@@ -338,6 +341,9 @@ static const ErrorCase job_errors[] = {
   { JOB_OK "[Cutover]\nDeadlineSec=0\n", BG_CONFIG_ERROR_INVALID_VALUE, "Cutover", "DeadlineSec" },
   { JOB_OK "[Cutover]\nObservationSec=-5\n", BG_CONFIG_ERROR_INVALID_VALUE, "Cutover", "ObservationSec" },
   { JOB_OK "[Cutover]\nLeadFactor=x\n", BG_CONFIG_ERROR_INVALID_VALUE, "Cutover", "LeadFactor" },
+  { JOB_OK "[Cutover]\nAttempts=0\n", BG_CONFIG_ERROR_INVALID_VALUE, "Cutover", "Attempts" },
+  { JOB_OK "[Cutover]\nAttempts=11\n", BG_CONFIG_ERROR_INVALID_VALUE, "Cutover", "Attempts" },
+  { JOB_OK "[Cutover]\nAttempts=two\n", BG_CONFIG_ERROR_INVALID_VALUE, "Cutover", "Attempts" },
   { JOB_OK "[Guard]\nIPAddressDeny=10.0.0.0/99\n", BG_CONFIG_ERROR_INVALID_VALUE, "Guard", "IPAddressDeny" },
   { JOB_OK "[Guard]\nEnvironment=NOPE\n", BG_CONFIG_ERROR_INVALID_VALUE, "Guard", "Environment" },
 };

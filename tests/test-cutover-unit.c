@@ -30,6 +30,7 @@ typedef struct {
   guint read;               /* log entries read so far */
   gboolean arm_ok;          /* what arm() answers */
   guint prepared, armed, commits, aborts, dones;
+  GPtrArray *retries;       /* retry ids the machine asked this host to start */
   GHashTable *released;     /* partition → count */
   gint64 delivered[N_PARTITIONS]; /* outgoing instance, -1: none */
 } Host;
@@ -89,6 +90,15 @@ fake_delivered (gpointer data, BgColor color, const char *topic, gint32 partitio
   return partition >= 0 && partition < N_PARTITIONS ? h->delivered[partition] : -1;
 }
 
+static void
+fake_retry (gpointer data, const BgdCutoverPlan *plan)
+{
+  Host *h = data;
+
+  g_assert_nonnull (plan->retry_id);
+  g_ptr_array_add (h->retries, g_strdup (plan->retry_id));
+}
+
 static const BgdCutoverOps fake_ops = {
   .append = fake_append,
   .prepared = fake_prepared,
@@ -98,6 +108,7 @@ static const BgdCutoverOps fake_ops = {
   .release = fake_release,
   .done = fake_done,
   .delivered = fake_delivered,
+  .retry = fake_retry,
 };
 
 static Fleet *
@@ -115,6 +126,7 @@ fleet_new (guint n_hosts)
       h->name = g_strdup (names[i]);
       h->arm_ok = TRUE;
       h->released = g_hash_table_new (NULL, NULL);
+      h->retries = g_ptr_array_new_with_free_func (g_free);
       for (guint p = 0; p < N_PARTITIONS; p++)
         h->delivered[p] = -1;
       h->cut = bgd_cutover_new (h->name, JOB, &fake_ops, h);
@@ -130,6 +142,7 @@ fleet_free (Fleet *f)
     {
       bgd_cutover_free (f->hosts[i].cut);
       g_hash_table_unref (f->hosts[i].released);
+      g_ptr_array_unref (f->hosts[i].retries);
       g_free (f->hosts[i].name);
     }
   g_ptr_array_unref (f->log);
@@ -803,6 +816,207 @@ test_membership_caps (void)
   g_assert_true (bgd_membership_slot_ready (m, JOB, "h0001", BG_COLOR_GREEN));
 }
 
+/* ---- attempts ------------------------------------------------------------- */
+
+/* What the job does for a retry: the coordinator's prepare under @id. */
+static void
+prepare_attempt (Fleet *f, guint coordinator, const char *id)
+{
+  g_autofree char *random_id = prepare (f, coordinator, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+  BgControlMessage *msg = f->log->pdata[f->log->len - 1];
+
+  g_free (msg->id);
+  msg->id = g_strdup (id);
+}
+
+static const BgControlMessage *
+last_of (Fleet *f, BgControlType type)
+{
+  for (guint i = f->log->len; i > 0; i--)
+    if (((BgControlMessage *) f->log->pdata[i - 1])->type == type)
+      return f->log->pdata[i - 1];
+  return NULL;
+}
+
+static void
+test_attempt_ids (void)
+{
+  g_autofree char *a = bgd_cutover_operator_id ("f00d");
+  g_autofree char *b = bgd_cutover_operator_id ("f00d.2");
+  g_autofree char *c = bgd_cutover_operator_id ("f00d.10");
+  g_autofree char *d = bgd_cutover_operator_id ("f00d.1");   /* not an attempt suffix */
+  g_autofree char *e = bgd_cutover_operator_id ("f00d.02");
+  g_autofree char *n1 = bgd_cutover_next_attempt_id ("f00d");
+  g_autofree char *n2 = bgd_cutover_next_attempt_id ("f00d.2");
+  g_autofree char *n3 = bgd_cutover_next_attempt_id ("a.b");
+
+  g_assert_cmpstr (a, ==, "f00d");
+  g_assert_cmpstr (b, ==, "f00d");
+  g_assert_cmpstr (c, ==, "f00d");
+  g_assert_cmpstr (d, ==, "f00d.1");
+  g_assert_cmpstr (e, ==, "f00d.02");
+  g_assert_cmpuint (bgd_cutover_attempt ("f00d"), ==, 1);
+  g_assert_cmpuint (bgd_cutover_attempt ("f00d.3"), ==, 3);
+  g_assert_cmpstr (n1, ==, "f00d.2");
+  g_assert_cmpstr (n2, ==, "f00d.3");
+  g_assert_cmpstr (n3, ==, "a.b.2");
+  g_assert_true (bgd_cutover_reason_is_past_barrier ("host b: green: past barrier in/0: position 5 > 4"));
+  g_assert_false (bgd_cutover_reason_is_past_barrier ("deadline passed"));
+  g_assert_false (bgd_cutover_reason_is_past_barrier (NULL));
+}
+
+/* Past-barrier nacks: retried by the coordinator up to Attempts=, every
+ * host sees the retry mark in the first decision; the last attempt's abort
+ * carries the plain reason. */
+static void
+test_attempts_retry (void)
+{
+  g_autoptr(Fleet) f = fleet_new (3);
+  g_autofree char *id = NULL;
+  g_autofree char *attempt = NULL;
+
+  for (guint i = 0; i < 3; i++)
+    bgd_cutover_set_max_attempts (f->hosts[i].cut, 3);
+  id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+  attempt = g_strdup (id);
+  for (guint n = 1; n <= 3; n++)
+    {
+      const BgControlMessage *abort_msg;
+
+      if (n > 1)
+        {
+          /* The machine asked the coordinator, and only it, for this one. */
+          g_assert_cmpuint (f->hosts[0].retries->len, ==, n - 1);
+          g_assert_cmpuint (f->hosts[1].retries->len, ==, 0);
+          g_assert_cmpstr (g_ptr_array_index (f->hosts[0].retries, n - 2), ==, attempt);
+          prepare_attempt (f, 0, attempt);
+        }
+      pump (f);
+      bgd_cutover_plan_armed (f->hosts[0].cut, BG_COLOR_BLUE, attempt, TRUE, "");
+      bgd_cutover_plan_armed (f->hosts[0].cut, BG_COLOR_GREEN, attempt, TRUE, "");
+      bgd_cutover_plan_armed (f->hosts[2].cut, BG_COLOR_BLUE, attempt, FALSE,
+                              "past barrier input/1: position 205 > 200");
+      pump (f);
+      abort_msg = last_of (f, BG_CONTROL_ABORT);
+      g_assert_nonnull (abort_msg);
+      g_assert_cmpstr (abort_msg->id, ==, attempt);
+      g_test_message ("attempt %s: abort %s", attempt, abort_msg->reason);
+      for (guint i = 0; i < 3; i++)
+        {
+          const BgdCutoverPlan *p = bgd_cutover_get_plan (f->hosts[i].cut);
+          g_assert_cmpstr (p->id, ==, attempt);
+          g_assert_cmpint (p->state, ==, BGD_CUTOVER_ABORTED);
+          g_assert_cmpuint (f->hosts[i].aborts, ==, n);
+          g_assert_nonnull (strstr (p->reason, "past barrier"));
+          if (n < 3)
+            {
+              g_autofree char *next = bgd_cutover_next_attempt_id (attempt);
+              g_assert_cmpstr (p->retry_id, ==, next);
+              g_assert_true (g_str_has_prefix (p->reason, BGD_CUTOVER_RETRY_PREFIX));
+            }
+          else
+            {
+              g_assert_null (p->retry_id);
+              g_assert_false (g_str_has_prefix (p->reason, BGD_CUTOVER_RETRY_PREFIX));
+            }
+        }
+      if (n < 3)
+        {
+          g_autofree char *next = bgd_cutover_next_attempt_id (attempt);
+          g_free (attempt);
+          attempt = g_steal_pointer (&next);
+        }
+    }
+  g_assert_cmpuint (f->hosts[0].retries->len, ==, 2);
+  {
+    g_autofree char *op = bgd_cutover_operator_id (attempt);
+    g_assert_cmpstr (op, ==, id);
+  }
+}
+
+/* Only past-barrier nacks are retried, only when Attempts= allows, and
+ * only the coordinator's marked abort counts as a retry. */
+static void
+test_attempts_no_retry (void)
+{
+  /* A nack of another kind. */
+  {
+    g_autoptr(Fleet) f = fleet_new (2);
+    g_autofree char *id = NULL;
+
+    bgd_cutover_set_max_attempts (f->hosts[0].cut, 3);
+    f->hosts[1].arm_ok = FALSE;
+    id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+    pump (f);
+    g_assert_null (bgd_cutover_get_plan (f->hosts[1].cut)->retry_id);
+    g_assert_cmpuint (f->hosts[0].retries->len, ==, 0);
+  }
+  /* Attempts=1 (the default of the machine). */
+  {
+    g_autoptr(Fleet) f = fleet_new (2);
+    g_autofree char *id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+
+    pump (f);
+    bgd_cutover_plan_armed (f->hosts[1].cut, BG_COLOR_GREEN, id, FALSE, "past barrier input/0: position 9 > 8");
+    pump (f);
+    g_assert_cmpint (state_of (&f->hosts[1]), ==, BGD_CUTOVER_ABORTED);
+    g_assert_null (bgd_cutover_get_plan (f->hosts[1].cut)->retry_id);
+    g_assert_cmpuint (f->hosts[0].retries->len, ==, 0);
+  }
+  /* A deadline abort came first: the coordinator's marked abort is a
+   * second decision and changes nothing. */
+  {
+    g_autoptr(Fleet) f = fleet_new (2);
+    g_autofree char *id = NULL;
+
+    for (guint i = 0; i < 2; i++)
+      bgd_cutover_set_max_attempts (f->hosts[i].cut, 3);
+    id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+    pump (f);
+    inject_decision (f, "b", id, FALSE);
+    bgd_cutover_plan_armed (f->hosts[1].cut, BG_COLOR_GREEN, id, FALSE, "past barrier input/0: position 9 > 8");
+    pump (f);
+    for (guint i = 0; i < 2; i++)
+      {
+        g_assert_null (bgd_cutover_get_plan (f->hosts[i].cut)->retry_id);
+        g_assert_cmpuint (f->hosts[i].aborts, ==, 1);
+      }
+    g_assert_cmpuint (f->hosts[0].retries->len, ==, 0);
+  }
+  /* A forged mark from a host that is not the coordinator. */
+  {
+    g_autoptr(Fleet) f = fleet_new (2);
+    g_autofree char *id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+    BgControlMessage *msg;
+
+    pump (f);
+    msg = bg_control_message_new (BG_CONTROL_ABORT, "b", g_get_real_time ());
+    msg->job = g_strdup (JOB);
+    msg->id = g_strdup (id);
+    msg->reason = g_strdup_printf (BGD_CUTOVER_RETRY_PREFIX "%s.2: forged", id);
+    g_ptr_array_add (f->log, msg);
+    pump (f);
+    g_assert_cmpint (state_of (&f->hosts[0]), ==, BGD_CUTOVER_ABORTED);
+    g_assert_null (bgd_cutover_get_plan (f->hosts[0].cut)->retry_id);
+    g_assert_cmpuint (f->hosts[0].retries->len, ==, 0);
+  }
+}
+
+/* The arming time a later lead learns from: set once every ack is read. */
+static void
+test_attempts_armed_after (void)
+{
+  g_autoptr(Fleet) f = fleet_new (2);
+  g_autofree char *id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+
+  pump (f);
+  g_assert_cmpint (bgd_cutover_get_plan (f->hosts[0].cut)->armed_after, ==, 0);
+  arm_all (f, id);
+  pump (f);
+  g_assert_cmpint (bgd_cutover_get_plan (f->hosts[0].cut)->armed_after, >, 0);
+  g_assert_cmpint (bgd_cutover_get_plan (f->hosts[0].cut)->armed_after, <, 60 * G_USEC_PER_SEC);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -818,6 +1032,10 @@ main (int argc, char **argv)
   g_test_add_func ("/cutover-unit/rollback", test_rollback);
   g_test_add_func ("/cutover-unit/replay", test_replay);
   g_test_add_func ("/cutover-unit/remembered-cap", test_remembered_cap);
+  g_test_add_func ("/cutover-unit/attempts/ids", test_attempt_ids);
+  g_test_add_func ("/cutover-unit/attempts/retry", test_attempts_retry);
+  g_test_add_func ("/cutover-unit/attempts/no-retry", test_attempts_no_retry);
+  g_test_add_func ("/cutover-unit/attempts/armed-after", test_attempts_armed_after);
   g_test_add_func ("/cutover-unit/membership/sticky", test_membership_sticky);
   g_test_add_func ("/cutover-unit/membership/caps", test_membership_caps);
   return g_test_run ();

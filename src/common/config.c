@@ -715,7 +715,7 @@ static const char *const job_keys[] = {
 };
 static const char *const readiness_keys[] = { "MaxLag", "StableSec", "HealthCommand", NULL };
 static const char *const resources_keys[] = { "CPUWeight", "CatchUpCPUWeight", "MemoryMax", "TasksMax", NULL };
-static const char *const cutover_keys[] = { "ObservationSec", "DeadlineSec", "LeadFactor", NULL };
+static const char *const cutover_keys[] = { "ObservationSec", "DeadlineSec", "LeadFactor", "Attempts", NULL };
 static const char *const guard_keys[] = { "Environment", "IPAddressDeny", NULL };
 
 static const GroupSchema job_schema[] = {
@@ -751,6 +751,7 @@ job_config_new (const char *path, const char *name)
   j->observation_usec = BG_CONFIG_DEFAULT_OBSERVATION_SEC * G_USEC_PER_SEC;
   j->deadline_usec = BG_CONFIG_DEFAULT_DEADLINE_SEC * G_USEC_PER_SEC;
   j->lead_usec = BG_CONFIG_DEFAULT_LEAD_USEC;
+  j->cutover_attempts = BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS;
   j->guard_environment = g_new0 (char *, 1);
   j->guard_ip_address_deny = g_new0 (char *, 1);
   return j;
@@ -944,9 +945,15 @@ read_resources_group (const Ctx *ctx, BgJobConfig *j, GError **error)
 static gboolean
 read_cutover_group (const Ctx *ctx, BgJobConfig *j, GError **error)
 {
-  return lookup_seconds (ctx, "Cutover", "ObservationSec", FALSE, &j->observation_usec, error) &&
-         lookup_seconds (ctx, "Cutover", "DeadlineSec", TRUE, &j->deadline_usec, error) &&
-         lookup_seconds (ctx, "Cutover", "LeadFactor", FALSE, &j->lead_usec, error);
+  guint64 attempts = j->cutover_attempts;
+
+  if (!lookup_seconds (ctx, "Cutover", "ObservationSec", FALSE, &j->observation_usec, error) ||
+      !lookup_seconds (ctx, "Cutover", "DeadlineSec", TRUE, &j->deadline_usec, error) ||
+      !lookup_seconds (ctx, "Cutover", "LeadFactor", FALSE, &j->lead_usec, error) ||
+      !lookup_uint (ctx, "Cutover", "Attempts", 1, BG_CONFIG_MAX_CUTOVER_ATTEMPTS, &attempts, error))
+    return FALSE;
+  j->cutover_attempts = (guint) attempts;
+  return TRUE;
 }
 
 static gboolean

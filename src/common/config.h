@@ -56,6 +56,8 @@ typedef enum {
 #define BG_CONFIG_DEFAULT_STABLE_SEC 10
 #define BG_CONFIG_DEFAULT_OBSERVATION_SEC 300
 #define BG_CONFIG_DEFAULT_DEADLINE_SEC 10
+#define BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS 3
+#define BG_CONFIG_MAX_CUTOVER_ATTEMPTS 10
 /* A fifth of a second of traffic: enough for every host to arm a plan before
  * a running instance reaches the barrier, short enough for a quick switch. */
 #define BG_CONFIG_DEFAULT_LEAD_USEC (200 * G_TIME_SPAN_MILLISECOND)
@@ -130,6 +132,8 @@ typedef struct {
   gint64 observation_usec;    /* >= 0; 0: stop the old slot at once */
   gint64 deadline_usec;       /* > 0: the prepare deadline */
   gint64 lead_usec;           /* >= 0: barrier lead, as that much time of traffic */
+  guint cutover_attempts;     /* 1 .. BG_CONFIG_MAX_CUTOVER_ATTEMPTS: attempts of a cutover
+                               * whose instances were past a barrier */
 
   /* [Guard]: applied only while a slot is not live */
   char **guard_environment;   /* KEY=VALUE overrides */

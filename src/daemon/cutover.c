@@ -4,12 +4,15 @@
  */
 #include "daemon/cutover.h"
 
+#include <string.h>
+
 struct _BgdCutover {
   char *host;
   char *job;
   const BgdCutoverOps *ops;
   gpointer data;
   gboolean replaying;
+  guint max_attempts;
 
   BgdCutoverPlan *plan;     /* the current or last plan */
   GHashTable *acks;         /* hosts that acked the current plan */
@@ -58,6 +61,7 @@ plan_free (BgdCutoverPlan *p)
   g_ptr_array_unref (p->barriers);
   g_strfreev (p->participants);
   g_free (p->reason);
+  g_free (p->retry_id);
   g_free (p);
 }
 
@@ -89,6 +93,7 @@ bgd_cutover_new (const char *host, const char *job, const BgdCutoverOps *ops, gp
   cut->ops = ops;
   cut->data = data;
   cut->replaying = TRUE;
+  cut->max_attempts = 1;
   cut->acks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   cut->released = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   cut->done_sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -260,6 +265,107 @@ reset_plan_state (BgdCutover *cut)
   cut->last_done = 0;
 }
 
+/* ---- attempts ------------------------------------------------------------------ */
+
+/* The length of @id without a ".N" attempt suffix (N >= 2, no leading 0). */
+static gsize
+attempt_base_len (const char *id, guint *attempt)
+{
+  const char *dot = strrchr (id, '.');
+  guint64 n;
+
+  *attempt = 1;
+  if (dot == NULL || dot == id || dot[1] == '0'
+      || !g_ascii_string_to_unsigned (dot + 1, 10, 2, BGD_CUTOVER_MAX_ATTEMPTS, &n, NULL))
+    return strlen (id);
+  *attempt = (guint) n;
+  return (gsize) (dot - id);
+}
+
+char *
+bgd_cutover_operator_id (const char *attempt_id)
+{
+  guint n;
+  return g_strndup (attempt_id, attempt_base_len (attempt_id, &n));
+}
+
+guint
+bgd_cutover_attempt (const char *attempt_id)
+{
+  guint n;
+  attempt_base_len (attempt_id, &n);
+  return n;
+}
+
+char *
+bgd_cutover_next_attempt_id (const char *attempt_id)
+{
+  guint n;
+  gsize len = attempt_base_len (attempt_id, &n);
+  return g_strdup_printf ("%.*s.%u", (int) len, attempt_id, n + 1);
+}
+
+gboolean
+bgd_cutover_reason_is_past_barrier (const char *reason)
+{
+  return reason != NULL && strstr (reason, "past barrier") != NULL;
+}
+
+void
+bgd_cutover_set_max_attempts (BgdCutover *cut, guint attempts)
+{
+  cut->max_attempts = CLAMP (attempts, 1, BGD_CUTOVER_MAX_ATTEMPTS);
+}
+
+/* The coordinator's abort after a nack: marked for a retry when the nack
+ * says "past barrier" (a longer lead fixes that) and attempts are left. */
+static char *
+abort_reason_for_nack (BgdCutover *cut)
+{
+  g_autofree char *next = NULL;
+
+  if (!bgd_cutover_reason_is_past_barrier (cut->nack_reason)
+      || bgd_cutover_attempt (cut->plan->id) >= cut->max_attempts)
+    return g_strdup (cut->nack_reason);
+  next = bgd_cutover_next_attempt_id (cut->plan->id);
+  return g_strdup_printf (BGD_CUTOVER_RETRY_PREFIX "%s: %s", next, cut->nack_reason);
+}
+
+/* The next attempt's id if @msg (the first decision for @p) is the
+ * coordinator's abort marked for a retry; NULL otherwise. Any other abort
+ * (the deadline, an operator, a nack of another kind) ends the cutover. */
+static char *
+retry_id_of_abort (const BgdCutoverPlan *p, const BgControlMessage *msg)
+{
+  g_autofree char *next = NULL;
+  gsize len;
+
+  if (msg->reason == NULL || !g_str_has_prefix (msg->reason, BGD_CUTOVER_RETRY_PREFIX)
+      || !g_str_equal (msg->host, p->coordinator))
+    return NULL;
+  next = bgd_cutover_next_attempt_id (p->id);
+  len = strlen (next);
+  if (strncmp (msg->reason + strlen (BGD_CUTOVER_RETRY_PREFIX), next, len) != 0
+      || msg->reason[strlen (BGD_CUTOVER_RETRY_PREFIX) + len] != ':')
+    return NULL;
+  return g_steal_pointer (&next);
+}
+
+/* Every participant's ack is read: how long arming took, from the
+ * prepare's own timestamp. */
+static void
+note_armed (BgdCutover *cut)
+{
+  BgdCutoverPlan *p = cut->plan;
+
+  if (p->armed_after > 0)
+    return;
+  for (guint i = 0; p->participants[i] != NULL; i++)
+    if (!g_hash_table_contains (cut->acks, p->participants[i]))
+      return;
+  p->armed_after = MAX (g_get_real_time () - p->prepared_at, 1);
+}
+
 static void
 handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
 {
@@ -313,6 +419,7 @@ handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
   p->prepare_offset = offset;
   p->state = BGD_CUTOVER_PREPARED;
   p->read_at = now;
+  p->prepared_at = msg->ts;
   cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "prepared by %s: %s -> %s, %u barriers, %u participants",
            p->coordinator, bg_color_to_string (p->outgoing), bg_color_to_string (p->incoming),
            p->barriers->len, msg->participants->len);
@@ -398,8 +505,14 @@ decide (BgdCutover *cut, const BgControlMessage *msg)
       p->state = BGD_CUTOVER_ABORTED;
       p->reason = g_strdup (msg->reason);
       p->finished_at = g_get_real_time ();
+      p->retry_id = retry_id_of_abort (p, msg);
       cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "aborted (by %s): %s", msg->host, msg->reason);
       cut->ops->abort (cut->data, p);
+      /* cut->plan may be replaced from here on only by a prepare read
+       * later; the retry appends one. */
+      if (p->retry_id != NULL && g_str_equal (p->coordinator, cut->host) && !cut->replaying
+          && cut->ops->retry != NULL)
+        cut->ops->retry (cut->data, p);
       return;
     }
   p->state = BGD_CUTOVER_COMMITTED;
@@ -470,6 +583,7 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
           g_hash_table_add (cut->acks, g_strdup (msg->host));
           cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "ack from %s (%u of %u)", msg->host,
                    g_hash_table_size (cut->acks), g_strv_length (cut->plan->participants));
+          note_armed (cut);
           maybe_commit (cut);
         }
       else
@@ -478,7 +592,10 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
           if (cut->nack_reason == NULL)
             cut->nack_reason = g_strdup_printf ("host %s: %s", msg->host, msg->reason);
           if (g_str_equal (cut->plan->coordinator, cut->host))
-            append_decision (cut, FALSE, cut->nack_reason);
+            {
+              g_autofree char *why = abort_reason_for_nack (cut);
+              append_decision (cut, FALSE, why);
+            }
         }
       break;
     case BG_CONTROL_COMMIT:
@@ -519,7 +636,8 @@ bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying)
     }
   if (cut->nack_reason != NULL && g_str_equal (p->coordinator, cut->host))
     {
-      append_decision (cut, FALSE, cut->nack_reason);
+      g_autofree char *why = abort_reason_for_nack (cut);
+      append_decision (cut, FALSE, why);
       return;
     }
   maybe_commit (cut);

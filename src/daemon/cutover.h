@@ -61,6 +61,14 @@ typedef struct {
   char *reason;            /* of an abort */
   gint64 read_at;          /* wall clock µs when the prepare was read */
   gint64 finished_at;      /* ... when it ended (aborted or done) */
+  gint64 prepared_at;      /* the prepare's own timestamp (its sender's wall clock µs) */
+  /* From the prepare's timestamp to reading the last ack, µs; 0 until
+   * every participant's ack is read. The coordinator's own figure
+   * (same clock) is what a later cutover's lead learns from. */
+  gint64 armed_after;
+  /* Of an abort the coordinator retries (see "Attempts" below): the next
+   * attempt's id; NULL otherwise. */
+  char *retry_id;
 } BgdCutoverPlan;
 
 typedef struct {
@@ -83,7 +91,33 @@ typedef struct {
   /* The local slot of @color's delivered offset on (topic, partition), or
    * -1 if it reported none. */
   gint64 (*delivered) (gpointer data, BgColor color, const char *topic, gint32 partition);
+  /* This host coordinated @plan, which the log aborted with a retry mark:
+   * start the next attempt (plan->retry_id) with a doubled lead. Never
+   * while replaying. May be NULL (no retries). */
+  void (*retry) (gpointer data, const BgdCutoverPlan *plan);
 } BgdCutoverOps;
+
+/* Attempts. An instance that passed its barrier before it was armed (a
+ * slow host, a lead too short for the traffic) makes its host nack with a
+ * "past barrier" reason and the attempt aborts; nothing was emitted twice,
+ * but the operator asked for a cutover. Its coordinator then retries with
+ * a doubled lead, up to [Cutover] Attempts= in all. The operator-visible
+ * id is the first attempt's; later attempts are "<id>.2", "<id>.3" on the
+ * control topic. The coordinator's abort of an attempt it will retry
+ * carries the mark in its reason ("retrying as <id>.2: host b: ..."), so
+ * every host knows from the first decision in the log alone that the
+ * cutover goes on, and keeps CutoverFinished for the last attempt. */
+#define BGD_CUTOVER_RETRY_PREFIX "retrying as "
+#define BGD_CUTOVER_MAX_ATTEMPTS 16
+
+/* "<id>" of "<id>.N" (N >= 2), else a copy of @attempt_id. */
+char *bgd_cutover_operator_id (const char *attempt_id);
+/* N of "<id>.N", 1 for a first attempt. */
+guint bgd_cutover_attempt (const char *attempt_id);
+/* "<id>.(N+1)". */
+char *bgd_cutover_next_attempt_id (const char *attempt_id);
+/* Whether a nack reason says an instance was past a barrier. */
+gboolean bgd_cutover_reason_is_past_barrier (const char *reason);
 
 typedef struct _BgdCutover BgdCutover;
 
@@ -99,6 +133,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdCutover, bgd_cutover_free)
  * the coordinator decides on the acks/nacks it read, a committed plan
  * looks for partitions done. Starts TRUE. */
 void bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying);
+
+/* How many attempts a cutover this host coordinates gets in all (>= 1;
+ * default 1: no retries). */
+void bgd_cutover_set_max_attempts (BgdCutover *cut, guint attempts);
 
 /* Feeds one message of this job read from the log at @offset. */
 void bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset);

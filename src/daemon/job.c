@@ -40,9 +40,13 @@ struct _BgdJob {
   gint64 call_started;       /* wall clock µs of this host's Cutover call */
   BgdJobPhase phase_before;  /* to go back to on abort */
   guint observation_id;
-  /* The last high-watermark sample ("topic:partition" → gint64*), for rates. */
-  GHashTable *hwm_sample;
-  gint64 hwm_sample_time;    /* monotonic µs */
+  /* Recent high-watermark samples (HwmSample*, newest first), for the
+   * partitions' rates: the lag poll's, and the Cutover calls' own. */
+  GQueue hwm_history;
+  /* Learned from this host's own committed cutovers: prepare appended →
+   * every ack read, µs (a decaying maximum); the barrier lead is at least
+   * twice that. */
+  gint64 arming_usec;
   /* Decisions and completions this agent applied since it started, for
    * the metrics (bluegreen_cutovers_total{result}). */
   guint64 cutovers[BGD_JOB_N_CUTOVER_RESULTS];
@@ -106,6 +110,73 @@ bgd_job_phase_to_string (BgdJobPhase phase)
     }
 }
 
+/* ---- input rates, for the barrier lead -------------------------------------- */
+
+#define HWM_HISTORY_MAX 8
+/* A rate needs two samples at least this far apart, the older one at most
+ * this old (the lag poll samples every second). */
+#define HWM_MIN_SPAN_USEC (80 * 1000)
+#define HWM_MAX_AGE_USEC (3 * G_USEC_PER_SEC)
+/* A Cutover call that finds no usable sample takes its own two. */
+#define HWM_RESAMPLE_MS 100
+/* The floor of a retried attempt's lead (before doubling), and the cap of
+ * any lead as a share of the deadline: the outgoing side must reach the
+ * barrier before the cutover is done. */
+#define RETRY_MIN_LEAD_USEC (100 * 1000)
+
+typedef struct {
+  gint64 time;        /* monotonic µs */
+  GHashTable *marks;  /* "topic:partition" → gint64* high watermark */
+} HwmSample;
+
+static void
+hwm_sample_free (HwmSample *s)
+{
+  g_hash_table_unref (s->marks);
+  g_free (s);
+}
+
+static void
+job_push_hwm (BgdJob *job, GHashTable *marks, gint64 now)
+{
+  HwmSample *s = g_new0 (HwmSample, 1);
+
+  s->time = now;
+  s->marks = g_hash_table_ref (marks);
+  g_queue_push_head (&job->hwm_history, s);
+  while (g_queue_get_length (&job->hwm_history) > HWM_HISTORY_MAX)
+    hwm_sample_free (g_queue_pop_tail (&job->hwm_history));
+}
+
+/* The newest sample old enough to give a rate at @now, or NULL. */
+static const HwmSample *
+job_rate_base (BgdJob *job, gint64 now)
+{
+  for (GList *l = job->hwm_history.head; l != NULL; l = l->next)
+    {
+      const HwmSample *s = l->data;
+      if (now - s->time > HWM_MAX_AGE_USEC)
+        return NULL;
+      if (now - s->time >= HWM_MIN_SPAN_USEC)
+        return s;
+    }
+  return NULL;
+}
+
+static GHashTable *
+marks_table (GArray *marks)
+{
+  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+
+  for (guint i = 0; i < marks->len; i++)
+    {
+      const BgdWatermark *m = &g_array_index (marks, BgdWatermark, i);
+      g_hash_table_insert (table, g_strdup_printf ("%s:%d", m->topic, m->partition),
+                           g_memdup2 (&m->high, sizeof m->high));
+    }
+  return table;
+}
+
 static BgdJob *
 job_ref (BgdJob *job)
 {
@@ -121,7 +192,7 @@ job_unref (BgdJob *job)
   for (guint c = 0; c < BG_N_COLORS; c++)
     g_clear_pointer (&job->slots[c], bgd_slot_unref);
   g_clear_pointer (&job->cutover, bgd_cutover_free);
-  g_clear_pointer (&job->hwm_sample, g_hash_table_unref);
+  g_queue_clear_full (&job->hwm_history, (GDestroyNotify) hwm_sample_free);
   g_clear_handle_id (&job->observation_id, g_source_remove);
   g_free (job->pending_id);
   g_clear_object (&job->iface);
@@ -683,8 +754,10 @@ static void
 job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *result, const char *reason,
                       gint64 started, gint64 duration)
 {
+  g_autofree char *id = bgd_cutover_operator_id (plan->id);
+
   bg_job1_set_last_cutover (job->iface,
-                            g_variant_new ("(ssssstt@a(six))", plan->id,
+                            g_variant_new ("(ssssstt@a(six))", id,
                                            bg_color_to_string (plan->outgoing),
                                            bg_color_to_string (plan->incoming), result,
                                            reason ? reason : "", (guint64) MAX (started, 0),
@@ -821,6 +894,8 @@ cut_commit (gpointer data, const BgdCutoverPlan *plan)
                          plan_variant (plan, FALSE, "committed"), g_variant_builder_end (&holds));
   bg_job1_set_live_color (job->iface, bg_color_to_string (plan->incoming));
   job_apply_liveness (job);
+  if (plan->armed_after > 0 && g_str_equal (plan->coordinator, job->ctx->config->host_id))
+    job->arming_usec = MAX (plan->armed_after, job->arming_usec / 2);
   job_set_last_cutover (job, plan, "committed", "", plan->read_at, 0);
   job->cutovers[BGD_JOB_CUTOVER_COMMITTED]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_COMMITTED, job->config->name,
@@ -865,7 +940,12 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
         }
     }
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
-  bg_job1_emit_cutover_finished (job->iface, plan->id, "aborted", plan->reason ? plan->reason : "");
+  /* An attempt its coordinator retries is not the end of the cutover. */
+  if (plan->retry_id == NULL)
+    {
+      g_autofree char *operator_id = bgd_cutover_operator_id (plan->id);
+      bg_job1_emit_cutover_finished (job->iface, operator_id, "aborted", plan->reason ? plan->reason : "");
+    }
   job_changed (job);
 }
 
@@ -954,7 +1034,10 @@ cut_done (gpointer data, const BgdCutoverPlan *plan)
                bg_color_to_string (plan->outgoing));
   job_set_phase (job, BGD_JOB_PHASE_OBSERVING);
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
-  bg_job1_emit_cutover_finished (job->iface, plan->id, "done", "");
+  {
+    g_autofree char *operator_id = bgd_cutover_operator_id (plan->id);
+    bg_job1_emit_cutover_finished (job->iface, operator_id, "done", "");
+  }
   job_changed (job);
   job->call_started = 0;
   if (job->config->observation_usec <= 0)
@@ -972,6 +1055,8 @@ cut_delivered (gpointer data, BgColor color, const char *topic, gint32 partition
   return bgd_slot_get_delivered (job->slots[color], topic, partition);
 }
 
+static void cut_retry (gpointer data, const BgdCutoverPlan *plan);
+
 static const BgdCutoverOps job_cutover_ops = {
   .append = cut_append,
   .prepared = cut_prepared,
@@ -981,6 +1066,7 @@ static const BgdCutoverOps job_cutover_ops = {
   .release = cut_release,
   .done = cut_done,
   .delivered = cut_delivered,
+  .retry = cut_retry,
 };
 
 static void
@@ -1012,6 +1098,9 @@ typedef struct {
   gint64 lead_usec;
   char **participants;
   gboolean rollback;
+  char *attempt_id;          /* a retry: its id ("<id>.N"); NULL: a new cutover */
+  guint attempt;             /* 1, 2, ... */
+  gboolean resampled;        /* took its own rate sample already */
 } CutoverCall;
 
 static void
@@ -1020,6 +1109,7 @@ cutover_call_free (CutoverCall *call)
   job_unref (call->job);
   g_clear_object (&call->invocation);
   g_strfreev (call->participants);
+  g_free (call->attempt_id);
   g_free (call);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CutoverCall, cutover_call_free)
@@ -1037,6 +1127,17 @@ cutover_call_fail (CutoverCall *call, const char *fmt, ...)
   va_start (ap, fmt);
   text = g_strdup_vprintf (fmt, ap);
   va_end (ap);
+  if (call->attempt_id != NULL)
+    {
+      /* The previous attempt's abort promised this one; nobody else will
+       * end the operator's cutover. */
+      g_autofree char *operator_id = bgd_cutover_operator_id (call->attempt_id);
+      g_autofree char *reason = g_strdup_printf ("attempt %s not started: %s", call->attempt_id, text);
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, call->job->config->name, NULL, NULL, operator_id, "%s", reason);
+      bgd_job_set_last_error (call->job, reason);
+      bg_job1_emit_cutover_finished (call->job->iface, operator_id, "aborted", reason);
+      return;
+    }
   if (call->invocation != NULL)
     g_dbus_method_invocation_return_error_literal (g_steal_pointer (&call->invocation), BGD_ERROR,
                                                    BGD_ERROR_FAILED, text);
@@ -1048,6 +1149,8 @@ cutover_call_fail (CutoverCall *call, const char *fmt, ...)
     }
 }
 
+static void cutover_resample_cb (gpointer user_data);
+
 static void
 cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -1057,7 +1160,10 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autoptr(GArray) marks = bgd_kafka_query_watermarks_finish (BGD_KAFKA (source), res, &error);
   g_autoptr(GPtrArray) barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
   gint64 now_mono = g_get_monotonic_time ();
-  gdouble dt = job->hwm_sample ? (now_mono - job->hwm_sample_time) / (gdouble) G_USEC_PER_SEC : 0;
+  g_autoptr(GHashTable) now_marks = NULL;
+  const HwmSample *base;
+  gdouble dt;
+  gint64 lead_usec;
   BgControlMessage *prepare;
   g_autofree char *id = NULL;
 
@@ -1067,20 +1173,45 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       cutover_call_fail (call, "input high watermarks: %s", error->message);
       return;
     }
+  now_marks = marks_table (marks);
+  base = job_rate_base (job, now_mono);
+  if (base == NULL && !call->resampled)
+    {
+      /* No recent sample to take the rates from (the lag poll only runs
+       * while slots report positions): take a second one shortly. */
+      job_push_hwm (job, now_marks, now_mono);
+      call->resampled = TRUE;
+      g_timeout_add_once (HWM_RESAMPLE_MS, cutover_resample_cb, g_steal_pointer (&call));
+      return;
+    }
+  dt = base != NULL ? (now_mono - base->time) / (gdouble) G_USEC_PER_SEC : 0;
+  /* Time of traffic ahead: the configured lead, at least twice what
+   * arming took here before (a slower fleet needs more), doubled for
+   * every attempt that found an instance already past its barrier. */
+  lead_usec = MAX (call->lead_usec, 2 * job->arming_usec);
+  if (call->attempt > 1)
+    lead_usec = MAX (lead_usec, RETRY_MIN_LEAD_USEC) << MIN (call->attempt - 1, 8);
+  lead_usec = MIN (lead_usec, call->deadline_usec / 2);
   for (guint i = 0; i < marks->len; i++)
     {
       const BgdWatermark *m = &g_array_index (marks, BgdWatermark, i);
       g_autofree char *key = g_strdup_printf ("%s:%d", m->topic, m->partition);
-      const gint64 *old = job->hwm_sample ? g_hash_table_lookup (job->hwm_sample, key) : NULL;
+      const gint64 *old = base != NULL ? g_hash_table_lookup (base->marks, key) : NULL;
       gint64 lead = 0;
 
       /* Ahead of the high watermark by the partition's recent rate; an
        * idle partition gets none, or the old version would have to run
        * until traffic resumes. */
-      if (old != NULL && dt > 0.05 && m->high > *old && call->lead_usec > 0)
-        lead = (gint64) ((m->high - *old) / dt * (call->lead_usec / (gdouble) G_USEC_PER_SEC) + 0.5);
+      if (old != NULL && dt > 0 && m->high > *old && lead_usec > 0)
+        {
+          gdouble want = (m->high - *old) / dt * (lead_usec / (gdouble) G_USEC_PER_SEC);
+          lead = (gint64) want;
+          if (lead < want)
+            lead++; /* rounded up: a busy partition never gets a lead of 0 */
+        }
       g_ptr_array_add (barriers, bg_control_offset_new (m->topic, m->partition, MAX (m->high, 0) + lead));
     }
+  job_push_hwm (job, now_marks, now_mono);
   if (barriers->len == 0)
     {
       g_clear_pointer (&job->pending_id, g_free);
@@ -1090,16 +1221,60 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   prepare = bgd_cutover_make_prepare (job->cutover, call->outgoing, call->incoming, barriers,
                                       g_get_real_time () + call->deadline_usec,
                                       (const char *const *) call->participants);
+  if (call->attempt_id != NULL)
+    {
+      g_free (prepare->id);
+      prepare->id = g_strdup (call->attempt_id);
+    }
   id = g_strdup (prepare->id);
   g_free (job->pending_id);
   job->pending_id = g_strdup (id);
   bgd_log_job (G_LOG_LEVEL_MESSAGE, call->rollback ? BGD_MESSAGE_ROLLBACK_STARTED : NULL, job->config->name,
                bg_color_to_string (call->incoming), bgd_slot_get_version (job->slots[call->incoming]), id,
-               "%s %s: appending prepare %s -> %s", call->rollback ? "rollback" : "cutover", id,
-               bg_color_to_string (call->outgoing), bg_color_to_string (call->incoming));
+               "%s %s: appending prepare %s -> %s (lead %.3f s of traffic, attempt %u)",
+               call->rollback ? "rollback" : "cutover", id, bg_color_to_string (call->outgoing),
+               bg_color_to_string (call->incoming), lead_usec / (double) G_USEC_PER_SEC, call->attempt);
   job_append (job, prepare);
   if (call->invocation != NULL)
     bg_job1_complete_cutover (job->iface, g_steal_pointer (&call->invocation), id);
+}
+
+static void
+cutover_resample_cb (gpointer user_data)
+{
+  CutoverCall *call = user_data;
+
+  bgd_kafka_query_watermarks_async (call->job->ctx->kafka, (const char *const *) call->job->config->input_topics,
+                                    NULL, cutover_watermarks_cb, call);
+}
+
+/* This host coordinated @plan and the log aborted it with a retry mark
+ * (an instance was past its barrier): the next attempt, same colors and
+ * participants, new barriers with a doubled lead. No refusals: the
+ * operator's call was accepted, and the abort put every slot back as it
+ * was. */
+static void
+cut_retry (gpointer data, const BgdCutoverPlan *plan)
+{
+  BgdJob *job = data;
+  CutoverCall *call;
+
+  if (job->disposed || job->pending_id != NULL || job->ctx->kafka == NULL || job->ctx->append == NULL)
+    return;
+  call = g_new0 (CutoverCall, 1);
+  call->job = job_ref (job);
+  call->outgoing = plan->outgoing;
+  call->incoming = plan->incoming;
+  call->deadline_usec = MAX (plan->deadline - plan->prepared_at, G_USEC_PER_SEC);
+  call->lead_usec = job->config->lead_usec;
+  call->participants = g_strdupv (plan->participants);
+  call->attempt_id = g_strdup (plan->retry_id);
+  call->attempt = bgd_cutover_attempt (plan->retry_id);
+  job->pending_id = g_strdup (""); /* Busy from now on */
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, plan->id,
+               "cutover %s aborted past a barrier: retrying as %s", plan->id, plan->retry_id);
+  bgd_kafka_query_watermarks_async (job->ctx->kafka, (const char *const *) job->config->input_topics, NULL,
+                                    cutover_watermarks_cb, call);
 }
 
 /* Refusals first, in the documented order; then the barriers. */
@@ -1188,6 +1363,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   call->lead_usec = have_lead ? lead_ms * (gint64) 1000 : job->config->lead_usec;
   call->participants = g_steal_pointer (&hosts);
   call->rollback = method == JOB_METHOD_ROLLBACK;
+  call->attempt = 1;
   job->pending_id = g_strdup (""); /* Busy from now on */
   job->call_started = now;
   bgd_kafka_query_watermarks_async (job->ctx->kafka, (const char *const *) job->config->input_topics, NULL,
@@ -1478,6 +1654,7 @@ bgd_job_new (BgdContext *ctx, BgJobConfig *config)
                                            g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
   job_apply_config (job);
   job->cutover = bgd_cutover_new (ctx->config->host_id, config->name, &job_cutover_ops, job);
+  bgd_cutover_set_max_attempts (job->cutover, config->cutover_attempts);
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_set_cutover_hooks (job->slots[c], on_slot_armed, on_slot_delivered, job);
 
@@ -1544,6 +1721,8 @@ bgd_job_set_config (BgdJob *job, BgJobConfig *config)
 {
   g_clear_pointer (&job->config, bg_job_config_unref);
   job->config = bg_job_config_ref (config);
+  if (job->cutover != NULL)
+    bgd_cutover_set_max_attempts (job->cutover, config->cutover_attempts);
   job_apply_config (job);
 }
 
@@ -1580,11 +1759,7 @@ void
 bgd_job_update_lag (BgdJob *job, GHashTable *watermarks)
 {
   if (watermarks != NULL)
-    {
-      g_clear_pointer (&job->hwm_sample, g_hash_table_unref);
-      job->hwm_sample = g_hash_table_ref (watermarks);
-      job->hwm_sample_time = g_get_monotonic_time ();
-    }
+    job_push_hwm (job, watermarks, g_get_monotonic_time ());
   for (guint c = 0; c < BG_N_COLORS; c++)
     if (bgd_slot_is_active (job->slots[c]))
       bgd_slot_update_lag (job->slots[c], watermarks, job->config->max_lag, job->config->stable_usec);

@@ -666,6 +666,12 @@ bgt_fleet_deploy (BgtFleet *fleet, guint64 mask, const char *version, gboolean l
   return ok;
 }
 
+static gboolean
+fleet_never (gpointer data)
+{
+  return FALSE;
+}
+
 char *
 bgt_fleet_cutover (BgtFleet *fleet, guint i, gboolean rollback, guint deadline_ms, guint lead_ms,
                    GError **error)
@@ -679,10 +685,32 @@ bgt_fleet_cutover (BgtFleet *fleet, guint i, gboolean rollback, guint deadline_m
     g_variant_builder_add (&opts, "{sv}", "deadline_ms", g_variant_new_uint32 (deadline_ms));
   if (lead_ms > 0)
     g_variant_builder_add (&opts, "{sv}", "lead_ms", g_variant_new_uint32 (lead_ms));
-  reply = bgt_fleet_call (fleet, i, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, rollback ? "Rollback" : "Cutover",
-                          g_variant_new ("(a{sv})", &opts), "(s)", CALL_TIMEOUT_MS, error);
-  if (reply == NULL)
-    return NULL;
+  /* The coordinator knows the other hosts' readiness from their hellos,
+   * up to a heartbeat (and the control topic's round trip) after their
+   * own Ready property, which is what the caller waited for: NotReady
+   * right after that is the fleet's view catching up, so ask again for a
+   * few heartbeats. A slot that stays unready is still refused. */
+  g_autoptr (GVariant) args = g_variant_ref_sink (g_variant_new ("(a{sv})", &opts));
+  for (gint64 end = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;;)
+    {
+      g_autoptr (GError) local = NULL;
+      g_autofree char *remote = NULL;
+
+      reply = bgt_fleet_call (fleet, i, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, rollback ? "Rollback" : "Cutover",
+                              g_variant_ref (args), "(s)", CALL_TIMEOUT_MS, &local);
+      if (reply != NULL)
+        break;
+      remote = g_dbus_error_get_remote_error (local);
+      if (g_strcmp0 (remote, "org.bluegreen.Error.NotReady") != 0 || g_get_monotonic_time () > end)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return NULL;
+        }
+      g_test_message ("%s on %s: %s; asking again", rollback ? "Rollback" : "Cutover",
+                      bgt_fleet_host_id (fleet, i), local->message);
+      /* Pacing the retries, not a synchronisation: keeps dispatching. */
+      bgt_wait_until (fleet_never, NULL, 50);
+    }
   g_variant_get (reply, "(s)", &id);
   g_test_message ("%s on %s: id %s", rollback ? "Rollback" : "Cutover", bgt_fleet_host_id (fleet, i), id);
   return id;
