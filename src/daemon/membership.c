@@ -54,17 +54,41 @@ job_members (BgdMembership *m, const char *job, gboolean create)
 }
 
 static void
+evict_stalest_host (BgdMembership *m)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  const char *stalest = NULL;
+  gint64 oldest = G_MAXINT64;
+
+  g_hash_table_iter_init (&iter, m->last_seen);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (*(gint64 *) value < oldest)
+      {
+        oldest = *(gint64 *) value;
+        stalest = key;
+      }
+  if (stalest != NULL)
+    {
+      g_debug ("membership: too many hosts heard of; forgetting when %s was last seen", stalest);
+      g_hash_table_remove (m->last_seen, stalest);
+    }
+}
+
+static void
 handle_hello (BgdMembership *m, const BgControlMessage *msg)
 {
   gint64 *seen = g_hash_table_lookup (m->last_seen, msg->host);
 
   if (seen == NULL)
     {
+      /* Full: forget the host heard of longest ago rather than refuse the
+       * newcomer — otherwise a burst of hellos from made-up hosts would
+       * lock every later host out for good. Forgetting a last-seen time
+       * only makes that host look silent until its next hello; its sticky
+       * job membership (the tables below) is untouched. */
       if (g_hash_table_size (m->last_seen) >= BGD_MEMBERSHIP_MAX_HOSTS * 4)
-        {
-          g_message ("membership: too many hosts, hello from %s ignored", msg->host);
-          return;
-        }
+        evict_stalest_host (m);
       seen = g_new0 (gint64, 1);
       g_hash_table_insert (m->last_seen, g_strdup (msg->host), seen);
     }

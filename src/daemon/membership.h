@@ -23,7 +23,8 @@ G_BEGIN_DECLS
 
 /* Hosts remembered per job at most; further announcements are ignored (and
  * logged): a garbage flood must not grow the agent without bound (issue 8).
- * Hosts heard of at all (last-seen times) are capped at 4 times that, and
+ * Hosts heard of at all (last-seen times) are capped at 4 times that (the
+ * one heard of longest ago is forgotten to make room), and
  * jobs announced by hellos at BGD_MEMBERSHIP_MAX_JOBS (jobs this host does
  * not run still count for nothing but that table). */
 #define BGD_MEMBERSHIP_MAX_HOSTS 256
