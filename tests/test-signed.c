@@ -2,11 +2,15 @@
  *
  * The fleet key file, signing and verifying, and the replay guard as
  * functions (src/common/control-sign.[ch]); then a fleet of two agents
- * with the same key file: a forged commit, an unsigned prepare, a replayed
- * message and a message signed with a retired key are ignored and change
- * nothing (Phase, LastCutover, LiveColor); cutovers with valid signatures
- * commit, also during a key rollover (host a signs with the new key while
- * b still signs with the old one, both verifying both).
+ * with the same key file, the test itself acting as a key holder: a forged
+ * commit and hello, an unsigned prepare and hello, a replayed hello (after
+ * its sender left) and a hello signed with a retired key are ignored, each
+ * with its reason in both agents' logs, and change nothing (Job1.Hosts,
+ * Phase, LastCutover); validly signed hellos and leaves count, also during
+ * a key rollover by Reload (a signs with the new key while b still signs
+ * with the old one, both verifying both), and no agent's own signed
+ * message is ever refused. A whole signed cutover on the fleet is not
+ * exercised here yet.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -338,6 +342,311 @@ test_replay_guard_bounds (void)
   g_assert_cmpuint (bg_replay_guard_n_senders (g), ==, BG_REPLAY_MAX_SENDERS);
 }
 
+
+/* ---- on a fleet ---------------------------------------------------------------- */
+
+#define WAIT_MS 30000
+
+/* Writes host @i's key file and points its config at it (the fleet
+ * fixture writes the config; its path is in the manager's environment). */
+static void
+install_key (BgtFleet *fleet, guint i, const char *keys)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *env = NULL;
+  g_autofree char *conf = NULL;
+  g_autofree char *conf_path = NULL;
+  g_autofree char *key_path = NULL;
+  const char *argv[] = { "systemctl", "--user", "show-environment", NULL };
+  char *line;
+
+  g_assert_true (bgt_host_exec (bgt_fleet_host (fleet, i), argv, &env, NULL, &error));
+  g_assert_no_error (error);
+  line = strstr (env, "BLUEGREEN_TEST_CONFIG=");
+  g_assert_nonnull (line);
+  conf_path = g_strndup (line + strlen ("BLUEGREEN_TEST_CONFIG="), strcspn (line, "\n") - strlen ("BLUEGREEN_TEST_CONFIG="));
+  key_path = g_strconcat (conf_path, ".key", NULL);
+  g_assert_true (g_file_set_contents (key_path, keys, -1, NULL));
+  g_assert_cmpint (g_chmod (key_path, 0600), ==, 0);
+  g_assert_true (g_file_get_contents (conf_path, &conf, NULL, NULL));
+  if (strstr (conf, "FleetKeyFile=") == NULL)
+    {
+      g_autofree char *line_key = g_strdup_printf ("FleetKeyFile=%s\n[Kafka]\n", key_path);
+      g_auto(GStrv) parts = g_strsplit (conf, "[Kafka]\n", 2);
+      g_autofree char *new_conf = g_strconcat (parts[0], line_key, parts[1], NULL);
+      g_assert_true (g_file_set_contents (conf_path, new_conf, -1, NULL));
+    }
+}
+
+static gboolean
+hosts_have (BgtFleet *fleet, guint i, const char *host)
+{
+  g_autoptr(GVariant) v = bgt_fleet_get (fleet, i, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Hosts");
+  g_autofree const char **hosts = v ? g_variant_get_strv (v, NULL) : NULL;
+
+  return hosts != NULL && g_strv_contains (hosts, host);
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  guint host;
+  const char *member;
+  gboolean want;
+} HostsWait;
+
+static gboolean
+hosts_are (gpointer data)
+{
+  HostsWait *w = data;
+  return hosts_have (w->fleet, w->host, w->member) == w->want;
+}
+
+static void
+wait_hosts (BgtFleet *fleet, guint i, const char *member, gboolean want)
+{
+  HostsWait w = { fleet, i, member, want };
+  g_assert_true (bgt_wait_until (hosts_are, &w, WAIT_MS));
+}
+
+typedef struct {
+  BgtFleet *fleet;
+  guint host;
+  const char *needle;
+  guint count;
+} LogWait;
+
+static guint
+log_count (BgtFleet *fleet, guint i, const char *needle)
+{
+  g_autofree char *path = bgt_host_log_path (bgt_fleet_host (fleet, i), "bluegreend.service");
+  g_autofree char *text = NULL;
+  guint n = 0;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return 0;
+  for (const char *p = strstr (text, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
+
+static gboolean
+log_has (gpointer data)
+{
+  LogWait *w = data;
+  return log_count (w->fleet, w->host, w->needle) >= w->count;
+}
+
+/* Waits until every host logged @needle at least once more than @before. */
+static void
+wait_log (BgtFleet *fleet, const char *needle, const guint *before)
+{
+  for (guint i = 0; i < bgt_fleet_n_hosts (fleet); i++)
+    {
+      LogWait w = { fleet, i, needle, before[i] + 1 };
+      if (!bgt_wait_until (log_has, &w, WAIT_MS))
+        {
+          bgt_fleet_dump_logs (fleet);
+          g_error ("host %s never logged \"%s\"", bgt_fleet_host_id (fleet, i), needle);
+        }
+    }
+}
+
+static void
+produce_msg (BgtFleet *fleet, const BgControlMessage *msg)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = bg_control_message_encode (msg, &error);
+  gsize len;
+  const void *data;
+
+  g_assert_no_error (error);
+  data = g_bytes_get_data (bytes, &len);
+  g_assert_true (bgt_fleet_control_produce (fleet, data, len, &error));
+  g_assert_no_error (error);
+}
+
+static BgControlMessage *
+hello (const char *host)
+{
+  BgControlMessage *msg = bg_control_message_new (BG_CONTROL_HELLO, host, g_get_real_time ());
+  g_ptr_array_add (msg->jobs, bg_control_job_new (BGT_FLEET_JOB));
+  return msg;
+}
+
+/* Produces @msg and waits until every host logged why it ignored it. */
+static void
+produce_ignored (BgtFleet *fleet, const BgControlMessage *msg, const char *why)
+{
+  guint before[8] = { 0 };
+
+  for (guint i = 0; i < bgt_fleet_n_hosts (fleet); i++)
+    before[i] = log_count (fleet, i, why);
+  produce_msg (fleet, msg);
+  wait_log (fleet, why, before);
+}
+
+static void
+restart_agents (BgtFleet *fleet)
+{
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < bgt_fleet_n_hosts (fleet); i++)
+    {
+      g_assert_true (bgt_fleet_systemctl (fleet, i, "restart", "bluegreend.service", &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (bgt_fleet_wait_string (fleet, 0, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+                                        "ControlLog", "following", WAIT_MS));
+}
+
+static void
+reload_agents (BgtFleet *fleet)
+{
+  for (guint i = 0; i < bgt_fleet_n_hosts (fleet); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) r = bgt_fleet_call (fleet, i, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+                                              "Reload", NULL, "()", WAIT_MS, &error);
+      g_assert_no_error (error);
+    }
+}
+
+#define KEYS_OLD "[Key k1]\nSecret=" SECRET_OLD "\n"
+#define KEYS_ADDED "[Key k1]\nSecret=" SECRET_OLD "\nSignWith=true\n[Key k2]\nSecret=" SECRET_NEW "\n"
+#define KEYS_SWITCHED "[Key k1]\nSecret=" SECRET_OLD "\n[Key k2]\nSecret=" SECRET_NEW "\nSignWith=true\n"
+#define KEYS_RETIRED "[Key k1]\nSecret=" SECRET_OLD "\nRetired=true\n[Key k2]\nSecret=" SECRET_NEW "\n"
+
+static void
+test_fleet (void)
+{
+  g_autoptr(BgtFleet) fleet = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(BgKeyring) k1 = keyring (KEYS_OLD);
+  g_autoptr(BgKeyring) k2 = keyring (KEYS_SWITCHED);
+  g_autoptr(BgKeyring) evil = keyring ("[Key k1]\nSecret=" SECRET_EVIL "\n");
+  g_autoptr(BgControlMessage) carol = hello ("carol");
+  g_autoptr(BgControlMessage) carol_leaves = NULL;
+  BgtFleetOptions opts;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  bgt_fleet_options_init (&opts);
+  opts.n_hosts = 2;
+  opts.partitions = 2;
+  fleet = bgt_fleet_new (&opts, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 2; i++)
+    install_key (fleet, i, KEYS_OLD);
+  restart_agents (fleet);
+
+  /* Signed hellos from the other agent count. */
+  wait_hosts (fleet, 0, "b", TRUE);
+  wait_hosts (fleet, 1, "a", TRUE);
+
+  /* A key holder's hello counts; a forged, an unsigned one does not. */
+  g_assert_true (bg_keyring_sign (k1, carol, NULL));
+  produce_msg (fleet, carol);
+  wait_hosts (fleet, 0, "carol", TRUE);
+  wait_hosts (fleet, 1, "carol", TRUE);
+  {
+    g_autoptr(BgControlMessage) forged = hello ("mallory");
+    g_autoptr(BgControlMessage) unsigned_msg = hello ("eve");
+    g_autoptr(BgControlMessage) commit = bg_control_message_new (BG_CONTROL_COMMIT, "a", g_get_real_time ());
+    g_autoptr(BgControlMessage) prepare = bg_control_message_new (BG_CONTROL_PREPARE, "a", g_get_real_time ());
+
+    g_assert_true (bg_keyring_sign (evil, forged, NULL));
+    produce_ignored (fleet, forged, "hello from mallory: bad signature (key k1)");
+    produce_ignored (fleet, unsigned_msg, "hello from eve: not signed");
+    commit->job = g_strdup (BGT_FLEET_JOB);
+    commit->id = g_strdup ("forged-1");
+    g_assert_true (bg_keyring_sign (evil, commit, NULL));
+    produce_ignored (fleet, commit, "commit from a: bad signature (key k1)");
+    prepare->job = g_strdup (BGT_FLEET_JOB);
+    prepare->id = g_strdup ("unsigned-1");
+    prepare->deadline = g_get_real_time () + 60 * G_USEC_PER_SEC;
+    g_ptr_array_add (prepare->barriers, bg_control_offset_new (BGT_FLEET_INPUT, 0, 0));
+    g_ptr_array_add (prepare->participants, g_strdup ("a"));
+    g_ptr_array_add (prepare->participants, g_strdup ("b"));
+    produce_ignored (fleet, prepare, "prepare from a: not signed");
+  }
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autofree char *phase = bgt_fleet_get_string (fleet, i, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Phase");
+      g_auto (BgtCutoverInfo) info = { 0 };
+      g_assert_false (hosts_have (fleet, i, "mallory"));
+      g_assert_false (hosts_have (fleet, i, "eve"));
+      g_test_message ("host %s: Phase %s", bgt_fleet_host_id (fleet, i), phase);
+      g_assert_cmpstr (phase, !=, "cutting-over");
+      if (bgt_fleet_last_cutover (fleet, i, &info))
+        {
+          g_assert_cmpstr (info.id, !=, "forged-1");
+          g_assert_cmpstr (info.id, !=, "unsigned-1");
+        }
+    }
+
+  /* carol leaves (signed); a copy of her old hello must not bring her
+   * back. */
+  carol_leaves = bg_control_message_new (BG_CONTROL_LEAVE, "carol", g_get_real_time ());
+  carol_leaves->job = g_strdup (BGT_FLEET_JOB);
+  g_assert_true (bg_keyring_sign (k1, carol_leaves, NULL));
+  produce_msg (fleet, carol_leaves);
+  wait_hosts (fleet, 0, "carol", FALSE);
+  wait_hosts (fleet, 1, "carol", FALSE);
+  produce_ignored (fleet, carol, "hello from carol: a copy of an earlier message of carol");
+  g_assert_false (hosts_have (fleet, 0, "carol"));
+  g_assert_false (hosts_have (fleet, 1, "carol"));
+
+  /* Rollover: a signs with k2 while b still signs with k1; both verify
+   * both. A new hello from each, accepted by the other, shows it. */
+  install_key (fleet, 0, KEYS_SWITCHED);
+  install_key (fleet, 1, KEYS_ADDED);
+  reload_agents (fleet);
+  {
+    g_autoptr(BgControlMessage) dave = hello ("dave");
+    g_autoptr(BgControlMessage) erin = hello ("erin");
+    g_assert_true (bg_keyring_sign (k2, dave, NULL));
+    g_assert_true (bg_keyring_sign (k1, erin, NULL));
+    produce_msg (fleet, dave);
+    produce_msg (fleet, erin);
+    for (guint i = 0; i < 2; i++)
+      {
+        wait_hosts (fleet, i, "dave", TRUE);
+        wait_hosts (fleet, i, "erin", TRUE);
+      }
+  }
+  /* k1 retired: what it signs is ignored, what k2 signs counts, and the
+   * agents still hear each other. */
+  install_key (fleet, 0, KEYS_RETIRED);
+  install_key (fleet, 1, KEYS_RETIRED);
+  reload_agents (fleet);
+  {
+    g_autoptr(BgControlMessage) old = hello ("trudy");
+    g_autoptr(BgControlMessage) fresh = hello ("frank");
+    g_assert_true (bg_keyring_sign (k1, old, NULL));
+    produce_ignored (fleet, old, "hello from trudy: signed with retired key k1");
+    g_assert_true (bg_keyring_sign (k2, fresh, NULL));
+    produce_msg (fleet, fresh);
+    for (guint i = 0; i < 2; i++)
+      {
+        wait_hosts (fleet, i, "frank", TRUE);
+        g_assert_false (hosts_have (fleet, i, "trudy"));
+      }
+  }
+  /* No agent's own signed message was refused, before, during or after
+   * the rollover (unsigned hellos from before the key was installed are). */
+  for (guint i = 0; i < 2; i++)
+    for (const char *const *h = (const char *const[]) { "a", "b", NULL }; *h != NULL; h++)
+      for (const char *const *why = (const char *const[]) { "bad signature", "key k", "a copy", "ts ", NULL };
+           *why != NULL; why++)
+        {
+          g_autofree char *needle = g_strdup_printf ("ignored: hello from %s: %s", *h, *why);
+          g_assert_cmpuint (log_count (fleet, i, needle), ==, 0);
+        }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -348,5 +657,6 @@ main (int argc, char **argv)
   g_test_add_func ("/signed/rollover", test_rollover);
   g_test_add_func ("/signed/replay-guard", test_replay_guard);
   g_test_add_func ("/signed/replay-guard/bounds", test_replay_guard_bounds);
+  g_test_add_func ("/signed/fleet", test_fleet);
   return g_test_run ();
 }
