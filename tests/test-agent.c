@@ -139,7 +139,7 @@ fixture_setup (Fixture *f, gconstpointer data)
     g_assert_no_error (error);
   }
   conf = g_strdup_printf ("[Agent]\nHostId=testhost\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
-                          "HeartbeatSec=0.5\n[Kafka]\nBootstrapServers=%s\n", f->state_dir, jobs,
+                          "HeartbeatSec=0.5\n[Kafka]\nBootstrapServers=%s\n[Kafka.Properties]\nfetch.wait.max.ms=10\n", f->state_dir, jobs,
                           f->kafka->bootstrap);
   f->config_path = g_build_filename (f->dir, "bluegreend.conf", NULL);
   write_file (f->config_path, conf, 0644);

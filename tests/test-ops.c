@@ -149,7 +149,7 @@ fixture_setup (Fixture *f, gconstpointer data)
     g_assert_no_error (error);
   }
   conf = g_strdup_printf ("[Agent]\nHostId=" HOST_ID "\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
-                          "MetricsDirectory=%s\nHeartbeatSec=0.3\n[Kafka]\nBootstrapServers=%s\n",
+                          "MetricsDirectory=%s\nHeartbeatSec=0.3\n[Kafka]\nBootstrapServers=%s\n[Kafka.Properties]\nfetch.wait.max.ms=10\n",
                           f->state_dir, jobs, f->metrics_dir, f->kafka->bootstrap);
   conf_path = g_build_filename (f->dir, "bluegreend.conf", NULL);
   write_file (conf_path, conf, 0644);

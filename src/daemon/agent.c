@@ -447,7 +447,7 @@ lag_timer_cb (gpointer user_data)
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           BgdSlot *slot = bgd_job_get_slot (job, (BgColor) c);
-          if (bgd_slot_is_active (slot) && bgd_slot_has_positions (slot))
+          if (bgd_slot_is_active (slot) && bgd_slot_has_reported (slot))
             wanted = TRUE;
         }
       if (!wanted)

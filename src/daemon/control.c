@@ -119,7 +119,12 @@ make_conf (const char *bootstrap_servers, GPtrArray *properties, gboolean consum
          && conf_set (conf, "enable.auto.commit", "false", error)
          && conf_set (conf, "enable.auto.offset.store", "false", error)
          && conf_set (conf, "enable.partition.eof", "true", error)
-         && conf_set (conf, "fetch.wait.max.ms", "10", error)
+         /* How long a broker may hold an empty fetch. A real broker answers
+          * a waiting fetch as soon as a message arrives, so this costs no
+          * latency there, only wake-ups when idle (10 a second). The mock
+          * cluster holds every empty fetch for the whole time: the rig sets
+          * 10 ms in [Kafka.Properties]. */
+         && conf_set (conf, "fetch.wait.max.ms", "100", error)
          && conf_set (conf, "fetch.error.backoff.ms", "50", error)
          && conf_set (conf, "queued.max.messages.kbytes", CONSUMER_QUEUE_KBYTES, error)
          && conf_set (conf, "queued.min.messages", CONSUMER_QUEUE_MIN_MESSAGES, error);

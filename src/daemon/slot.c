@@ -523,7 +523,11 @@ BgdSlotState bgd_slot_get_state (BgdSlot *slot) { return slot->state; }
 const char *bgd_slot_get_sink_mode (BgdSlot *slot) { return bg_slot1_get_sink_mode (slot->iface); }
 gboolean bgd_slot_get_ready (BgdSlot *slot) { return bg_slot1_get_ready (slot->iface); }
 gint64 bgd_slot_get_lag (BgdSlot *slot) { return bg_slot1_get_lag (slot->iface); }
-gboolean bgd_slot_has_positions (BgdSlot *slot) { return g_hash_table_size (slot->positions) > 0; }
+gboolean
+bgd_slot_has_reported (BgdSlot *slot)
+{
+  return g_hash_table_size (slot->positions) > 0 || bg_slot1_get_applied_generation (slot->iface) > 0;
+}
 
 gboolean
 bgd_slot_is_active (BgdSlot *slot)
@@ -961,7 +965,12 @@ bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint
   gboolean ready;
   gint64 now = g_get_monotonic_time ();
 
-  if (g_hash_table_size (slot->positions) == 0 || watermarks == NULL)
+  /* A job that reports but holds no partition (its consumer group gave
+   * them all to other instances, or it has admitted nothing on an idle
+   * input) has nothing to catch up on. A job that never reported is
+   * unknown. */
+  if (watermarks == NULL
+      || (g_hash_table_size (slot->positions) == 0 && bg_slot1_get_applied_generation (slot->iface) == 0))
     lag = -1;
   g_hash_table_iter_init (&iter, slot->positions);
   while (lag >= 0 && g_hash_table_iter_next (&iter, &key, &value))

@@ -132,7 +132,7 @@ gboolean bgd_slot_request_savepoint_finish (BgdSlot *slot, GAsyncResult *result,
  * against @max_lag and @stable_usec. */
 void bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks,
                           gint64 max_lag, gint64 stable_usec);
-/* The partitions the job reported, as "topic:partition" keys; NULL if none. */
-gboolean bgd_slot_has_positions (BgdSlot *slot);
+/* Whether the slot's job has reported its progress (lag can be known). */
+gboolean bgd_slot_has_reported (BgdSlot *slot);
 
 G_END_DECLS

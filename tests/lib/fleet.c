@@ -232,7 +232,9 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     }
   g_ptr_array_add (fleet->state_dirs, g_strdup (state));
   conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
-                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n",
+                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n"
+                          /* The mock holds empty fetches for the whole wait. */
+                          "[Kafka.Properties]\nfetch.wait.max.ms=10\n",
                           id, state, jobs, g_ascii_dtostr (num, sizeof num, o->heartbeat_sec),
                           fleet->kafka->bootstrap, BGT_FLEET_CONTROL);
   if (!write_file (conf_path, conf, 0644, error))
