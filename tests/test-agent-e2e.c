@@ -53,6 +53,31 @@ fixture_setup (Fixture *f, gconstpointer data)
   }
 }
 
+/* The same with a HealthCommand= that records each run in health-calls and
+ * passes once a file healthy-COLOR exists, both in the test's directory. */
+static void
+fixture_setup_health (Fixture *f, gconstpointer data)
+{
+  const char *dir = g_getenv ("BG_TEST_TMPDIR");
+  g_autofree char *cmd = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  g_assert_nonnull (dir);
+  cmd = g_strdup_printf ("/bin/sh -c \"echo %%c >>%s/health-calls; test -e %s/healthy-%%c\"", dir, dir);
+  bgt_fleet_options_init (&f->opts);
+  f->opts.n_hosts = 1;
+  f->opts.partitions = PARTITIONS;
+  f->opts.health_command = cmd;
+  f->fleet = bgt_fleet_new (&f->opts, &error);
+  f->opts.health_command = NULL;
+  g_assert_no_error (error);
+}
+
 static void
 fixture_teardown (Fixture *f, gconstpointer data)
 {
@@ -669,6 +694,45 @@ green_dropped_is (gpointer data)
  * did not re-read from 0), and once flipped live its results carry the
  * right state (count and sum over the whole input, which it only has if
  * it restored blue's). */
+static gboolean
+health_ran (gpointer data)
+{
+  g_autofree char *path = g_build_filename (g_getenv ("BG_TEST_TMPDIR"), "health-calls", NULL);
+  g_autofree char *text = NULL;
+
+  return g_file_get_contents (path, &text, NULL, NULL) && strstr (text, "blue") != NULL;
+}
+
+/* [deploy] with HealthCommand=: a caught-up slot is Ready only once its
+ * health command passes. */
+static void
+test_health (Fixture *f, gconstpointer data)
+{
+  g_autofree char *healthy = NULL;
+  g_autoptr (GVariant) lag = NULL;
+  g_autoptr (GVariant) ready = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (f->fleet == NULL)
+    return;
+  deploy (f, "v1", TRUE);
+  wait_slot (f, "blue", "State", "running");
+  produce_batch (f, 500);
+  wait_caught_up (f, "blue");
+  /* The command ran (the lag is fine) and failed: not Ready. */
+  g_assert_true (bgt_wait_until (health_ran, NULL, WAIT_MS));
+  lag = slot_get (f, "blue", "Lag");
+  g_assert_nonnull (lag);
+  g_assert_cmpint (g_variant_get_int64 (lag), <=, f->opts.max_lag);
+  ready = slot_get (f, "blue", "Ready");
+  g_assert_false (g_variant_get_boolean (ready));
+
+  healthy = g_build_filename (g_getenv ("BG_TEST_TMPDIR"), "healthy-blue", NULL);
+  g_file_set_contents (healthy, "", 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "blue", READY_WAIT_MS));
+}
+
 static void
 test_savepoint (Fixture *f, gconstpointer data)
 {
@@ -837,6 +901,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/agent/deploy/blue-live-green-blackholed", Fixture, NULL, fixture_setup, test_deploy,
+              fixture_teardown);
+  g_test_add ("/agent/deploy/ready-needs-health-command", Fixture, NULL, fixture_setup_health, test_health,
               fixture_teardown);
   g_test_add ("/agent/savepoint/restore-then-flip", Fixture, NULL, fixture_setup, test_savepoint,
               fixture_teardown);

@@ -1762,7 +1762,15 @@ bgd_job_update_lag (BgdJob *job, GHashTable *watermarks)
     job_push_hwm (job, watermarks, g_get_monotonic_time ());
   for (guint c = 0; c < BG_N_COLORS; c++)
     if (bgd_slot_is_active (job->slots[c]))
-      bgd_slot_update_lag (job->slots[c], watermarks, job->config->max_lag, job->config->stable_usec);
+      {
+        const char *version = bgd_slot_get_version (job->slots[c]);
+        g_auto(GStrv) health = NULL;
+
+        if (job->config->health_argv != NULL && version != NULL)
+          health = bg_job_config_expand_health (job->config, (BgColor) c, version, NULL);
+        bgd_slot_update_lag (job->slots[c], watermarks, job->config->max_lag, job->config->stable_usec,
+                             health);
+      }
 }
 
 char *

@@ -44,6 +44,11 @@ struct _BgdSlot {
   BgdSlotDeliveredFunc delivered_hook;
   gpointer hook_data;
   gint64 lag_ok_since; /* monotonic µs since Lag <= MaxLag; 0: not */
+  /* HealthCommand=: the last check's verdict (TRUE when there is none), the
+   * check running now, and when the last one started. */
+  gboolean health_ok;
+  GCancellable *health_cancellable;
+  gint64 health_started;
   /* Whether the unit runs with the live settings (full CPUWeight, no
    * IPAddressDeny guard) or the not-live ones (CatchUpCPUWeight=, the
    * [Guard] settings); see bgd_slot_set_live(). */
@@ -495,6 +500,8 @@ bgd_slot_dispose (BgdSlot *slot)
     }
   savepoint_finish_pending (slot, g_error_new_literal (BGD_ERROR, BGD_ERROR_FAILED,
                                                        "the slot was removed"));
+  if (slot->health_cancellable != NULL)
+    g_cancellable_cancel (slot->health_cancellable);
   bgd_slot_unref (slot);
 }
 
@@ -504,6 +511,7 @@ bgd_slot_unref (BgdSlot *slot)
   if (!g_atomic_int_dec_and_test (&slot->ref_count))
     return;
   g_assert (slot->savepoint_task == NULL);
+  g_clear_object (&slot->health_cancellable);
   g_clear_object (&slot->iface);
   g_clear_object (&slot->object);
   g_hash_table_unref (slot->positions);
@@ -956,8 +964,87 @@ bgd_slot_request_savepoint_finish (BgdSlot *slot, GAsyncResult *result, GError *
 
 /* ---- lag and readiness --------------------------------------------------- */
 
+/* ---- HealthCommand= --------------------------------------------------------- */
+
+#define HEALTH_INTERVAL_USEC (2 * G_USEC_PER_SEC)
+#define HEALTH_TIMEOUT_SEC 10
+
+typedef struct {
+  BgdSlot *slot;
+  guint timeout_id;
+  GSubprocess *proc;
+} HealthCheck;
+
+static gboolean
+health_timeout_cb (gpointer user_data)
+{
+  HealthCheck *hc = user_data;
+
+  hc->timeout_id = 0;
+  g_subprocess_force_exit (hc->proc);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+health_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  HealthCheck *hc = user_data;
+  g_autoptr(GError) error = NULL;
+  gboolean ok = g_subprocess_wait_check_finish (G_SUBPROCESS (source), result, &error);
+  BgdSlot *slot = hc->slot;
+
+  g_clear_handle_id (&hc->timeout_id, g_source_remove);
+  g_clear_object (&hc->proc);
+  g_free (hc);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      bgd_slot_unref (slot);
+      return;
+    }
+  g_clear_object (&slot->health_cancellable);
+  if (ok != slot->health_ok)
+    {
+      if (ok)
+        slot_log (slot, G_LOG_LEVEL_INFO, "health command passes");
+      else
+        slot_log (slot, G_LOG_LEVEL_MESSAGE, "health command fails: %s", error->message);
+    }
+  slot->health_ok = ok;
+  bgd_slot_unref (slot);
+}
+
+/* Starts HealthCommand= unless one runs or the last started less than
+ * HEALTH_INTERVAL_USEC ago; its verdict counts from the next lag update.
+ * A command that cannot start, fails or outlives HEALTH_TIMEOUT_SEC fails. */
+static void
+slot_run_health_check (BgdSlot *slot, char **argv, gint64 now)
+{
+  g_autoptr(GError) error = NULL;
+  HealthCheck *hc;
+
+  if (slot->health_cancellable != NULL || now - slot->health_started < HEALTH_INTERVAL_USEC)
+    return;
+  slot->health_started = now;
+  hc = g_new0 (HealthCheck, 1);
+  hc->proc = g_subprocess_newv ((const char *const *) argv,
+                                G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error);
+  if (hc->proc == NULL)
+    {
+      if (slot->health_ok)
+        slot_log (slot, G_LOG_LEVEL_MESSAGE, "health command cannot run: %s", error->message);
+      slot->health_ok = FALSE;
+      g_free (hc);
+      return;
+    }
+  hc->slot = bgd_slot_ref (slot);
+  slot->health_cancellable = g_cancellable_new ();
+  hc->timeout_id = g_timeout_add_seconds (HEALTH_TIMEOUT_SEC, health_timeout_cb, hc);
+  g_subprocess_wait_check_async (hc->proc, slot->health_cancellable, health_done_cb, hc);
+}
+
 void
-bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint64 stable_usec)
+bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint64 stable_usec,
+                     char **health_argv)
 {
   GHashTableIter iter;
   gpointer key, value;
@@ -998,7 +1085,15 @@ bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint
   else
     slot->lag_ok_since = 0;
 
-  ready = slot->lag_ok_since != 0 && now - slot->lag_ok_since >= stable_usec;
+  /* The health command runs only once the lag is fine: it says whether a
+   * caught-up instance is also healthy, not how far it is behind. */
+  if (health_argv == NULL)
+    slot->health_ok = TRUE;
+  else if (slot->lag_ok_since != 0)
+    slot_run_health_check (slot, health_argv, now);
+  else
+    slot->health_ok = FALSE;
+  ready = slot->lag_ok_since != 0 && now - slot->lag_ok_since >= stable_usec && slot->health_ok;
   if (ready != bg_slot1_get_ready (slot->iface))
     {
       bg_slot1_set_ready (slot->iface, ready);

@@ -129,9 +129,10 @@ gboolean bgd_slot_request_savepoint_finish (BgdSlot *slot, GAsyncResult *result,
 
 /* Lag from the input topics' high watermarks: @watermarks maps
  * "topic:partition" → gint64* high watermark. Re-evaluates readiness
- * against @max_lag and @stable_usec. */
+ * against @max_lag and @stable_usec, and with @health_argv (HealthCommand=,
+ * expanded; NULL if none) requires that command to pass too. */
 void bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks,
-                          gint64 max_lag, gint64 stable_usec);
+                          gint64 max_lag, gint64 stable_usec, char **health_argv);
 /* Whether the slot's job has reported its progress (lag can be known). */
 gboolean bgd_slot_has_reported (BgdSlot *slot);
 

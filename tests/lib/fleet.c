@@ -247,6 +247,8 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
   g_string_append_printf (job, "\n[Readiness]\nMaxLag=%" G_GINT64_FORMAT "\n", o->max_lag);
   g_string_append_printf (job, "StableSec=%s\n", g_ascii_dtostr (num, sizeof num, o->stable_sec));
+  if (o->health_command != NULL)
+    g_string_append_printf (job, "HealthCommand=%s\n", o->health_command);
   g_string_append_printf (job, "[Cutover]\nObservationSec=%s\n",
                           g_ascii_dtostr (num, sizeof num, o->observation_sec));
   g_string_append_printf (job, "DeadlineSec=%s\n", g_ascii_dtostr (num, sizeof num, o->deadline_sec));

@@ -41,6 +41,7 @@ typedef struct {
   double lead_sec;         /* LeadFactor=, default 0 (not written) */
   gint64 max_lag;          /* default 2000 */
   double stable_sec;       /* default 0.3 */
+  const char *health_command; /* HealthCommand=, NULL (default): none */
   /* Per host (index < n_hosts): versions whose job crashes (killed) ~1.5 s
    * after it started, e.g. "v2"; NULL for none. */
   const char *crash_versions[16];
