@@ -10,5 +10,5 @@ tests_test_cutover_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
 
 noinst_PROGRAMS += bench-cutover
 bench_cutover_SOURCES = tests/bench/cutover.c
-bench_cutover_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib
+bench_cutover_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib -DBG_BENCH_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 bench_cutover_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)

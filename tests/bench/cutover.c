@@ -212,6 +212,21 @@ main (int argc, char **argv)
       g_printerr ("bench-cutover: needs root (bg-host)\n");
       return 77;
     }
+  /* tools/bench runs the program as it is: the fleet finds the agent, the
+   * example job, bg-host and the verifier through these. */
+  if (g_getenv ("BG_TOP_BUILDDIR") == NULL)
+    {
+      g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+      g_autofree char *dir = self ? g_path_get_dirname (self) : g_get_current_dir ();
+      g_setenv ("BG_TOP_BUILDDIR", dir, TRUE);
+    }
+  if (g_getenv ("BG_TOP_SRCDIR") == NULL)
+    g_setenv ("BG_TOP_SRCDIR", BG_BENCH_TOP_SRCDIR, TRUE);
+  {
+    g_autofree char *path = g_strdup_printf ("%s:%s/tools:%s", g_getenv ("BG_TOP_BUILDDIR"),
+                                             g_getenv ("BG_TOP_SRCDIR"), g_getenv ("PATH"));
+    g_setenv ("PATH", path, TRUE);
+  }
   if (g_getenv ("BG_TEST_TMPDIR") == NULL)
     {
       g_autofree char *tmp = g_dir_make_tmp ("bench-cutover-XXXXXX", NULL);
