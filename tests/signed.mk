@@ -1,10 +1,7 @@
 # Signed control messages (issue 8): the fleet key file, signatures and the
-# replay guard (src/common/control-sign.[ch], in libbgcommon; listed here
-# because this fragment is where issue 8's signing work keeps its rules),
-# tested as functions and on a fleet of agents (tests/test-signed.c); and a
-# flood of junk control messages against a running agent
-# (tests/test-flood.c).
-libbgcommon_la_SOURCES += src/common/control-sign.c src/common/control-sign.h
+# replay guard (src/common/control-sign.[ch]), tested as functions and on a
+# fleet of agents (tests/test-signed.c); and a flood of junk control
+# messages against a running agent (tests/test-flood.c).
 
 check_PROGRAMS += tests/test-signed
 TESTS += tests/test-signed

@@ -119,6 +119,10 @@ make_conf (const char *bootstrap_servers, GPtrArray *properties, gboolean consum
          && conf_set (conf, "enable.auto.commit", "false", error)
          && conf_set (conf, "enable.auto.offset.store", "false", error)
          && conf_set (conf, "enable.partition.eof", "true", error)
+         /* If the stored offset is gone (retention deleted it while the agent
+          * was down or behind), read from the oldest message still there:
+          * never jump to the end past decisions it has not seen. */
+         && conf_set (conf, "auto.offset.reset", "earliest", error)
          /* How long a broker may hold an empty fetch. A real broker answers
           * a waiting fetch as soon as a message arrives, so this costs no
           * latency there, only wake-ups when idle (10 a second). The mock
@@ -239,6 +243,9 @@ consume (BgdControl *ctl)
               continue;
             }
         }
+      else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)
+        g_message ("control log: messages were deleted before this agent read them (%s); "
+                   "reading on from the oldest one left", rd_kafka_message_errstr (m));
       else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
         g_message ("control log: %s", rd_kafka_message_errstr (m));
       else
