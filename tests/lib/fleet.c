@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define CALL_TIMEOUT_MS 5000
@@ -815,6 +816,18 @@ bgt_fleet_systemctl (BgtFleet *fleet, guint i, const char *verb, const char *uni
 
 /* ---- load, control topic, verifier ---------------------------------------- */
 
+/* The load generator dies with the test: a test that aborts (a failed
+ * assertion) never tears its fleet down, and an orphaned generator keeps
+ * producing to its bootstrap ports, which a later fleet's Kafka mock may
+ * get again (seen: a later test's input grew by another test's load and
+ * its verifier never settled). */
+static void
+die_with_parent (gpointer data)
+{
+  /* SIGKILL: on SIGTERM it would flush to brokers that are gone. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 gboolean
 bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error)
 {
@@ -831,6 +844,7 @@ bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error)
     }
   g_subprocess_launcher_set_stdout_file_path (launcher, out);
   g_subprocess_launcher_set_stderr_file_path (launcher, err);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   {
     const char *argv[] = { loadgen, "-b", fleet->kafka->bootstrap, "-t", BGT_FLEET_INPUT, "-k", "300",
                            "-r", rate_s, "-q", NULL };
