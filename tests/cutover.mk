@@ -12,3 +12,7 @@ noinst_PROGRAMS += bench-cutover
 bench_cutover_SOURCES = tests/bench/cutover.c
 bench_cutover_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -I$(top_srcdir)/tests/lib -DBG_BENCH_TOP_SRCDIR=\"$(abs_top_srcdir)\"
 bench_cutover_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
+
+# Ten 3-host scenarios take about 4 minutes on 2 cores, and 2-3 times that
+# under the sanitizers: more than tests/tap-test's default 300 s timeout.
+AM_TESTS_ENVIRONMENT += case "$$b" in tests/test-cutover) export BG_TEST_TIMEOUT=$${BG_TEST_TIMEOUT:-900};; esac;
