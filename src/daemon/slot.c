@@ -1052,12 +1052,11 @@ bgd_slot_update_lag (BgdSlot *slot, GHashTable *watermarks, gint64 max_lag, gint
   gboolean ready;
   gint64 now = g_get_monotonic_time ();
 
-  /* A job that reports but holds no partition (its consumer group gave
-   * them all to other instances, or it has admitted nothing on an idle
-   * input) has nothing to catch up on. A job that never reported is
-   * unknown. */
-  if (watermarks == NULL
-      || (g_hash_table_size (slot->positions) == 0 && bg_slot1_get_applied_generation (slot->iface) == 0))
+  /* Unknown until the job has admitted something: before its consumer
+   * group assigns it partitions it has reported none, and "nothing to catch
+   * up on" would make it Ready too early. (So a job on an input that never
+   * had a record is never Ready; see README, Limits.) */
+  if (watermarks == NULL || g_hash_table_size (slot->positions) == 0)
     lag = -1;
   g_hash_table_iter_init (&iter, slot->positions);
   while (lag >= 0 && g_hash_table_iter_next (&iter, &key, &value))
