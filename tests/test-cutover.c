@@ -326,6 +326,64 @@ test_cutover (Fixture *f, gconstpointer data)
   report = verify (f, "blue", "green", barriers);
 }
 
+/* ---- [cutover] attempts ------------------------------------------------------ */
+
+/* How many prepares the log holds for the attempts of @id. */
+static guint
+count_attempts (Fixture *f, const char *id)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) all = bgt_fleet_control_read (f->fleet, 0, &error);
+  g_autofree char *first = needle ("id", id);
+  g_autofree char *later = g_strdup_printf ("\"id\":\"%s.", id);
+  guint n = 0;
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const char *text = g_ptr_array_index (all, i);
+      if (strstr (text, "\"type\":\"prepare\"") != NULL
+          && (strstr (text, first) != NULL || strstr (text, later) != NULL))
+        n++;
+    }
+  return n;
+}
+
+/* A lead of 1 ms under load: instances are usually past their barriers
+ * before every host armed the plan, so the first attempt aborts with
+ * "past barrier" and the coordinator retries with a doubled lead. Whatever
+ * the number of attempts, the operator sees one cutover: the id Cutover
+ * returned, one CutoverFinished "done" per host, LastCutover under that
+ * id, and the output is exact at the last attempt's barriers. */
+static void
+test_cutover_attempts (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autoptr (GArray) barriers = NULL;
+  g_autoptr (GPtrArray) seen = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  guint attempts;
+
+  if (f->fleet == NULL)
+    return;
+  start_blue_then_green (f, 0);
+  id = bgt_fleet_cutover (f->fleet, A, FALSE, 0, 1, &error);
+  g_assert_no_error (error);
+  assert_finished (f, id, 0, "done");
+  seen = bgt_fleet_finished_for (f->fleet, id);
+  g_assert_cmpuint (seen->len, ==, bgt_fleet_n_hosts (f->fleet));
+  barriers = assert_last_cutover (f, 0, id, "done");
+  attempts = count_attempts (f, id);
+  g_test_message ("cutover %s: %u attempts", id, attempts);
+  g_assert_cmpuint (attempts, >=, 1);
+  g_assert_cmpuint (attempts, <=, 3);
+  wait_job (f, 0, "LiveColor", "green");
+  keep_producing (f, 0, "green");
+  stop_load (f, 0, "green");
+  report = verify (f, "blue", "green", barriers);
+}
+
 /* ---- [rollback] ---------------------------------------------------------------- */
 
 static void
@@ -842,6 +900,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/cutover/cutover", Fixture, NULL, fixture_setup, test_cutover, fixture_teardown);
+  g_test_add ("/cutover/attempts", Fixture, NULL, fixture_setup, test_cutover_attempts, fixture_teardown);
   g_test_add ("/cutover/rollback", Fixture, opts_observe, fixture_setup, test_rollback, fixture_teardown);
   g_test_add ("/cutover/coordinator-prepare", Fixture, NULL, fixture_setup, test_coordinator_prepare,
               fixture_teardown);

@@ -47,6 +47,10 @@ struct _BgdJob {
    * every ack read, µs (a decaying maximum); the barrier lead is at least
    * twice that. */
   gint64 arming_usec;
+  /* A plan whose arming waits until the local instances applied the
+   * previous plan's decision (see cut_arm). */
+  char *arm_pending_id;
+  guint arm_wait_id;
   /* Decisions and completions this agent applied since it started, for
    * the metrics (bluegreen_cutovers_total{result}). */
   guint64 cutovers[BGD_JOB_N_CUTOVER_RESULTS];
@@ -194,6 +198,8 @@ job_unref (BgdJob *job)
   g_clear_pointer (&job->cutover, bgd_cutover_free);
   g_queue_clear_full (&job->hwm_history, (GDestroyNotify) hwm_sample_free);
   g_clear_handle_id (&job->observation_id, g_source_remove);
+  g_clear_handle_id (&job->arm_wait_id, g_source_remove);
+  g_free (job->arm_pending_id);
   g_free (job->pending_id);
   g_clear_object (&job->iface);
   g_clear_object (&job->object);
@@ -816,12 +822,79 @@ cut_prepared (gpointer data, const BgdCutoverPlan *plan)
   job_changed (job);
 }
 
+/* How often a deferred arming looks at the instances' confirmations. */
+#define ARM_WAIT_POLL_MS 10
+
+/* Whether @slot's instance may still hold an earlier plan armed: the slot
+ * names another plan, decided, and the instance has not yet confirmed
+ * (ReportProgress) the generation that carries that decision. Steering
+ * is one set of properties: a new prepared plan published before the
+ * instance fetched the decision would hide it, the instance would keep
+ * the old plan armed (it never guesses a decision) and answer the new one
+ * with "another plan is armed" — seen when a retried attempt follows its
+ * abort within milliseconds. */
+static gboolean
+slot_decision_unconfirmed (BgdSlot *slot, const char *id)
+{
+  g_autoptr(BgSlot1) iface = bg_object_get_slot1 (BG_OBJECT (bgd_slot_get_object (slot)));
+  GVariant *plan = bgd_slot_get_plan (slot);
+  const char *state = NULL, *pid = NULL;
+
+  if (iface == NULL || plan == NULL || plan_variant_is (plan, id, &state) || !bgd_slot_is_active (slot))
+    return FALSE;
+  g_variant_get_child (plan, 0, "&s", &pid);
+  if (*pid == '\0' || g_strcmp0 (state, "prepared") == 0)
+    return FALSE;
+  return bg_slot1_get_applied_generation (iface) < bg_slot1_get_generation (iface);
+}
+
+static gboolean cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason);
+
+static gboolean
+arm_wait_cb (gpointer user_data)
+{
+  BgdJob *job = user_data;
+  const BgdCutoverPlan *plan = job->cutover != NULL ? bgd_cutover_get_plan (job->cutover) : NULL;
+  g_autofree char *reason = NULL;
+
+  if (plan != NULL && plan->state == BGD_CUTOVER_PREPARED && g_strcmp0 (plan->id, job->arm_pending_id) == 0
+      && g_get_real_time () < plan->deadline
+      && (slot_decision_unconfirmed (job->slots[plan->outgoing], plan->id)
+          || slot_decision_unconfirmed (job->slots[plan->incoming], plan->id)))
+    return G_SOURCE_CONTINUE;
+  job->arm_wait_id = 0;
+  if (plan == NULL || plan->state != BGD_CUTOVER_PREPARED || g_strcmp0 (plan->id, job->arm_pending_id) != 0
+      || g_get_real_time () >= plan->deadline)
+    {
+      /* Decided meanwhile, or the deadline rule takes over. */
+      g_clear_pointer (&job->arm_pending_id, g_free);
+      return G_SOURCE_REMOVE;
+    }
+  g_clear_pointer (&job->arm_pending_id, g_free);
+  if (!cut_arm (job, plan, &reason))
+    bgd_cutover_plan_armed (job->cutover,
+                            bgd_slot_is_active (job->slots[plan->outgoing]) ? plan->incoming : plan->outgoing,
+                            plan->id, FALSE, reason);
+  return G_SOURCE_REMOVE;
+}
+
 static gboolean
 cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
 {
   BgdJob *job = data;
   BgdSlot *out = job->slots[plan->outgoing];
   BgdSlot *in = job->slots[plan->incoming];
+
+  if (slot_decision_unconfirmed (out, plan->id) || slot_decision_unconfirmed (in, plan->id))
+    {
+      bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, NULL, plan->id,
+                   "cutover %s: arming waits until the instances applied the previous decision", plan->id);
+      g_free (job->arm_pending_id);
+      job->arm_pending_id = g_strdup (plan->id);
+      if (job->arm_wait_id == 0)
+        job->arm_wait_id = g_timeout_add (ARM_WAIT_POLL_MS, arm_wait_cb, job);
+      return TRUE;
+    }
 
   for (guint c = 0; c < 2; c++)
     {
@@ -912,9 +985,19 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
   for (guint c = 0; c < 2; c++)
     {
       BgdSlot *slot = job->slots[c == 0 ? plan->outgoing : plan->incoming];
-      if (plan_variant_is (bgd_slot_get_plan (slot), plan->id, NULL))
-        bgd_slot_set_steering (slot, NULL, NULL, plan_variant (plan, c == 0, "aborted"),
-                               g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+      const char *state = NULL;
+
+      /* Also when the slot's plan is an older one: the instance may have
+       * armed this plan from before an agent restart whose state file did
+       * not have it yet (steering reaches the bus before the state is
+       * saved), and it holds at its barriers until it reads this abort. An
+       * abort of a plan an instance never armed changes nothing there.
+       * Only another plan still in flight is left alone. */
+      if (!plan_variant_is (bgd_slot_get_plan (slot), plan->id, &state)
+          && (g_strcmp0 (state, "prepared") == 0 || !bgd_slot_is_active (slot)))
+        continue;
+      bgd_slot_set_steering (slot, NULL, NULL, plan_variant (plan, c == 0, "aborted"),
+                             g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
     }
   if (g_strcmp0 (job->pending_id, plan->id) == 0)
     g_clear_pointer (&job->pending_id, g_free);
@@ -1676,6 +1759,7 @@ bgd_job_dispose (BgdJob *job)
   g_clear_handle_id (&job->auto_idle_id, g_source_remove);
   g_signal_handlers_disconnect_by_data (job->iface, job);
   g_clear_handle_id (&job->observation_id, g_source_remove);
+  g_clear_handle_id (&job->arm_wait_id, g_source_remove);
   g_clear_pointer (&job->cutover, bgd_cutover_free);
   for (guint c = 0; c < BG_N_COLORS; c++)
     {
