@@ -301,6 +301,23 @@ wait_record (Fixture *f, const char *type, const char *id, const char *host, int
   return bgt_fleet_control_wait (f->fleet, 0, needles, timeout_ms);
 }
 
+/* SIGSTOPs host @i's agent right after it appended a hello, so a Cutover
+ * called next finds it heard from well within the silence threshold (3
+ * heartbeats of 0.2 s: a stop at a random moment left too little of it
+ * under the sanitizers, and the call was refused with HostSilent). */
+static void
+stop_after_hello (Fixture *f, guint i)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *h = needle ("host", bgt_fleet_host_id (f->fleet, i));
+  const char *needles[] = { "\"type\":\"hello\"", h, NULL };
+  gint64 mark = bgt_fleet_control_watermark (f->fleet, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (bgt_fleet_control_wait (f->fleet, mark, needles, WAIT_MS), >=, mark);
+  g_assert_cmpuint (bgt_fleet_signal_agent (f->fleet, i, SIGSTOP), >, 0);
+}
+
 /* ---- [cutover] ------------------------------------------------------------- */
 
 static void
@@ -466,7 +483,7 @@ test_coordinator_prepare (Fixture *f, gconstpointer data)
   /* C cannot ack while stopped, so the coordinator cannot have committed
    * before we kill it; a deadline shorter than systemd's RestartSec=1s
    * means the restarted coordinator finds the deadline passed. */
-  g_assert_cmpuint (bgt_fleet_signal_agent (f->fleet, C, SIGSTOP), >, 0);
+  stop_after_hello (f, C);
   id = cutover (f, A, 700);
   g_assert_cmpint (wait_record (f, "prepare", id, NULL, WAIT_MS), >=, 0);
   pid = bgt_fleet_signal_agent (f->fleet, A, SIGKILL);
@@ -536,7 +553,7 @@ test_participant_crash (Fixture *f, gconstpointer data)
   start_blue_then_green (f, 0);
   /* C stopped: no decision can be taken until it acks, so B can be killed
    * after its ack and before the decision. The deadline leaves room. */
-  g_assert_cmpuint (bgt_fleet_signal_agent (f->fleet, C, SIGSTOP), >, 0);
+  stop_after_hello (f, C);
   id = cutover (f, A, 15000);
   g_assert_cmpint (wait_record (f, "ack", id, bgt_fleet_host_id (f->fleet, B), WAIT_MS), >=, 0);
   pid = bgt_fleet_signal_agent (f->fleet, B, SIGKILL);
@@ -576,7 +593,7 @@ test_participant_hang (Fixture *f, gconstpointer data)
   start_blue_then_green (f, 0);
   /* C hangs before it can ack the prepare (stopped just before the call,
    * well within the silence threshold, so the call is accepted). */
-  g_assert_cmpuint (bgt_fleet_signal_agent (f->fleet, C, SIGSTOP), >, 0);
+  stop_after_hello (f, C);
   id = cutover (f, A, 1000);
   g_assert_cmpint (wait_record (f, "prepare", id, NULL, WAIT_MS), >=, 0);
   assert_finished (f, id, MASK (A) | MASK (B), "aborted");
