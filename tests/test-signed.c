@@ -8,9 +8,9 @@
  * with its reason in both agents' logs, and change nothing (Job1.Hosts,
  * Phase, LastCutover); validly signed hellos and leaves count, also during
  * a key rollover by Reload (a signs with the new key while b still signs
- * with the old one, both verifying both), and no agent's own signed
- * message is ever refused. A whole signed cutover on the fleet is not
- * exercised here yet.
+ * with the old one, both verifying both) — a whole cutover commits and
+ * verifies clean in that state — and no agent's own signed message is ever
+ * refused.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -516,6 +516,65 @@ reload_agents (BgtFleet *fleet)
 #define KEYS_SWITCHED "[Key k1]\nSecret=" SECRET_OLD "\n[Key k2]\nSecret=" SECRET_NEW "\nSignWith=true\n"
 #define KEYS_RETIRED "[Key k1]\nSecret=" SECRET_OLD "\nRetired=true\n[Key k2]\nSecret=" SECRET_NEW "\n"
 
+/* A whole cutover while the fleet's keys roll over (a signs with the new
+ * key, b with the old one, both verify both): blue v1 live under load,
+ * green v2 caught up, Cutover on a, done on both hosts, and the verifier
+ * finds every input offset emitted exactly once, blue below the committed
+ * barriers and green at or above them. */
+static void
+signed_cutover (BgtFleet *fleet)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *result = NULL;
+  g_autoptr(JsonObject) report = NULL;
+  g_auto (BgtCutoverInfo) info = { 0 };
+  int status = -1;
+
+  g_assert_true (bgt_fleet_deploy (fleet, 0, "v1", TRUE, &error));
+  g_assert_no_error (error);
+  g_assert_true (bgt_fleet_wait_string (fleet, 0, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "LiveColor", "blue",
+                                        WAIT_MS));
+  g_assert_true (bgt_fleet_load_start (fleet, 500, &error));
+  g_assert_no_error (error);
+  g_assert_true (bgt_fleet_deploy (fleet, 0, "v2", FALSE, &error));
+  g_assert_no_error (error);
+  g_assert_true (bgt_fleet_wait_ready (fleet, 0, "green", 60000));
+  g_assert_true (bgt_fleet_wait_string (fleet, 0, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Phase", "ready",
+                                        WAIT_MS));
+  /* Each coordinator learns the other host's readiness from its signed
+   * hellos: wait for one after Ready, as the cutover tests do. */
+  for (int tries = 0; (id = bgt_fleet_cutover (fleet, 0, FALSE, 0, 0, &error)) == NULL && tries < 30; tries++)
+    {
+      g_assert_true (g_dbus_error_is_remote_error (error));
+      g_test_message ("Cutover refused (%s), retrying", error->message);
+      g_clear_error (&error);
+      {
+        const char *needles[] = { "\"type\":\"hello\"", "\"host\":\"b\"", NULL };
+        bgt_fleet_control_wait (fleet, bgt_fleet_control_watermark (fleet, NULL), needles, WAIT_MS);
+      }
+    }
+  g_assert_no_error (error);
+  g_assert_nonnull (id);
+  result = bgt_fleet_wait_finished (fleet, id, 0, 60000);
+  g_assert_cmpstr (result, ==, "done");
+  g_assert_true (bgt_fleet_last_cutover (fleet, 0, &info));
+  g_assert_cmpstr (info.id, ==, id);
+  g_assert_true (bgt_fleet_wait_caught_up (fleet, 0, "green", WAIT_MS));
+  g_assert_cmpint (bgt_fleet_load_stop (fleet, &error), >, 0);
+  g_assert_no_error (error);
+  g_assert_true (bgt_fleet_wait_caught_up (fleet, 0, "green", WAIT_MS));
+  report = bgt_fleet_verify (fleet, "blue", "green", info.barriers, &status, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (report);
+  g_assert_cmpint (bgt_report_num (report, "inputs"), >, 0);
+  g_assert_cmpint (bgt_report_num (report, "gaps"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "cross_duplicates"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "wrong_state"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "barrier_violations"), ==, 0);
+  g_assert_cmpint (status, ==, 0);
+}
+
 static void
 test_fleet (void)
 {
@@ -617,6 +676,18 @@ test_fleet (void)
         wait_hosts (fleet, i, "erin", TRUE);
       }
   }
+  /* The key holders that only said hello run no slots: evict them, then
+   * a whole cutover while the keys roll over. */
+  for (const char *const *h = (const char *const[]) { "dave", "erin", NULL }; *h != NULL; h++)
+    {
+      g_autoptr(GVariant) r = bgt_fleet_call (fleet, 0, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "EvictHost",
+                                              g_variant_new ("(s)", *h), NULL, WAIT_MS, &error);
+      g_assert_no_error (error);
+      wait_hosts (fleet, 0, *h, FALSE);
+      wait_hosts (fleet, 1, *h, FALSE);
+    }
+  signed_cutover (fleet);
+
   /* k1 retired: what it signs is ignored, what k2 signs counts, and the
    * agents still hear each other. */
   install_key (fleet, 0, KEYS_RETIRED);
