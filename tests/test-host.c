@@ -170,6 +170,31 @@ pid_exists (GPid pid)
   return g_file_test (path, G_FILE_TEST_EXISTS);
 }
 
+
+/* A process in mount namespace @ns ("mnt:[...]"), or NULL (caller frees). */
+static char *
+mntns_member (const char *ns)
+{
+  g_autoptr (GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const char *entry;
+
+  while (proc != NULL && (entry = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *link = g_strdup_printf ("/proc/%s/ns/mnt", entry);
+      g_autofree char *target = g_file_read_link (link, NULL);
+      if (target != NULL && g_str_equal (target, ns))
+        return g_strdup (entry);
+    }
+  return NULL;
+}
+
+static gboolean
+mntns_empty (gpointer data)
+{
+  g_autofree char *member = mntns_member (data);
+  return member == NULL;
+}
+
 static void
 test_host_teardown_leaves_nothing (void)
 {
@@ -207,16 +232,11 @@ test_host_teardown_leaves_nothing (void)
   g_assert_false (g_file_test (cg_unified, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (cg_v2, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (dir, G_FILE_TEST_EXISTS));
-  /* The mount namespace (with its /run) went with its last process. */
-  g_autoptr (GDir) proc = g_dir_open ("/proc", 0, NULL);
-  const char *entry;
-  while ((entry = g_dir_read_name (proc)) != NULL)
-    {
-      g_autofree char *link = g_strdup_printf ("/proc/%s/ns/mnt", entry);
-      g_autofree char *ns = g_file_read_link (link, NULL);
-      if (ns != NULL && g_str_equal (ns, mntns))
-        g_error ("process %s still in the host's mount namespace %s", entry, mntns);
-    }
+  /* The mount namespace (with its /run) goes with its last process. A
+   * killed process leaves its namespaces only at the end of its exit, after
+   * its memory is unmapped (slow for a sanitizer build): wait, bounded. */
+  if (!bgt_wait_until (mntns_empty, (gpointer) mntns, 10000))
+    g_error ("process %s still in the host's mount namespace %s", mntns_member (mntns), mntns);
   /* Stopping again is harmless. */
   g_assert_true (bgt_host_stop (host, FALSE, &error));
   g_assert_no_error (error);

@@ -287,6 +287,32 @@ slot_path (const char *color)
 
 typedef struct {
   Fixture *f;
+  char *path;
+} AppliedWait;
+
+static gboolean
+steering_applied (gpointer data)
+{
+  AppliedWait *w = data;
+  g_autoptr(GVariant) gen = get_prop (w->f, w->path, SLOT_IFACE, "Generation");
+  g_autoptr(GVariant) applied = get_prop (w->f, w->path, SLOT_IFACE, "AppliedGeneration");
+
+  return gen != NULL && applied != NULL && g_variant_get_uint64 (applied) >= g_variant_get_uint64 (gen);
+}
+
+/* Waits until @color's job has confirmed its current steering (a flip is
+ * on this host only and takes effect when the job has applied it). */
+static void
+wait_steering_applied (Fixture *f, const char *color)
+{
+  AppliedWait w = { f, slot_path (color) };
+
+  g_assert_true (bgt_wait_until (steering_applied, &w, WAIT_MS));
+  g_free (w.path);
+}
+
+typedef struct {
+  Fixture *f;
   const char *path;
   const char *iface;
   const char *prop;
@@ -755,6 +781,8 @@ test_metrics (Fixture *f, gconstpointer data)
 
   set_sink_mode (f, "blue", "blackhole");
   set_sink_mode (f, "green", "live");
+  wait_steering_applied (f, "blue");
+  wait_steering_applied (f, "green");
   flip_at = f->produced;
   produce (f, 200);
   wait_caught_up (f, "green");
