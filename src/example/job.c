@@ -377,6 +377,12 @@ make_consumer (Job *job, GError **error)
       || !conf_set (conf, "auto.offset.reset", "earliest", error)
       || !conf_set (conf, "enable.partition.eof", "false", error)
       || (job->group_mode && !conf_set (conf, "group.id", cfg->group, error))
+      /* The group's committed offsets are where another instance taking a
+       * partition over rebuilds its state up to, emitting nothing: commit
+       * only offsets whose results are delivered (check_delivered), never
+       * what poll() merely returned — a record waiting at a barrier, or a
+       * result still in the producer's queue, would be lost. */
+      || (job->group_mode && !conf_set (conf, "enable.auto.offset.store", "false", error))
       /* librdkafka's assign() needs a group.id even without joining; a
        * statically assigned job never commits to it. */
       || (!job->group_mode && !conf_set (conf, "group.id", client_id, error))
@@ -917,9 +923,18 @@ check_delivered (Job *job)
     delivered = job->epochs[job->epoch_oldest++ % EPOCHS].positions;
   if (delivered == NULL || job->delivery_broken)
     return;
+  rd_kafka_topic_partition_list_t *store = rd_kafka_topic_partition_list_new (job->n_partitions);
   for (int32_t p = 0; p < job->n_partitions; p++)
     if (delivered[p] >= 0 && (job->restore_until[p] < 0 || delivered[p] >= job->restore_until[p]))
-      bg_gate_report_delivered (job->gate, job->gate_topic, p, delivered[p]);
+      {
+        bg_gate_report_delivered (job->gate, job->gate_topic, p, delivered[p]);
+        rd_kafka_topic_partition_list_add (store, job->cfg->input, p)->offset = delivered[p];
+      }
+  /* For the group's next commit; partitions no longer assigned are
+   * refused, which is fine: their new owner commits them. */
+  if (job->group_mode && store->cnt > 0)
+    rd_kafka_offsets_store (job->consumer, store);
+  rd_kafka_topic_partition_list_destroy (store);
 }
 
 static void
