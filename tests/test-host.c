@@ -7,6 +7,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <string.h>
 #include <systemd/sd-login.h>
@@ -215,6 +216,10 @@ test_host_teardown_leaves_nothing (void)
   g_assert_no_error (error);
   g_autofree char *own_mntns = g_file_read_link ("/proc/self/ns/mnt", NULL);
   g_assert_cmpstr (mntns, !=, own_mntns);
+  /* Holding the namespace keeps its number ours: a freed namespace's number
+   * is reused at once, and tests running in parallel make new ones. */
+  int ns_fd = open (ns_link, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (ns_fd, >=, 0);
   g_autofree char *slice = g_strndup (host->cgroup, strcspn (host->cgroup, "/"));
   g_autofree char *cg_systemd = g_build_filename ("/sys/fs/cgroup/systemd", slice, NULL);
   g_autofree char *cg_unified = g_build_filename ("/sys/fs/cgroup/unified", slice, NULL);
@@ -232,11 +237,28 @@ test_host_teardown_leaves_nothing (void)
   g_assert_false (g_file_test (cg_unified, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (cg_v2, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (dir, G_FILE_TEST_EXISTS));
-  /* The mount namespace (with its /run) goes with its last process. A
-   * killed process leaves its namespaces only at the end of its exit, after
-   * its memory is unmapped (slow for a sanitizer build): wait, bounded. */
+  /* No process is left in the mount namespace (it goes with the last one
+   * and our reference). A killed process leaves its namespaces only at the
+   * end of its exit, after its memory is unmapped (slow for a sanitizer
+   * build): wait, bounded. */
   if (!bgt_wait_until (mntns_empty, (gpointer) mntns, 10000))
-    g_error ("process %s still in the host's mount namespace %s", mntns_member (mntns), mntns);
+    {
+      g_autofree char *pid = mntns_member (mntns);
+      g_autofree char *status_path = g_strdup_printf ("/proc/%s/status", pid);
+      g_autofree char *cmdline_path = g_strdup_printf ("/proc/%s/cmdline", pid);
+      g_autofree char *status = NULL;
+      g_autofree char *cmdline = NULL;
+      gsize len = 0;
+
+      g_file_get_contents (status_path, &status, NULL, NULL);
+      if (g_file_get_contents (cmdline_path, &cmdline, &len, NULL))
+        for (gsize i = 0; i + 1 < len; i++)
+          if (cmdline[i] == '\0')
+            cmdline[i] = ' ';
+      g_error ("process %s (%s) still in the host's mount namespace %s:\n%s", pid,
+               cmdline ? cmdline : "?", mntns, status ? status : "");
+    }
+  close (ns_fd);
   /* Stopping again is harmless. */
   g_assert_true (bgt_host_stop (host, FALSE, &error));
   g_assert_no_error (error);
