@@ -33,7 +33,8 @@ G_DEFINE_QUARK (bg-job-error-quark, bg_job_error)
 #define FLUSH_TIMEOUT_MS 10000
 #define RESULT_BUF 512
 #define EPOCHS 64             /* delivery epochs in flight at most (see Epoch) */
-#define DELIVERY_CHECK_EVERY 16 /* records between two delivery checks */
+#define DELIVERY_CHECK_EVERY 16 /* records between two looks at the clock */
+#define DELIVERY_CHECK_USEC 2000 /* at most this long between two delivery checks */
 #define POLL_TIMEOUT_MS 10    /* idle consumer poll: bounds how late a delivery is reported */
 #define COMMITTED_TIMEOUT_MS 10000
 
@@ -972,6 +973,7 @@ poll_loop (Job *job)
   int64_t now = g_get_monotonic_time ();
   job->last_watchdog = job->last_status = now;
   unsigned since_check = 0;
+  int64_t last_delivery_check = now;
   while (!stop_requested && !atomic_load (&job->fatal))
     {
       rd_kafka_message_t *m = rd_kafka_consumer_poll (job->consumer, POLL_TIMEOUT_MS);
@@ -983,10 +985,18 @@ poll_loop (Job *job)
             g_message ("consume: %s", rd_kafka_message_errstr (m));
           rd_kafka_message_destroy (m);
         }
-      /* Delivery reports every few records (the handoff of a cutover waits
-       * for them), clock reads every 256 records, or when idle. */
+      /* Delivery reports every couple of milliseconds (the handoff of a
+       * cutover waits for them; per record they would cost more than the
+       * whole job), housekeeping every 256 records, or when idle. */
       if (m == NULL || ++since_check % DELIVERY_CHECK_EVERY == 0)
-        check_delivered (job);
+        {
+          int64_t t = g_get_monotonic_time ();
+          if (m == NULL || t - last_delivery_check >= DELIVERY_CHECK_USEC)
+            {
+              check_delivered (job);
+              last_delivery_check = t;
+            }
+        }
       if (m == NULL || since_check >= 256)
         {
           since_check = 0;
