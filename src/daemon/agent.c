@@ -295,7 +295,12 @@ agent_save_state (BgdAgent *agent)
   gpointer key, value;
 
   for (guint i = 0; i < jobs->len; i++)
-    g_ptr_array_add (records, bgd_job_make_record (jobs->pdata[i]));
+    {
+      BgdJobRecord *r = bgd_job_make_record (jobs->pdata[i]);
+      r->control_offset = bgd_job_control_offset (jobs->pdata[i], agent->control_next >= 0 ? agent->control_next
+                                                                                           : agent->control_start);
+      g_ptr_array_add (records, r);
+    }
   /* Jobs that left the configuration keep their record: if they come back
    * while their units still run, nothing is forgotten. */
   g_hash_table_iter_init (&iter, agent->state_records);
@@ -309,6 +314,7 @@ agent_save_state (BgdAgent *agent)
       copy = g_new0 (BgdJobRecord, 1);
       copy->name = g_strdup (old->name);
       copy->live_color = g_strdup (old->live_color);
+      copy->control_offset = old->control_offset;
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           copy->slots[c].version = g_strdup (old->slots[c].version);
@@ -320,6 +326,12 @@ agent_save_state (BgdAgent *agent)
     }
   if (!bgd_state_file_save_full (agent->state_path, records, agent_control_offset (agent), &error))
     g_message ("cannot write the state file: %s", error->message);
+}
+
+static void
+agent_persist (gpointer user_data)
+{
+  agent_save_state (user_data);
 }
 
 static void
@@ -791,6 +803,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   bgd_metrics_set_directory (agent->metrics, config->metrics_directory);
   agent->ctx.agent = agent;
   agent->ctx.changed = agent_changed;
+  agent->ctx.persist = agent_persist;
   agent->ctx.savepoint_timeout_usec = SAVEPOINT_TIMEOUT_USEC;
   agent->ctx.state_directory = g_strdup (config->state_directory);
   agent->ctx.logs_directory = g_build_filename (config->state_directory, "logs", NULL);

@@ -30,6 +30,9 @@ typedef struct {
   /* Called (from the main loop) after any change worth persisting or
    * showing in STATUS=; the agent coalesces them. */
   void (*changed) (gpointer agent);
+  /* Writes the state file now: called before a new steering is published
+   * (write-ahead). NULL in tests that have no agent. */
+  void (*persist) (gpointer agent);
   gpointer agent;
   /* The control log: who is in the fleet, and how to append (the message
    * is taken). append is NULL while there is no control log. */

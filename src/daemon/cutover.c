@@ -17,6 +17,7 @@ struct _BgdCutover {
   BgdCutoverPlan *plan;     /* the current or last plan */
   GHashTable *acks;         /* hosts that acked the current plan */
   gboolean answered;        /* this host's ack/nack is in the log (or sent) */
+  gboolean nacked;          /* ... and it was (or one of them was) a nack */
   gboolean decision_sent;   /* this host appended a decision for the plan */
   gboolean armed[BG_N_COLORS];
   gboolean armed_answered[BG_N_COLORS];
@@ -204,9 +205,18 @@ answer (BgdCutover *cut, gboolean ok, const char *reason)
 {
   BgControlMessage *msg;
 
-  if (cut->answered || cut->replaying)
+  if (cut->replaying || cut->nacked || (cut->answered && ok))
     return;
+  /* An instance that finds itself past a barrier after this host acked
+   * (one that restarted, or took a partition over, while the plan was
+   * prepared) still says so: if the nack is read before the coordinator's
+   * commit, the cutover aborts; the first decision in the log counts
+   * either way, so this is no local abort. */
+  if (cut->answered)
+    cut_log (cut, G_LOG_LEVEL_WARNING, cut->plan->id, "an instance cannot be armed after this host acked: %s",
+             reason ? reason : "?");
   cut->answered = TRUE;
+  cut->nacked = !ok;
   msg = new_message (cut, ok ? BG_CONTROL_ACK : BG_CONTROL_NACK);
   if (!ok)
     msg->reason = g_utf8_make_valid (reason && *reason ? reason : "not armed",
@@ -261,7 +271,7 @@ reset_plan_state (BgdCutover *cut)
   g_hash_table_remove_all (cut->acks);
   g_hash_table_remove_all (cut->released);
   g_hash_table_remove_all (cut->done_sent);
-  cut->answered = cut->decision_sent = FALSE;
+  cut->answered = cut->nacked = cut->decision_sent = FALSE;
   cut->last_done = 0;
 }
 
@@ -575,7 +585,10 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
           return;
         }
       if (g_str_equal (msg->host, cut->host))
-        cut->answered = TRUE; /* ours, perhaps from before a restart */
+        {
+          cut->answered = TRUE; /* ours, perhaps from before a restart */
+          cut->nacked |= msg->type == BG_CONTROL_NACK;
+        }
       if (cut->plan->state != BGD_CUTOVER_PREPARED || !is_participant (cut->plan, msg->host))
         return;
       if (msg->type == BG_CONTROL_ACK)

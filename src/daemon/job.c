@@ -15,6 +15,7 @@
 #include "daemon/errors.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"
+#include "daemon/steering.h"
 
 
 struct _BgdJob {
@@ -54,6 +55,9 @@ struct _BgdJob {
   /* Decisions and completions this agent applied since it started, for
    * the metrics (bluegreen_cutovers_total{result}). */
   guint64 cutovers[BGD_JOB_N_CUTOVER_RESULTS];
+  /* Messages of this job below this control log offset are history: the
+   * restored steering already reflects them (-1: none known). */
+  gint64 replay_from;
 };
 
 typedef enum {
@@ -749,13 +753,6 @@ barriers_variant (const BgdCutoverPlan *plan)
   return g_variant_builder_end (&b);
 }
 
-static GVariant *
-plan_variant (const BgdCutoverPlan *plan, gboolean outgoing, const char *state)
-{
-  return g_variant_new ("(sssx@a(six))", plan->id, outgoing ? "outgoing" : "incoming", state,
-                        plan->deadline, barriers_variant (plan));
-}
-
 static void
 job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *result, const char *reason,
                       gint64 started, gint64 duration)
@@ -899,14 +896,12 @@ cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
   for (guint c = 0; c < 2; c++)
     {
       BgdSlot *slot = c == 0 ? out : in;
-      const char *state = NULL;
+      g_autoptr(BgdSteering) cur = NULL;
 
-      /* Never back from a decision to "prepared" (a replay after a restart). */
-      if (plan_variant_is (bgd_slot_get_plan (slot), plan->id, &state) && !g_str_equal (state, "prepared"))
-        continue;
       if (!bgd_slot_is_active (slot))
         continue;
-      bgd_slot_set_steering (slot, NULL, NULL, plan_variant (plan, c == 0, "prepared"), NULL);
+      cur = bgd_slot_dup_steering (slot);
+      bgd_slot_apply_steering (slot, bgd_steering_arm (cur, plan, c == 0));
     }
   job_changed (job);
   if (!bgd_slot_is_active (out) || !bgd_slot_is_active (in))
@@ -919,52 +914,20 @@ cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
   return TRUE;
 }
 
-/* The range the outgoing slot keeps below the barrier on (topic, partition):
- * from where it emitted so far (0 when live, its range's start when gated). */
-static gint64
-outgoing_range_start (BgdSlot *slot, const char *topic, gint32 partition, gint64 barrier)
-{
-  const char *mode = bgd_slot_get_sink_mode (slot);
-  GVariantIter iter;
-  const char *t;
-  gint32 p;
-  gint64 lo, hi;
-
-  if (g_strcmp0 (mode, "live") == 0)
-    return 0;
-  if (g_strcmp0 (mode, "gated") != 0)
-    return barrier;
-  g_variant_iter_init (&iter, bgd_slot_get_ranges (slot));
-  while (g_variant_iter_next (&iter, "(&sixx)", &t, &p, &lo, &hi))
-    if (p == partition && g_str_equal (t, topic))
-      return MIN (lo, barrier);
-  return barrier;
-}
-
 static void
 cut_commit (gpointer data, const BgdCutoverPlan *plan)
 {
   BgdJob *job = data;
   BgdSlot *out = job->slots[plan->outgoing];
   BgdSlot *in = job->slots[plan->incoming];
-  GVariantBuilder out_ranges, in_ranges, holds;
 
-  g_variant_builder_init (&out_ranges, G_VARIANT_TYPE ("a(sixx)"));
-  g_variant_builder_init (&in_ranges, G_VARIANT_TYPE ("a(sixx)"));
-  g_variant_builder_init (&holds, G_VARIANT_TYPE ("a(si)"));
-  for (guint i = 0; i < plan->barriers->len; i++)
+  for (guint c = 0; c < 2; c++)
     {
-      const BgControlOffset *b = plan->barriers->pdata[i];
-      g_variant_builder_add (&out_ranges, "(sixx)", b->topic, b->partition,
-                             outgoing_range_start (out, b->topic, b->partition, b->offset), b->offset);
-      g_variant_builder_add (&in_ranges, "(sixx)", b->topic, b->partition, b->offset, (gint64) -1);
-      g_variant_builder_add (&holds, "(si)", b->topic, b->partition);
+      BgdSlot *slot = c == 0 ? out : in;
+      g_autoptr(BgdSteering) cur = bgd_slot_dup_steering (slot);
+
+      bgd_slot_apply_steering (slot, bgd_steering_commit (cur, plan, c == 0));
     }
-  bgd_slot_set_steering (out, "gated", g_variant_builder_end (&out_ranges),
-                         plan_variant (plan, TRUE, "committed"),
-                         g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
-  bgd_slot_set_steering (in, "gated", g_variant_builder_end (&in_ranges),
-                         plan_variant (plan, FALSE, "committed"), g_variant_builder_end (&holds));
   bg_job1_set_live_color (job->iface, bg_color_to_string (plan->incoming));
   job_apply_liveness (job);
   if (plan->armed_after > 0 && g_str_equal (plan->coordinator, job->ctx->config->host_id))
@@ -985,19 +948,9 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
   for (guint c = 0; c < 2; c++)
     {
       BgdSlot *slot = job->slots[c == 0 ? plan->outgoing : plan->incoming];
-      const char *state = NULL;
+      g_autoptr(BgdSteering) cur = bgd_slot_dup_steering (slot);
 
-      /* Also when the slot's plan is an older one: the instance may have
-       * armed this plan from before an agent restart whose state file did
-       * not have it yet (steering reaches the bus before the state is
-       * saved), and it holds at its barriers until it reads this abort. An
-       * abort of a plan an instance never armed changes nothing there.
-       * Only another plan still in flight is left alone. */
-      if (!plan_variant_is (bgd_slot_get_plan (slot), plan->id, &state)
-          && (g_strcmp0 (state, "prepared") == 0 || !bgd_slot_is_active (slot)))
-        continue;
-      bgd_slot_set_steering (slot, NULL, NULL, plan_variant (plan, c == 0, "aborted"),
-                             g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+      bgd_slot_apply_steering (slot, bgd_steering_abort (cur, plan, c == 0, bgd_slot_is_active (slot)));
     }
   if (g_strcmp0 (job->pending_id, plan->id) == 0)
     g_clear_pointer (&job->pending_id, g_free);
@@ -1037,17 +990,9 @@ cut_release (gpointer data, const BgdCutoverPlan *plan, const char *topic, gint3
 {
   BgdJob *job = data;
   BgdSlot *in = job->slots[plan->incoming];
-  GVariantBuilder holds;
-  GVariantIter iter;
-  const char *t;
-  gint32 p;
+  g_autoptr(BgdSteering) cur = bgd_slot_dup_steering (in);
 
-  g_variant_builder_init (&holds, G_VARIANT_TYPE ("a(si)"));
-  g_variant_iter_init (&iter, bgd_slot_get_holds (in));
-  while (g_variant_iter_next (&iter, "(&si)", &t, &p))
-    if (p != partition || !g_str_equal (t, topic))
-      g_variant_builder_add (&holds, "(si)", t, p);
-  bgd_slot_set_steering (in, NULL, NULL, NULL, g_variant_builder_end (&holds));
+  bgd_slot_apply_steering (in, bgd_steering_release (cur, topic, partition));
 }
 
 static void job_stop_outgoing (BgdJob *job);
@@ -1106,8 +1051,10 @@ cut_done (gpointer data, const BgdCutoverPlan *plan)
 
   /* Everything below every barrier is delivered: the old version emits
    * nothing more, for good. */
-  bgd_slot_set_steering (out, "blackhole", g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0), NULL,
-                         NULL);
+  {
+    g_autoptr(BgdSteering) cur = bgd_slot_dup_steering (out);
+    bgd_slot_apply_steering (out, bgd_steering_done_outgoing (cur));
+  }
   job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
   job->cutovers[BGD_JOB_CUTOVER_DONE]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_DONE, job->config->name,
@@ -1631,7 +1578,27 @@ handle_evict_host (BgJob1 *iface, GDBusMethodInvocation *invocation, const char 
 void
 bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
 {
+  /* Replay is history, not command (docs/protocol.md, "What survives a
+   * restart"): re-applying an old prepare, commit or done would move the
+   * slots' steering back, or stop a live slot. */
+  if (offset < job->replay_from)
+    {
+      bgd_log_job (G_LOG_LEVEL_DEBUG, NULL, job->config->name, NULL, NULL, msg->id,
+                   "control log: %s at offset %" G_GINT64_FORMAT " is history (state from %" G_GINT64_FORMAT ")",
+                   bg_control_type_to_string (msg->type), offset, job->replay_from);
+      return;
+    }
   bgd_cutover_handle (job->cutover, msg, offset);
+}
+
+gint64
+bgd_job_control_offset (BgdJob *job, gint64 next)
+{
+  gint64 pinned = bgd_cutover_pinned_offset (job->cutover);
+
+  if (pinned >= 0)
+    return pinned;
+  return MAX (next, job->replay_from);
 }
 
 void
@@ -1720,6 +1687,7 @@ bgd_job_new (BgdContext *ctx, BgJobConfig *config)
   job->config = bg_job_config_ref (config);
   job->path = g_strdup_printf ("/org/bluegreen/Agent1/job/%s", escaped);
   job->phase = BGD_JOB_PHASE_EMPTY;
+  job->replay_from = -1;
   job->object = bg_object_skeleton_new (job->path);
   job->iface = bg_job1_skeleton_new ();
 
@@ -1824,6 +1792,7 @@ bgd_job_make_record (BgdJob *job)
 
   r->name = g_strdup (job->config->name);
   r->live_color = g_strdup (job_live_color (job));
+  r->control_offset = -1; /* the agent knows where the log is */
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_fill_record (job->slots[c], &r->slots[c]);
   return r;
@@ -1834,6 +1803,7 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
 {
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_restore_record (job->slots[c], &record->slots[c]);
+  job->replay_from = record->control_offset;
   bg_job1_set_live_color (job->iface, record->live_color ? record->live_color : "");
   job_apply_liveness (job);
   job_update_phase (job);

@@ -65,6 +65,10 @@ void bgd_job_update_lag (BgdJob *job, GHashTable *watermarks);
 void bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset);
 void bgd_job_set_replaying (BgdJob *job, gboolean replaying);
 gint64 bgd_job_pinned_offset (BgdJob *job);
+/* For the state file: from where this job must read the log after a
+ * restart, the log's next offset being @next (its in-flight prepare, or
+ * @next, never below what it restored). */
+gint64 bgd_job_control_offset (BgdJob *job, gint64 next);
 /* Membership changed (a hello, leave or evict was read): Hosts follows,
  * and an auto_cutover may now find every host ready. */
 void bgd_job_membership_changed (BgdJob *job);

@@ -584,10 +584,34 @@ bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVaria
     bg_slot1_set_holds (slot->iface, h);
   /* Generation last: a job that sees it change fetches everything. */
   bg_slot1_set_generation (slot->iface, generation);
+  /* Write-ahead (docs/protocol.md, "What survives a restart"): the state
+   * file has this steering before any instance can fetch it, so an agent
+   * restarted at any point never hands out an older steering under a
+   * generation an instance already applied. Nothing runs in between: the
+   * main loop answers GetSteering only after this returns. */
+  if (slot->ctx->persist != NULL)
+    slot->ctx->persist (slot->ctx->agent);
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
   slot_log (slot, G_LOG_LEVEL_INFO, "steering: %s (generation %" G_GUINT64_FORMAT ")",
             bg_slot1_get_sink_mode (slot->iface), generation);
   slot_emit_changed (slot);
+}
+
+BgdSteering *
+bgd_slot_dup_steering (BgdSlot *slot)
+{
+  return bgd_steering_new_full (bg_slot1_get_sink_mode (slot->iface), bg_slot1_get_ranges (slot->iface),
+                                bg_slot1_get_plan (slot->iface), bg_slot1_get_holds (slot->iface));
+}
+
+void
+bgd_slot_apply_steering (BgdSlot *slot, BgdSteering *next)
+{
+  g_autoptr(BgdSteering) owned = next;
+
+  if (next == NULL)
+    return;
+  bgd_slot_set_steering (slot, next->mode, next->ranges, next->plan, next->holds);
 }
 
 GVariant *bgd_slot_get_ranges (BgdSlot *slot) { return bg_slot1_get_ranges (slot->iface); }

@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "daemon/context.h"
 #include "daemon/state-file.h"
+#include "daemon/steering.h"
 
 G_BEGIN_DECLS
 
@@ -70,6 +71,10 @@ void bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode);
  * value (floating references are sunk); Generation is bumped once. */
 void bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVariant *plan,
                             GVariant *holds);
+/* The slot's current steering (a copy), and a new one to publish (taken;
+ * NULL changes nothing): steering.c computes it, this publishes it. */
+BgdSteering *bgd_slot_dup_steering (BgdSlot *slot);
+void bgd_slot_apply_steering (BgdSlot *slot, BgdSteering *next);
 GVariant *bgd_slot_get_ranges (BgdSlot *slot);
 GVariant *bgd_slot_get_plan (BgdSlot *slot);
 GVariant *bgd_slot_get_holds (BgdSlot *slot);

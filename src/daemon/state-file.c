@@ -67,6 +67,12 @@ bgd_state_file_load (const char *path, GError **error)
       r->live_color = get_string_or_null (kf, group, "LiveColor");
       if (r->live_color == NULL)
         r->live_color = g_strdup ("");
+      {
+        g_autoptr(GError) offset_error = NULL;
+        r->control_offset = g_key_file_get_int64 (kf, group, "ControlOffset", &offset_error);
+        if (offset_error != NULL || r->control_offset < 0)
+          r->control_offset = -1;
+      }
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);
@@ -116,6 +122,8 @@ bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_o
       g_autofree char *group = g_strconcat (JOB_GROUP_PREFIX, r->name, NULL);
 
       g_key_file_set_string (kf, group, "LiveColor", r->live_color ? r->live_color : "");
+      if (r->control_offset >= 0)
+        g_key_file_set_int64 (kf, group, "ControlOffset", r->control_offset);
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);

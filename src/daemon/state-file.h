@@ -34,6 +34,10 @@ typedef struct {
 typedef struct {
   char *name;
   char *live_color;  /* "blue", "green" or "" */
+  /* The control log offset from which this job's messages are news: its
+   * steering reflects everything before (docs/protocol.md, "What survives
+   * a restart"); -1 if unknown (a state file of an older agent). */
+  gint64 control_offset;
   BgdSlotRecord slots[BG_N_COLORS];
 } BgdJobRecord;
 

@@ -216,18 +216,6 @@ hold_key (const char *topic, gint32 partition)
   return g_strdup_printf ("%d:%s", partition, topic);
 }
 
-static BgTopic *
-find_topic (GPtrArray *topics, const char *name)
-{
-  for (guint i = 0; i < topics->len; i++)
-    {
-      BgTopic *topic = g_ptr_array_index (topics, i);
-      if (strcmp (bg_topic_name (topic), name) == 0)
-        return topic;
-    }
-  return NULL;
-}
-
 /* ---- Applying steering ------------------------------------------------------ */
 
 static gboolean
@@ -245,65 +233,87 @@ parse_plan_state (const char *s, BgPlanState *out)
 }
 
 static gboolean
-apply_base (BgGate *gate, const char *sink_mode, GVariant *ranges, GError **error)
+parse_sink_mode (const char *sink_mode, BgSinkMode *mode, GError **error)
 {
-  BgSinkMode mode;
   if (strcmp (sink_mode, "live") == 0)
-    mode = BG_SINK_MODE_LIVE;
+    *mode = BG_SINK_MODE_LIVE;
   else if (strcmp (sink_mode, "blackhole") == 0)
-    mode = BG_SINK_MODE_BLACKHOLE;
+    *mode = BG_SINK_MODE_BLACKHOLE;
   else if (strcmp (sink_mode, "unknown") == 0)
-    mode = BG_SINK_MODE_UNKNOWN;
+    *mode = BG_SINK_MODE_UNKNOWN;
   else if (strcmp (sink_mode, "gated") == 0)
-    mode = BG_SINK_MODE_GATED;
+    *mode = BG_SINK_MODE_GATED;
   else
     {
       g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
                    "unknown sink mode \"%s\"", sink_mode);
       return FALSE;
     }
+  return TRUE;
+}
 
-  if (mode != BG_SINK_MODE_GATED)
-    {
-      if (!bg_gate_set_mode (gate, mode))
-        {
-          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
-                       "the gate refused sink mode \"%s\"", sink_mode);
-          return FALSE;
-        }
-      return TRUE;
-    }
-
+/* The agent's ranges: an entry with partition -1 is the range of every
+ * partition no other entry names (partitions a cutover plan did not name
+ * belong to the incoming side whole); without one, such partitions emit
+ * nothing. */
+static gboolean
+parse_ranges (GVariant *ranges, BgGateRange **list_out, gsize *n_out, gint64 *default_lo,
+              gint64 *default_hi, GError **error)
+{
   gsize n = g_variant_n_children (ranges);
   g_autofree BgGateRange *list = g_new0 (BgGateRange, MAX (n, 1));
+  gsize used = 0;
+
+  *default_lo = *default_hi = 0;
   for (gsize i = 0; i < n; i++)
     {
       const char *topic;
       gint32 partition;
       gint64 lo, hi;
       g_variant_get_child (ranges, i, "(&sixx)", &topic, &partition, &lo, &hi);
-      if (*topic == '\0' || partition < 0 || lo < 0 || hi < -1)
+      if (*topic == '\0' || partition < -1 || lo < 0 || hi < -1)
         {
           g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
                        "bad range (%s, %d, %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ")",
                        topic, partition, lo, hi);
           return FALSE;
         }
-      list[i] = (BgGateRange){ topic, partition, lo, hi == -1 ? INT64_MAX : hi };
+      if (partition == -1)
+        {
+          *default_lo = lo;
+          *default_hi = hi == -1 ? INT64_MAX : hi;
+          continue;
+        }
+      list[used++] = (BgGateRange){ topic, partition, lo, hi == -1 ? INT64_MAX : hi };
     }
-  /* Partitions the agent lists no range for emit nothing. */
-  if (!bg_gate_set_ranges (gate, 0, 0, list, n))
-    {
-      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
-                   "the gate refused the ranges");
-      return FALSE;
-    }
+  *list_out = g_steal_pointer (&list);
+  *n_out = used;
   return TRUE;
 }
 
 static gboolean
-prepare_plan (BgGate *gate, const char *id, const char *role_s, gint64 deadline,
-              GVariant *barriers, GError **error)
+parse_holds (GVariant *holds, BgGateHold **list_out, gsize *n_out, GError **error)
+{
+  gsize n = g_variant_n_children (holds);
+  g_autofree BgGateHold *list = g_new0 (BgGateHold, MAX (n, 1));
+
+  for (gsize i = 0; i < n; i++)
+    {
+      g_variant_get_child (holds, i, "(&si)", &list[i].topic, &list[i].partition);
+      if (*list[i].topic == '\0' || list[i].partition < 0)
+        {
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING, "bad hold (%s, %d)",
+                       list[i].topic, list[i].partition);
+          return FALSE;
+        }
+    }
+  *list_out = g_steal_pointer (&list);
+  *n_out = n;
+  return TRUE;
+}
+
+static BgPlan *
+parse_plan (const char *id, const char *role_s, gint64 deadline, GVariant *barriers, GError **error)
 {
   BgPlanRole role;
   if (strcmp (role_s, "outgoing") == 0)
@@ -314,7 +324,7 @@ prepare_plan (BgGate *gate, const char *id, const char *role_s, gint64 deadline,
     {
       g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
                    "plan %s: unknown role \"%s\"", id, role_s);
-      return FALSE;
+      return NULL;
     }
 
   BgPlan *plan = bg_plan_new (id, role, deadline);
@@ -331,62 +341,19 @@ prepare_plan (BgGate *gate, const char *id, const char *role_s, gint64 deadline,
           g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_BAD_STEERING,
                        "plan %s: bad barrier (%s, %d, %" G_GINT64_FORMAT ")", id, topic,
                        partition, offset);
-          return FALSE;
+          return NULL;
         }
     }
-  /* A barrier already passed still arms the plan (only its decision, which
-   * will be abort, may end it); the PlanArmed answer tells the agent. */
-  char *reason = NULL;
-  BgPrepareResult result = bg_gate_prepare_checked (gate, plan, &reason);
-  bg_plan_free (plan);
-  if (result == BG_PREPARE_REFUSED)
-    g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
-                 "the gate refused to prepare plan %s: %s", id, reason);
-  free (reason);
-  return result != BG_PREPARE_REFUSED;
+  return plan;
 }
 
-/* Makes the holds on the gate those of @holds. @applied is the set of holds
- * this link put there (bg_gate_set_mode() clears them all: the caller empties
- * @applied then). A hold on a topic the job has not registered yet cannot be
- * placed; it is retried with the next steering. */
+/* @applied mirrors the holds on the gate ("partition:topic"), for tests. */
 static void
-apply_holds (BgGate *gate, GVariant *holds, GHashTable *applied)
+note_holds (GHashTable *applied, const BgGateHold *holds, gsize n)
 {
-  g_autoptr (GPtrArray) topics = bg_gate_dup_topics (gate);
-  g_autoptr (GHashTable) wanted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-
-  gsize n = g_variant_n_children (holds);
+  g_hash_table_remove_all (applied);
   for (gsize i = 0; i < n; i++)
-    {
-      const char *name;
-      gint32 partition;
-      g_variant_get_child (holds, i, "(&si)", &name, &partition);
-      BgTopic *topic = find_topic (topics, name);
-      if (topic == NULL || partition < 0)
-        continue;
-      char *key = hold_key (name, partition);
-      g_hash_table_add (wanted, key);
-      if (!g_hash_table_contains (applied, key))
-        {
-          bg_gate_hold_partition (gate, topic, partition);
-          g_hash_table_add (applied, g_strdup (key));
-        }
-    }
-
-  GHashTableIter iter;
-  gpointer key;
-  g_hash_table_iter_init (&iter, applied);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    {
-      if (g_hash_table_contains (wanted, key))
-        continue;
-      char *colon = strchr (key, ':');
-      BgTopic *topic = find_topic (topics, colon + 1);
-      if (topic != NULL)
-        bg_gate_release_partition (gate, topic, (int32_t) g_ascii_strtoll (key, NULL, 10));
-      g_hash_table_iter_remove (&iter);
-    }
+    g_hash_table_add (applied, hold_key (holds[i].topic, holds[i].partition));
 }
 
 gboolean
@@ -412,6 +379,16 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
                    "plan %s: unknown state \"%s\"", plan_id, plan_state_s);
       return FALSE;
     }
+  BgSinkMode mode;
+  g_autofree BgGateRange *range_list = NULL;
+  gsize n_ranges = 0;
+  gint64 default_lo, default_hi;
+  g_autofree BgGateHold *hold_list = NULL;
+  gsize n_holds = 0;
+  if (!parse_sink_mode (sink_mode, &mode, error)
+      || !parse_ranges (ranges, &range_list, &n_ranges, &default_lo, &default_hi, error)
+      || !parse_holds (holds, &hold_list, &n_holds, error))
+    return FALSE;
 
   /* A plan the gate holds prepared ends only by its own decision: never by
    * a mode, and never by a guess when the agent names another plan. */
@@ -422,9 +399,12 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
     {
       if (!same_plan || plan_state == BG_PLAN_STATE_PREPARED)
         {
-          apply_holds (gate, holds, applied_holds);
+          bg_gate_set_holds (gate, hold_list, n_holds);
+          note_holds (applied_holds, hold_list, n_holds);
           return TRUE;
         }
+      /* The decision first (waiters wake on it), then the slot's steering
+       * as the agent gives it, holds included, in one snapshot below. */
       gboolean decided = plan_state == BG_PLAN_STATE_COMMITTED ? bg_gate_commit (gate, plan_id)
                                                                : bg_gate_abort (gate, plan_id);
       if (!decided)
@@ -433,35 +413,53 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
                        "the gate refused the decision on plan %s", plan_id);
           return FALSE;
         }
-      if (plan_state == BG_PLAN_STATE_ABORTED)
-        g_hash_table_remove_all (applied_holds); /* abort clears the holds */
     }
 
-  /* The slot's ranges (for a prepared plan: those it is armed on top of). */
-  if (!apply_base (gate, sink_mode, ranges, error))
-    return FALSE;
-  if (strcmp (sink_mode, "gated") != 0)
-    g_hash_table_remove_all (applied_holds); /* set_mode cleared them */
-
-  if (*plan_id != '\0' && plan_state != BG_PLAN_STATE_ABORTED && !same_plan)
+  if (mode == BG_SINK_MODE_UNKNOWN)
     {
-      if (!prepare_plan (gate, plan_id, plan_role, plan_deadline, barriers, error))
-        return FALSE;
-      /* A committed plan this instance never saw prepared (it started or
-       * restarted after the decision): the gate still needs its barriers,
-       * or the handoff holds would have nothing to hold from. The agent's
-       * ranges stay what counts. */
-      if (plan_state == BG_PLAN_STATE_COMMITTED
-          && (!bg_gate_commit (gate, plan_id) || !apply_base (gate, sink_mode, ranges, error)))
+      /* Nothing known: admit waits; a plan cannot be armed on top. */
+      if (!bg_gate_set_mode (gate, mode))
         {
-          if (error != NULL && *error == NULL)
-            g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
-                         "the gate refused the committed plan %s", plan_id);
+          g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                       "the gate refused sink mode \"%s\"", sink_mode);
           return FALSE;
         }
+      note_holds (applied_holds, NULL, 0);
+      return TRUE;
     }
 
-  apply_holds (gate, holds, applied_holds);
+  /* A new plan goes on in the same snapshot as the base. A committed plan
+   * this instance never saw prepared (it started or restarted after the
+   * decision) still needs its barriers, or the handoff holds would have
+   * nothing to hold from; the agent's ranges stay what counts. */
+  g_autoptr (BgPlan) plan = NULL;
+  if (*plan_id != '\0' && plan_state != BG_PLAN_STATE_ABORTED && !same_plan)
+    {
+      plan = parse_plan (plan_id, plan_role, plan_deadline, barriers, error);
+      if (plan == NULL)
+        return FALSE;
+    }
+  BgGateSteering st = {
+    .mode = mode,
+    .default_lo = default_lo,
+    .default_hi = default_hi,
+    .ranges = range_list,
+    .n_ranges = n_ranges,
+    .plan = plan,
+    .plan_state = plan_state,
+    .holds = hold_list,
+    .n_holds = n_holds,
+  };
+  g_autofree char *reason = NULL;
+  if (bg_gate_steer (gate, &st, &reason) == BG_PREPARE_REFUSED)
+    {
+      g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED, "the gate refused the steering: %s",
+                   reason ? reason : "?");
+      return FALSE;
+    }
+  /* PAST_BARRIER: the plan is armed all the same (only its decision, which
+   * will be abort, may end it); the PlanArmed answer tells the agent. */
+  note_holds (applied_holds, hold_list, n_holds);
   return TRUE;
 }
 

@@ -39,6 +39,8 @@ struct _BgPlan {
   GHashTable *barriers; /* gint64 part key -> gint64 barrier offset (both owned) */
 };
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgPlan, bg_plan_free)
+
 /* A new table with the same barriers as @plan's, for the gate to keep. */
 GHashTable *bg_plan_dup_barriers (const BgPlan *plan);
 
@@ -58,6 +60,42 @@ typedef struct {
  * entry has no topic or a negative partition. */
 bool bg_gate_set_ranges (BgGate *gate, int64_t default_lo, int64_t default_hi,
                          const BgGateRange *ranges, size_t n_ranges);
+
+/* A partition held for the ordered handoff. Topics are named, not
+ * handles: a hold may name a topic the job has not registered yet. */
+typedef struct {
+  const char *topic;
+  int32_t partition;
+} BgGateHold;
+
+/* Replaces the holds. false on an entry without a topic or with a
+ * negative partition. */
+bool bg_gate_set_holds (BgGate *gate, const BgGateHold *holds, size_t n_holds);
+
+/* A whole steering from the agent, applied in one snapshot: the base
+ * (mode, and for GATED the ranges, partitions without an entry getting
+ * [default_lo, default_hi)), optionally a plan on top of it in @plan_state
+ * (PREPARED: armed as bg_gate_prepare_checked() does; COMMITTED: the base
+ * ranges are already the committed ones, the plan only gives the holds
+ * their barriers), and the holds. Applying the base and the plan apart
+ * would let an instance run under the base alone, for a moment, while its
+ * slot's plan is prepared (docs/protocol.md, "Steering").
+ * REFUSED while a plan is PREPARED (only its decision ends it) or on bad
+ * input; otherwise ARMED or PAST_BARRIER (as bg_gate_prepare_checked(),
+ * for a PREPARED plan), with *@reason (g_free) for anything but ARMED. */
+typedef struct {
+  BgSinkMode mode; /* LIVE, BLACKHOLE or GATED */
+  int64_t default_lo;
+  int64_t default_hi;
+  const BgGateRange *ranges;
+  size_t n_ranges;
+  const BgPlan *plan; /* NULL: the gate's latest plan stays as it is */
+  BgPlanState plan_state;
+  const BgGateHold *holds;
+  size_t n_holds;
+} BgGateSteering;
+
+BgPrepareResult bg_gate_steer (BgGate *gate, const BgGateSteering *steering, char **reason);
 
 /* Whether @id is the latest plan and armed (PREPARED); then *@past_reason
  * (if not NULL) gets what bg_gate_prepare_checked() found passed, or NULL

@@ -124,6 +124,10 @@ struct _BgGate {
   Range default_range;  /* partitions without an entry in ranges */
   GHashTable *ranges;   /* part key -> Range */
   GHashTable *holds;    /* set of part keys */
+  /* The highest position admitted on each untracked partition (beyond a
+   * topic's registered count; those admit under the lock), part key ->
+   * gint64, so arming can check them like the tracked ones. */
+  GHashTable *untracked_highest;
 
   /* The latest plan. barriers is NULL once it is aborted. */
   char *plan_id;
@@ -215,11 +219,14 @@ bounds_locked (BgGate *gate, GQuark topic, int32_t partition)
 
   if (!plan_is_live_locked (gate))
     return b;
+  /* A partition the plan does not name has an implicit barrier at 0 (it
+   * belongs to the incoming side whole once committed): while the plan is
+   * prepared, every record there waits. */
   const gint64 *barrier = g_hash_table_lookup (gate->plan_barriers, &key);
-  if (barrier == NULL)
-    return b;
-  if (gate->plan_state == BG_PLAN_STATE_PREPARED || g_hash_table_contains (gate->holds, &key))
-    b.wait_from = *barrier;
+  int64_t at = barrier != NULL ? *barrier : 0;
+  if (gate->plan_state == BG_PLAN_STATE_PREPARED
+      || (barrier != NULL && g_hash_table_contains (gate->holds, &key)))
+    b.wait_from = at;
   return b;
 }
 
@@ -336,6 +343,7 @@ bg_gate_new (BgSinkMode initial_mode)
   gate->default_range = initial_mode == BG_SINK_MODE_LIVE ? RANGE_FULL : RANGE_EMPTY;
   gate->ranges = key_table_new ();
   gate->holds = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  gate->untracked_highest = key_table_new ();
   gate->topics = g_ptr_array_new_with_free_func (topic_free);
   gate->topics_by_name = g_hash_table_new (g_str_hash, g_str_equal);
   gate->retired = g_ptr_array_new_with_free_func (g_free);
@@ -362,6 +370,7 @@ bg_gate_free (BgGate *gate)
   g_ptr_array_unref (gate->topics);
   g_hash_table_unref (gate->ranges);
   g_hash_table_unref (gate->holds);
+  g_hash_table_unref (gate->untracked_highest);
   g_clear_pointer (&gate->plan_barriers, g_hash_table_unref);
   g_free (gate->plan_id);
   g_free (gate->plan_past_reason);
@@ -451,6 +460,17 @@ record (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, BgVerdi
 {
   if ((uint32_t) partition >= topic->n_partitions)
     {
+      /* Only ever under the lock (untracked partitions always take the
+       * slow path). */
+      gint64 key = bg_part_key (topic->quark, partition);
+      gint64 *highest = g_hash_table_lookup (gate->untracked_highest, &key);
+      if (highest == NULL)
+        {
+          gint64 next = offset + 1;
+          g_hash_table_insert (gate->untracked_highest, g_memdup2 (&key, sizeof key), g_memdup2 (&next, sizeof next));
+        }
+      else if (offset + 1 > *highest)
+        *highest = offset + 1;
       atomic_fetch_add_explicit (verdict == BG_VERDICT_EMIT ? &gate->untracked_emitted
                                                             : &gate->untracked_dropped,
                                  1, memory_order_relaxed);
@@ -650,6 +670,126 @@ bg_gate_set_ranges (BgGate *gate, int64_t default_lo, int64_t default_hi,
   return true;
 }
 
+static void
+set_holds_locked (BgGate *gate, const BgGateHold *holds, size_t n_holds)
+{
+  g_hash_table_remove_all (gate->holds);
+  for (size_t i = 0; i < n_holds; i++)
+    {
+      gint64 key = bg_part_key (g_quark_from_string (holds[i].topic), holds[i].partition);
+      g_hash_table_add (gate->holds, g_memdup2 (&key, sizeof key));
+    }
+}
+
+static bool
+holds_valid (const BgGateHold *holds, size_t n_holds)
+{
+  for (size_t i = 0; i < n_holds; i++)
+    if (holds[i].topic == NULL || *holds[i].topic == '\0' || holds[i].partition < 0)
+      return false;
+  return true;
+}
+
+bool
+bg_gate_set_holds (BgGate *gate, const BgGateHold *holds, size_t n_holds)
+{
+  g_return_val_if_fail (gate != NULL, false);
+  g_return_val_if_fail (holds != NULL || n_holds == 0, false);
+
+  if (!holds_valid (holds, n_holds))
+    return false;
+  g_mutex_lock (&gate->lock);
+  set_holds_locked (gate, holds, n_holds);
+  publish_locked (gate);
+  g_mutex_unlock (&gate->lock);
+  return true;
+}
+
+static char *past_barrier_locked (BgGate *gate);
+static void reader_barrier (void);
+
+BgPrepareResult
+bg_gate_steer (BgGate *gate, const BgGateSteering *st, char **reason)
+{
+  g_return_val_if_fail (gate != NULL, BG_PREPARE_REFUSED);
+  g_return_val_if_fail (st != NULL, BG_PREPARE_REFUSED);
+
+  if (reason != NULL)
+    *reason = NULL;
+  if ((st->mode != BG_SINK_MODE_LIVE && st->mode != BG_SINK_MODE_BLACKHOLE && st->mode != BG_SINK_MODE_GATED)
+      || (st->plan != NULL && st->plan_state != BG_PLAN_STATE_PREPARED && st->plan_state != BG_PLAN_STATE_COMMITTED)
+      || !holds_valid (st->holds, st->n_holds))
+    {
+      if (reason != NULL)
+        *reason = g_strdup ("invalid steering");
+      return BG_PREPARE_REFUSED;
+    }
+  for (size_t i = 0; i < st->n_ranges; i++)
+    if (st->ranges[i].topic == NULL || *st->ranges[i].topic == '\0' || st->ranges[i].partition < 0)
+      {
+        if (reason != NULL)
+          *reason = g_strdup ("invalid range");
+        return BG_PREPARE_REFUSED;
+      }
+
+  g_mutex_lock (&gate->lock);
+  if (plan_prepared_locked (gate))
+    {
+      if (reason != NULL)
+        *reason = g_strdup ("another plan is prepared");
+      g_mutex_unlock (&gate->lock);
+      return BG_PREPARE_REFUSED;
+    }
+  /* The base: what the slot emits outside any prepared barrier. */
+  gate->mode = st->mode;
+  g_hash_table_remove_all (gate->ranges);
+  if (st->mode == BG_SINK_MODE_GATED)
+    {
+      gate->default_range = range_normalize (st->default_lo, st->default_hi);
+      for (size_t i = 0; i < st->n_ranges; i++)
+        range_set_locked (gate,
+                          bg_part_key (g_quark_from_string (st->ranges[i].topic), st->ranges[i].partition),
+                          range_normalize (st->ranges[i].lo, st->ranges[i].hi));
+    }
+  else
+    gate->default_range = st->mode == BG_SINK_MODE_LIVE ? RANGE_FULL : RANGE_EMPTY;
+  /* The plan on top, in the same snapshot: an instance never runs under
+   * the base alone while the slot's plan is prepared. */
+  if (st->plan != NULL)
+    {
+      g_free (gate->plan_id);
+      gate->plan_id = g_strdup (st->plan->id);
+      gate->plan_role = st->plan->role;
+      gate->plan_state = st->plan_state;
+      gate->plan_deadline_us = st->plan->deadline_us;
+      g_clear_pointer (&gate->plan_barriers, g_hash_table_unref);
+      gate->plan_barriers = bg_plan_dup_barriers (st->plan);
+      gate->mode_before_plan = st->mode;
+      gate->mode = BG_SINK_MODE_GATED;
+      g_clear_pointer (&gate->plan_past_reason, g_free);
+    }
+  set_holds_locked (gate, st->holds, st->n_holds);
+  publish_locked (gate);
+
+  char *past = NULL;
+  if (st->plan != NULL && st->plan_state == BG_PLAN_STATE_PREPARED)
+    {
+      reader_barrier ();
+      past = past_barrier_locked (gate);
+      gate->plan_past_reason = g_strdup (past);
+    }
+  g_mutex_unlock (&gate->lock);
+
+  if (past == NULL)
+    return BG_PREPARE_ARMED;
+  g_info ("gate: plan %s armed, but %s", st->plan->id, past);
+  if (reason != NULL)
+    *reason = past;
+  else
+    g_free (past);
+  return BG_PREPARE_PAST_BARRIER;
+}
+
 /* ---- Arming a plan exactly ---------------------------------------------------- */
 
 #define GRACE_PERIOD_US 5000
@@ -692,11 +832,33 @@ reader_barrier (void)
   g_usleep (GRACE_PERIOD_US);
 }
 
+/* The highest position admitted on (topic, partition), -1 if none. */
+static int64_t
+highest_position_locked (BgGate *gate, GQuark quark, int32_t partition)
+{
+  const BgTopic *topic = g_hash_table_lookup (gate->topics_by_name, g_quark_to_string (quark));
+  if (topic != NULL && partition >= 0 && (uint32_t) partition < topic->n_partitions)
+    return MAX (atomic_load_explicit (&topic->stats[partition].position, memory_order_relaxed),
+                atomic_load_explicit (&topic->stats[partition].highest, memory_order_relaxed));
+  gint64 key = bg_part_key (quark, partition);
+  const gint64 *highest = g_hash_table_lookup (gate->untracked_highest, &key);
+  return highest != NULL ? *highest : -1;
+}
+
+static char *
+past_reason (GQuark quark, int32_t partition, int64_t highest, int64_t barrier, bool implicit)
+{
+  return g_strdup_printf ("past barrier %s/%d: position %" G_GINT64_FORMAT " > %" G_GINT64_FORMAT "%s",
+                          g_quark_to_string (quark), partition, highest, barrier,
+                          implicit ? " (a partition the plan does not name)" : "");
+}
+
 /* The first barrier partition this instance has passed (admitted an offset
  * at or past the barrier: emitted it as outgoing, dropped it as incoming),
- * as a reason, or NULL. Untracked partitions (beyond a topic's registered
- * count) always take the locked slow path, which this lock orders, but keep
- * no position to check. */
+ * as a reason, or NULL. A partition the plan does not name has its
+ * implicit barrier at 0: any record admitted there before arming is past
+ * it. Untracked partitions (beyond a topic's registered count) admit under
+ * the lock, which orders them against this check. */
 static char *
 past_barrier_locked (BgGate *gate)
 {
@@ -707,16 +869,30 @@ past_barrier_locked (BgGate *gate)
     {
       gint64 key = *(const gint64 *) k;
       int64_t barrier = *(const gint64 *) v;
-      const char *name = g_quark_to_string (bg_part_key_topic (key));
-      int32_t partition = bg_part_key_partition (key);
-      const BgTopic *topic = g_hash_table_lookup (gate->topics_by_name, name);
-      if (topic == NULL || (uint32_t) partition >= topic->n_partitions)
-        continue;
-      int64_t highest = MAX (atomic_load_explicit (&topic->stats[partition].position, memory_order_relaxed),
-                             atomic_load_explicit (&topic->stats[partition].highest, memory_order_relaxed));
+      int64_t highest = highest_position_locked (gate, bg_part_key_topic (key), bg_part_key_partition (key));
       if (highest > barrier)
-        return g_strdup_printf ("past barrier %s/%d: position %" G_GINT64_FORMAT " > %" G_GINT64_FORMAT,
-                                name, partition, highest, barrier);
+        return past_reason (bg_part_key_topic (key), bg_part_key_partition (key), highest, barrier, false);
+    }
+  for (guint t = 0; t < gate->topics->len; t++)
+    {
+      const BgTopic *topic = g_ptr_array_index (gate->topics, t);
+      for (uint32_t p = 0; p < topic->n_partitions; p++)
+        {
+          gint64 key = bg_part_key (topic->quark, (int32_t) p);
+          int64_t highest;
+          if (g_hash_table_contains (gate->plan_barriers, &key))
+            continue;
+          highest = highest_position_locked (gate, topic->quark, (int32_t) p);
+          if (highest > 0)
+            return past_reason (topic->quark, (int32_t) p, highest, 0, true);
+        }
+    }
+  g_hash_table_iter_init (&iter, gate->untracked_highest);
+  while (g_hash_table_iter_next (&iter, &k, &v))
+    {
+      gint64 key = *(const gint64 *) k;
+      if (!g_hash_table_contains (gate->plan_barriers, &key) && *(const gint64 *) v > 0)
+        return past_reason (bg_part_key_topic (key), bg_part_key_partition (key), *(const gint64 *) v, 0, true);
     }
   return NULL;
 }
@@ -816,6 +992,17 @@ bg_gate_commit (BgGate *gate, const char *id)
                        : range_normalize (barrier, INT64_MAX);
       range_set_locked (gate, key, next);
     }
+  /* Every partition the plan does not name has an implicit barrier at 0:
+   * the incoming side owns it whole, the outgoing side none of it. */
+  {
+    GHashTableIter it;
+    gpointer rk, rv;
+    g_hash_table_iter_init (&it, gate->ranges);
+    while (g_hash_table_iter_next (&it, &rk, &rv))
+      if (!g_hash_table_contains (gate->plan_barriers, rk))
+        *(Range *) rv = gate->plan_role == BG_PLAN_ROLE_OUTGOING ? RANGE_EMPTY : RANGE_FULL;
+    gate->default_range = gate->plan_role == BG_PLAN_ROLE_OUTGOING ? RANGE_EMPTY : RANGE_FULL;
+  }
   gate->plan_state = BG_PLAN_STATE_COMMITTED;
   gate->mode = BG_SINK_MODE_GATED;
   publish_locked (gate);
