@@ -10,5 +10,6 @@ tests_test_agent_LDADD = tests/lib/libbgtest.la $(BG_DEPS_LIBS)
 include tests/cutover.mk
 # The cutover state machine and membership alone.
 include tests/cutover-unit.mk
+include tests/steering.mk
 include tests/agent-e2e.mk
 include tests/ops.mk

@@ -332,6 +332,35 @@ test_nack (void)
   }
 }
 
+/* [instance-restart-prepared]: an instance that restarts (or takes a
+ * partition over) while the plan is prepared may find itself past a
+ * barrier after its host acked. Its answer is not dropped: the host
+ * appends a nack, and a coordinator that reads it before it committed
+ * aborts. A later "not armed" of the same host changes nothing more. */
+static void
+test_nack_after_ack (void)
+{
+  g_autoptr(Fleet) f = fleet_new (3);
+  g_autofree char *id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC);
+
+  pump (f);
+  /* b acks; a and c have not answered yet. */
+  bgd_cutover_plan_armed (f->hosts[1].cut, BG_COLOR_BLUE, id, TRUE, "");
+  bgd_cutover_plan_armed (f->hosts[1].cut, BG_COLOR_GREEN, id, TRUE, "");
+  pump (f);
+  g_assert_cmpuint (count (f, BG_CONTROL_ACK, "b"), ==, 1);
+  /* b's restarted blue instance was past a barrier when it armed. */
+  bgd_cutover_plan_armed (f->hosts[1].cut, BG_COLOR_BLUE, id, FALSE, "past barrier input/0: position 120 > 100");
+  bgd_cutover_plan_armed (f->hosts[1].cut, BG_COLOR_BLUE, id, FALSE, "past barrier input/0: position 121 > 100");
+  g_assert_cmpuint (count (f, BG_CONTROL_NACK, "b"), ==, 1);
+  pump (f);
+  arm_all (f, id);
+  pump (f);
+  g_assert_cmpuint (count (f, BG_CONTROL_COMMIT, NULL), ==, 0);
+  for (guint i = 0; i < 3; i++)
+    g_assert_cmpint (state_of (&f->hosts[i]), ==, BGD_CUTOVER_ABORTED);
+}
+
 static void
 test_first_decision_wins (void)
 {
@@ -1023,6 +1052,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cutover-unit/commit", test_commit);
   g_test_add_func ("/cutover-unit/nack", test_nack);
+  g_test_add_func ("/cutover-unit/[instance-restart-prepared]/nack-after-ack", test_nack_after_ack);
   g_test_add_func ("/cutover-unit/first-decision-wins", test_first_decision_wins);
   g_test_add_func ("/cutover-unit/unknown-id", test_unknown_id);
   g_test_add_func ("/cutover-unit/second-prepare", test_second_prepare);

@@ -213,7 +213,7 @@ answer (BgdCutover *cut, gboolean ok, const char *reason)
    * commit, the cutover aborts; the first decision in the log counts
    * either way, so this is no local abort. */
   if (cut->answered)
-    cut_log (cut, G_LOG_LEVEL_WARNING, cut->plan->id, "an instance cannot be armed after this host acked: %s",
+    cut_log (cut, G_LOG_LEVEL_MESSAGE, cut->plan->id, "an instance cannot be armed after this host acked: %s",
              reason ? reason : "?");
   cut->answered = TRUE;
   cut->nacked = !ok;
