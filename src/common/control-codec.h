@@ -2,7 +2,7 @@
  *
  * Every agent of the fleet reads and appends JSON messages on one Kafka
  * topic with a single partition; the log's total order is what decides a
- * cutover (design.md, "The fleet-wide cutover"). This module turns those
+ * cutover (docs/protocol.md, "The two-phase cutover"). This module turns those
  * messages into C structs and back, and is the one place that decides what
  * a well-formed message is: anything the decoder accepts is safe for the
  * agent to act on without further syntax checks (names are valid, offsets

@@ -1,5 +1,5 @@
 /* cutover.h — the fleet-wide cutover's state machine, one per job on each
- * host (design.md "The fleet-wide cutover").
+ * host (docs/protocol.md, "The two-phase cutover").
  *
  * Everything is driven by what is read back from the control log, never by
  * what was sent: the coordinator acts on its own prepare when it reads it,
