@@ -73,7 +73,7 @@ pin_control_log (Fixture *f)
   msg->id = g_strdup ("pin-0001");
   msg->outgoing = BG_COLOR_BLUE;
   msg->incoming = BG_COLOR_GREEN;
-  msg->deadline = g_get_real_time () + 3600 * G_USEC_PER_SEC;
+  msg->deadline = g_get_real_time () + (gint64) 3600 * G_USEC_PER_SEC;
   g_ptr_array_add (msg->barriers, bg_control_offset_new (BGT_FLEET_INPUT, 0, 0));
   g_ptr_array_add (msg->participants, g_strdup (bgt_fleet_host_id (f->fleet, A)));
   g_ptr_array_add (msg->participants, g_strdup ("nowhere"));

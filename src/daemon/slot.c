@@ -256,11 +256,15 @@ handle_report_progress (BgSlot1 *iface, GDBusMethodInvocation *invocation,
     }
   if (applied_generation > bg_slot1_get_generation (iface))
     {
-      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                                             "applied_generation %" G_GUINT64_FORMAT
-                                             " is ahead of Generation %" G_GUINT64_FORMAT,
-                                             applied_generation, bg_slot1_get_generation (iface));
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
+      /* The instance applied a generation this agent does not know: its
+       * state was lost (write-ahead keeps it otherwise). Generations only
+       * grow, so the slot's steering moves past it and the instance, which
+       * refuses anything older than what it applied, fetches it again. */
+      slot_log (slot, G_LOG_LEVEL_MESSAGE,
+                "the instance applied generation %" G_GUINT64_FORMAT ", ahead of %" G_GUINT64_FORMAT
+                " (agent state lost?): moving past it", applied_generation, bg_slot1_get_generation (iface));
+      bg_slot1_set_generation (iface, applied_generation);
+      bgd_slot_set_steering (slot, NULL, NULL, NULL, NULL);
     }
 
   g_hash_table_remove_all (slot->positions);

@@ -599,6 +599,14 @@ fetch_later (BgClient *client)
                                         fetch_retry_cb);
 }
 
+static guint64
+steering_generation (GVariant *steering)
+{
+  guint64 generation = 0;
+  g_variant_get_child (steering, 4, "t", &generation);
+  return generation;
+}
+
 static void
 fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -623,6 +631,19 @@ fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
   else if (reply == NULL)
     {
       link_fail (client, FAIL_FETCH, "fetching the steering from the agent", error);
+      fetch_later (client);
+    }
+  else if (client->steered_once && steering_generation (reply) < client->applied_generation)
+    {
+      /* Steering never goes back (docs/protocol.md, "What survives a
+       * restart"): an older generation than the one applied is stale. The
+       * agent answers the report of the applied one by moving past it. */
+      g_autoptr (GError) stale = g_error_new (BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                                              "generation %" G_GUINT64_FORMAT " is older than the applied %"
+                                              G_GUINT64_FORMAT, steering_generation (reply),
+                                              client->applied_generation);
+      link_fail (client, FAIL_STEERING, "applying the agent's steering", stale);
+      link_report (client, TRUE);
       fetch_later (client);
     }
   else if (!bg_client_apply_steering (client->gate, reply, client->applied_holds, &error))
