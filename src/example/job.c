@@ -323,6 +323,11 @@ rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
   else
     {
       g_message ("partitions revoked (%s)", rd_kafka_err2name (err));
+      /* Another instance may get them: their positions here would only
+       * grow this instance's lag from now on. */
+      for (int i = 0; i < parts->cnt; i++)
+        if (job->gate_topic != NULL && strcmp (parts->elems[i].topic, job->cfg->input) == 0)
+          bg_gate_partition_revoked (job->gate, job->gate_topic, parts->elems[i].partition);
       rd_kafka_assign (rk, NULL);
     }
 }

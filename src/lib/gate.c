@@ -1175,6 +1175,22 @@ bg_gate_position (BgGate *gate, BgTopic *topic, int32_t partition)
   return atomic_load_explicit (&topic->stats[partition].position, memory_order_relaxed);
 }
 
+void
+bg_gate_partition_revoked (BgGate *gate, BgTopic *topic, int32_t partition)
+{
+  g_return_if_fail (gate != NULL);
+  g_return_if_fail (topic != NULL);
+
+  if (partition < 0 || (uint32_t) partition >= topic->n_partitions)
+    return;
+  PartStats *st = &topic->stats[partition];
+  int64_t prev = atomic_load_explicit (&st->position, memory_order_relaxed);
+  /* The highest position keeps what was admitted, for arming checks. */
+  if (prev > atomic_load_explicit (&st->highest, memory_order_relaxed))
+    atomic_store_explicit (&st->highest, prev, memory_order_relaxed);
+  atomic_store_explicit (&st->position, -1, memory_order_relaxed);
+}
+
 static uint64_t
 sum_counters (BgGate *gate, bool emitted)
 {
