@@ -315,6 +315,7 @@ agent_save_state (BgdAgent *agent)
       copy->name = g_strdup (old->name);
       copy->live_color = g_strdup (old->live_color);
       copy->control_offset = old->control_offset;
+      copy->last_cutover = g_strdup (old->last_cutover);
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           copy->slots[c].version = g_strdup (old->slots[c].version);

@@ -868,6 +868,10 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
 {
   BgdJob *job = data;
 
+  /* LastCutover first, written ahead with the steering below. */
+  job_set_last_cutover (job, plan, "aborted", plan->reason, plan->read_at,
+                        plan->finished_at - plan->read_at);
+
   for (guint c = 0; c < 2; c++)
     {
       BgdSlot *slot = job->slots[c == 0 ? plan->outgoing : plan->incoming];
@@ -877,8 +881,6 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
     }
   if (g_strcmp0 (job->pending_id, plan->id) == 0)
     g_clear_pointer (&job->pending_id, g_free);
-  job_set_last_cutover (job, plan, "aborted", plan->reason, plan->read_at,
-                        plan->finished_at - plan->read_at);
   job->cutovers[BGD_JOB_CUTOVER_ABORTED]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_ABORTED, job->config->name,
                bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
@@ -972,13 +974,15 @@ cut_done (gpointer data, const BgdCutoverPlan *plan)
   gint64 started = g_str_equal (plan->coordinator, job->ctx->config->host_id) && job->call_started > 0
                    ? job->call_started : plan->read_at;
 
+  /* LastCutover first: the steering below is written ahead to the state
+   * file, and after a restart a done cutover's messages are history. */
+  job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
   /* Everything below every barrier is delivered: the old version emits
    * nothing more, for good. */
   {
     g_autoptr(BgdSteering) cur = bgd_slot_dup_steering (out);
     bgd_slot_apply_steering (out, bgd_steering_done_outgoing (cur));
   }
-  job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
   job->cutovers[BGD_JOB_CUTOVER_DONE]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_DONE, job->config->name,
                bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
@@ -1679,6 +1683,7 @@ bgd_job_make_record (BgdJob *job)
   r->name = g_strdup (job->config->name);
   r->live_color = g_strdup (job_live_color (job));
   r->control_offset = -1; /* the agent knows where the log is */
+  r->last_cutover = g_variant_print (bg_job1_get_last_cutover (job->iface), TRUE);
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_fill_record (job->slots[c], &r->slots[c]);
   return r;
@@ -1690,6 +1695,17 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_restore_record (job->slots[c], &record->slots[c]);
   job->replay_from = record->control_offset;
+  if (record->last_cutover != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) last = g_variant_parse (G_VARIANT_TYPE ("(ssssstta(six))"), record->last_cutover, NULL,
+                                                 NULL, &error);
+      if (last != NULL)
+        bg_job1_set_last_cutover (job->iface, last);
+      else
+        bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL,
+                     "stored LastCutover ignored: %s", error->message);
+    }
   bg_job1_set_live_color (job->iface, record->live_color ? record->live_color : "");
   job_apply_liveness (job);
   job_update_phase (job);

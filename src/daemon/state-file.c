@@ -16,6 +16,7 @@ bgd_job_record_free (BgdJobRecord *record)
   if (record == NULL)
     return;
   g_free (record->name);
+  g_free (record->last_cutover);
   g_free (record->live_color);
   for (guint c = 0; c < BG_N_COLORS; c++)
     {
@@ -67,6 +68,7 @@ bgd_state_file_load (const char *path, GError **error)
       r->live_color = get_string_or_null (kf, group, "LiveColor");
       if (r->live_color == NULL)
         r->live_color = g_strdup ("");
+      r->last_cutover = get_string_or_null (kf, group, "LastCutover");
       {
         g_autoptr(GError) offset_error = NULL;
         r->control_offset = g_key_file_get_int64 (kf, group, "ControlOffset", &offset_error);
@@ -124,6 +126,8 @@ bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_o
       g_key_file_set_string (kf, group, "LiveColor", r->live_color ? r->live_color : "");
       if (r->control_offset >= 0)
         g_key_file_set_int64 (kf, group, "ControlOffset", r->control_offset);
+      if (r->last_cutover != NULL)
+        g_key_file_set_string (kf, group, "LastCutover", r->last_cutover);
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);

@@ -38,6 +38,9 @@ typedef struct {
    * steering reflects everything before (docs/protocol.md, "What survives
    * a restart"); -1 if unknown (a state file of an older agent). */
   gint64 control_offset;
+  /* Job1.LastCutover as GVariant text, NULL if none: what the operator sees
+   * of the last cutover outlives the agent (its messages may be history). */
+  char *last_cutover;
   BgdSlotRecord slots[BG_N_COLORS];
 } BgdJobRecord;
 
