@@ -386,7 +386,15 @@ agent_metrics_collect (gpointer user_data)
   BgdAgent *agent = user_data;
   g_autoptr(GPtrArray) jobs = table_values (agent->jobs);
 
-  return bgd_metrics_render (agent->ctx.config->host_id, PACKAGE_VERSION, jobs);
+  BgdMetricsAgent a = {
+    .host = agent->ctx.config->host_id,
+    .version = PACKAGE_VERSION,
+    .control_log = bg_agent1_get_control_log (agent->iface),
+    .control_lag = agent->control != NULL ? bgd_control_lag (agent->control) : -1,
+    .kafka_up = agent->control != NULL ? bgd_control_brokers_up (agent->control) : -1,
+  };
+
+  return bgd_metrics_render (&a, jobs);
 }
 
 static gboolean

@@ -1776,3 +1776,20 @@ bgd_job_get_live_color (BgdJob *job)
 {
   return job_live_color (job);
 }
+
+guint
+bgd_job_n_silent_hosts (BgdJob *job)
+{
+  g_auto(GStrv) hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
+                                                 (const char *const *) job->config->hosts,
+                                                 job->ctx->config->host_id);
+  gint64 now = g_get_real_time ();
+  gint64 silence = 3 * job->ctx->config->heartbeat_usec;
+  guint n = 0;
+
+  for (guint i = 0; hosts[i] != NULL; i++)
+    if (!g_str_equal (hosts[i], job->ctx->config->host_id)
+        && now - bgd_membership_last_seen (job->ctx->membership, hosts[i]) > silence)
+      n++;
+  return n;
+}
