@@ -664,20 +664,6 @@ out:
 
 /* ---- the fleet-wide cutover (cutover.c drives; this steers the slots) ---- */
 
-static GVariant *
-barriers_variant (const BgdCutoverPlan *plan)
-{
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(six)"));
-  for (guint i = 0; i < plan->barriers->len; i++)
-    {
-      const BgControlOffset *o = plan->barriers->pdata[i];
-      g_variant_builder_add (&b, "(six)", o->topic, o->partition, o->offset);
-    }
-  return g_variant_builder_end (&b);
-}
-
 static void
 job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *result, const char *reason,
                       gint64 started, gint64 duration)
@@ -689,7 +675,7 @@ job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *resul
                                            bg_color_to_string (plan->outgoing),
                                            bg_color_to_string (plan->incoming), result,
                                            reason ? reason : "", (guint64) MAX (started, 0),
-                                           (guint64) MAX (duration, 0), barriers_variant (plan)));
+                                           (guint64) MAX (duration, 0), bgd_steering_barriers_variant (plan)));
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
 }
 

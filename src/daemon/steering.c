@@ -99,8 +99,8 @@ bgd_steering_to_reply (const BgdSteering *s, guint64 generation)
   return g_variant_new ("(s@a(sixx)@(sssxa(six))@a(si)t)", s->mode, s->ranges, s->plan, s->holds, generation);
 }
 
-static GVariant *
-barriers_variant (const BgdCutoverPlan *plan)
+GVariant *
+bgd_steering_barriers_variant (const BgdCutoverPlan *plan)
 {
   GVariantBuilder b;
 
@@ -117,7 +117,7 @@ static GVariant *
 plan_variant (const BgdCutoverPlan *plan, gboolean outgoing, const char *state)
 {
   return g_variant_new ("(sssx@a(six))", plan->id, outgoing ? "outgoing" : "incoming", state, plan->deadline,
-                        barriers_variant (plan));
+                        bgd_steering_barriers_variant (plan));
 }
 
 /* The result of a step: NULL when it equals @cur. */

@@ -54,6 +54,9 @@ gboolean bgd_steering_equal (const BgdSteering *a, const BgdSteering *b);
 const char *bgd_steering_plan_id (const BgdSteering *s);
 const char *bgd_steering_plan_state (const BgdSteering *s);
 
+/* @plan's barriers as a(six) (floating). */
+GVariant *bgd_steering_barriers_variant (const BgdCutoverPlan *plan);
+
 /* Slot1.GetSteering's reply, (sa(sixx)(sssxa(six))a(si)t). */
 GVariant *bgd_steering_to_reply (const BgdSteering *s, guint64 generation);
 
