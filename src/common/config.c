@@ -10,6 +10,7 @@
 #include "common/config.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -513,7 +514,7 @@ static const char *const agent_keys[] = {
   "HostId", "Bus", "StateDirectory", "JobsDirectory", "MetricsDirectory",
   "HeartbeatSec", "FleetKeyFile", "MaxJobs", NULL
 };
-static const char *const kafka_keys[] = { "BootstrapServers", "ControlTopic", NULL };
+static const char *const kafka_keys[] = { "BootstrapServers", "ControlTopic", "PropertiesFile", NULL };
 
 static const GroupSchema agent_schema[] = {
   { "Agent", agent_keys },
@@ -521,8 +522,8 @@ static const GroupSchema agent_schema[] = {
   { "Kafka.Properties", NULL },
 };
 
-static void
-property_free (BgConfigProperty *p)
+void
+bg_config_property_free (BgConfigProperty *p)
 {
   g_free (p->key);
   g_free (p->value);
@@ -542,7 +543,7 @@ agent_config_new (const char *path)
   c->heartbeat_usec = BG_CONFIG_DEFAULT_HEARTBEAT_SEC * G_USEC_PER_SEC;
   c->max_jobs = BG_CONFIG_DEFAULT_MAX_JOBS;
   c->control_topic = g_strdup (BG_CONFIG_DEFAULT_CONTROL_TOPIC);
-  c->kafka_properties = g_ptr_array_new_with_free_func ((GDestroyNotify) property_free);
+  c->kafka_properties = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_config_property_free);
   return c;
 }
 
@@ -566,6 +567,7 @@ bg_agent_config_unref (BgAgentConfig *c)
   g_free (c->fleet_key_file);
   g_free (c->bootstrap_servers);
   g_free (c->control_topic);
+  g_free (c->properties_file);
   g_ptr_array_unref (c->kafka_properties);
   g_free (c);
 }
@@ -630,6 +632,100 @@ read_agent_group (const Ctx *ctx, BgAgentConfig *c, GError **error)
   return TRUE;
 }
 
+/* librdkafka properties whose value is a secret. */
+static const char *const secret_properties[] = {
+  "sasl.password", "ssl.key.password", "ssl.keystore.password",
+  "sasl.oauthbearer.client.secret", "ssl.key.pem", NULL
+};
+
+gboolean
+bg_config_read_properties_file (const char *path, GPtrArray *out, GError **error)
+{
+  g_autofree char *contents = NULL;
+  g_autoptr (GError) local = NULL;
+  if (!g_file_get_contents (path, &contents, NULL, &local))
+    {
+      g_set_error (error, BG_CONFIG_ERROR, BG_CONFIG_ERROR_READ,
+                   "%s: cannot read the Kafka properties file: %s", path, local->message);
+      return FALSE;
+    }
+  g_auto (GStrv) lines = g_strsplit (contents, "\n", -1);
+  rd_kafka_conf_t *scratch = rd_kafka_conf_new ();
+  for (gsize i = 0; lines[i] != NULL; i++)
+    {
+      char *line = g_strstrip (lines[i]);
+      if (line[0] == '\0' || line[0] == '#')
+        continue;
+      char *eq = strchr (line, '=');
+      if (eq == NULL || eq == line)
+        {
+          g_set_error (error, BG_CONFIG_ERROR, BG_CONFIG_ERROR_PARSE,
+                       "%s:%zu: not a property (write key=value)", path, i + 1);
+          rd_kafka_conf_destroy (scratch);
+          return FALSE;
+        }
+      *eq = '\0';
+      const char *key = g_strstrip (line);
+      const char *value = g_strstrip (eq + 1);
+      char errstr[512];
+      rd_kafka_conf_res_t res = rd_kafka_conf_set (scratch, key, value, errstr, sizeof errstr);
+      if (res != RD_KAFKA_CONF_OK)
+        {
+          /* The value may be a secret: the message names the key only. */
+          g_set_error (error, BG_CONFIG_ERROR,
+                       res == RD_KAFKA_CONF_UNKNOWN ? BG_CONFIG_ERROR_UNKNOWN_KEY : BG_CONFIG_ERROR_INVALID_VALUE,
+                       "%s:%zu: %s: librdkafka refuses it%s", path, i + 1, key,
+                       res == RD_KAFKA_CONF_UNKNOWN ? " (unknown property)" : " (invalid value)");
+          rd_kafka_conf_destroy (scratch);
+          return FALSE;
+        }
+      BgConfigProperty *p = g_new0 (BgConfigProperty, 1);
+      p->key = g_strdup (key);
+      p->value = g_strdup (value);
+      g_ptr_array_add (out, p);
+    }
+  rd_kafka_conf_destroy (scratch);
+  return TRUE;
+}
+
+/* [Kafka] PropertiesFile=: a bare name is a credential of the agent's unit. */
+static gboolean
+read_properties_file_key (const Ctx *ctx, BgAgentConfig *c, GError **error)
+{
+  g_autofree char *name = NULL;
+  if (!lookup_string (ctx, "Kafka", "PropertiesFile", &name, error))
+    return FALSE;
+  if (name == NULL || name[0] == '\0')
+    return TRUE;
+  if (!g_path_is_absolute (name))
+    {
+      const char *creds = g_getenv ("CREDENTIALS_DIRECTORY");
+      if (strchr (name, '/') != NULL)
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, "Kafka", "PropertiesFile",
+                         "\"%s\" is neither an absolute path nor a credential name (no '/')", name);
+          return FALSE;
+        }
+      if (creds == NULL || creds[0] == '\0')
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_READ, "Kafka", "PropertiesFile",
+                         "\"%s\" is a credential name, but $CREDENTIALS_DIRECTORY is not set "
+                         "(add LoadCredential=%s:PATH to the agent's unit)", name, name);
+          return FALSE;
+        }
+      c->properties_file = g_build_filename (creds, name, NULL);
+    }
+  else
+    c->properties_file = g_steal_pointer (&name);
+  g_autoptr (GError) local = NULL;
+  if (!bg_config_read_properties_file (c->properties_file, c->kafka_properties, &local))
+    {
+      set_key_error (error, ctx, (BgConfigError) local->code, "Kafka", "PropertiesFile", "%s", local->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 read_kafka_groups (const Ctx *ctx, BgAgentConfig *c, GError **error)
 {
@@ -649,6 +745,9 @@ read_kafka_groups (const Ctx *ctx, BgAgentConfig *c, GError **error)
                      "\"%s\" is not a valid topic name (" TOPIC_RULE ")", c->control_topic);
       return FALSE;
     }
+
+  if (!read_properties_file_key (ctx, c, error))
+    return FALSE;
 
   const char *group = "Kafka.Properties";
   g_auto (GStrv) keys = g_key_file_get_keys (ctx->kf, group, NULL, NULL);
@@ -701,9 +800,37 @@ bg_agent_config_load_from_data (const char *path, const char *data, GError **err
   return g_steal_pointer (&c);
 }
 
+/* Refuses a bluegreend.conf that carries a secret while its group or
+ * others may read it. Refused rather than warned about: a warning in a log
+ * nobody reads leaves the password readable; the fix is one chmod or a
+ * move to PropertiesFile=. */
+static gboolean
+check_secrets_mode (const char *path, GError **error)
+{
+  g_autoptr (GKeyFile) kf = NULL;
+  if (!load_key_file (path, NULL, &kf, NULL))
+    return TRUE; /* the load reports it */
+  struct stat st;
+  if (stat (path, &st) != 0 || (st.st_mode & 0077) == 0)
+    return TRUE;
+  for (gsize i = 0; secret_properties[i] != NULL; i++)
+    if (g_key_file_has_key (kf, "Kafka.Properties", secret_properties[i], NULL))
+      {
+        g_set_error (error, BG_CONFIG_ERROR, BG_CONFIG_ERROR_INSECURE,
+                     "%s: [Kafka.Properties] %s: a secret in a file readable by %s (mode %04o); "
+                     "chmod 0600 the file, or move the secret to [Kafka] PropertiesFile= "
+                     "(a systemd credential)", path, secret_properties[i],
+                     (st.st_mode & 0007) ? "others" : "its group", (unsigned) (st.st_mode & 07777));
+        return FALSE;
+      }
+  return TRUE;
+}
+
 BgAgentConfig *
 bg_agent_config_load (const char *path, GError **error)
 {
+  if (!check_secrets_mode (path, error))
+    return NULL;
   return bg_agent_config_load_from_data (path, NULL, error);
 }
 
@@ -717,6 +844,10 @@ static const char *const readiness_keys[] = { "MaxLag", "StableSec", "HealthComm
 static const char *const resources_keys[] = { "CPUWeight", "CatchUpCPUWeight", "MemoryMax", "TasksMax", NULL };
 static const char *const cutover_keys[] = { "ObservationSec", "DeadlineSec", "LeadFactor", "Attempts", NULL };
 static const char *const guard_keys[] = { "Environment", "IPAddressDeny", NULL };
+static const char *const sandbox_keys[] = {
+  "User", "Group", "DynamicUser", "Hardening", "ReadWritePaths", "BindPaths",
+  "LoadCredential", "EnvironmentFile", NULL
+};
 
 static const GroupSchema job_schema[] = {
   { "Job", job_keys },
@@ -724,6 +855,7 @@ static const GroupSchema job_schema[] = {
   { "Resources", resources_keys },
   { "Cutover", cutover_keys },
   { "Guard", guard_keys },
+  { "Sandbox", sandbox_keys },
 };
 
 /* Placeholder values: at load time only the specifier letters are checked. */
@@ -754,6 +886,11 @@ job_config_new (const char *path, const char *name)
   j->cutover_attempts = BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS;
   j->guard_environment = g_new0 (char *, 1);
   j->guard_ip_address_deny = g_new0 (char *, 1);
+  j->hardening = BG_HARDENING_DEFAULT;
+  j->read_write_paths = g_new0 (char *, 1);
+  j->bind_paths = g_new0 (char *, 1);
+  j->load_credentials = g_new0 (char *, 1);
+  j->environment_files = g_new0 (char *, 1);
   return j;
 }
 
@@ -786,6 +923,12 @@ bg_job_config_unref (BgJobConfig *j)
   g_strfreev (j->health_argv);
   g_strfreev (j->guard_environment);
   g_strfreev (j->guard_ip_address_deny);
+  g_free (j->user);
+  g_free (j->group);
+  g_strfreev (j->read_write_paths);
+  g_strfreev (j->bind_paths);
+  g_strfreev (j->load_credentials);
+  g_strfreev (j->environment_files);
   g_free (j);
 }
 
@@ -985,6 +1128,132 @@ read_guard_group (const Ctx *ctx, BgJobConfig *j, GError **error)
   return TRUE;
 }
 
+/* A user or group name as systemd accepts it for User=/Group= (its "relaxed"
+ * rule kept simple): 1..31 characters of a-z A-Z 0-9 _ . -, not starting
+ * with a digit or '-' ; or a numeric id. */
+static gboolean
+user_name_is_valid (const char *s)
+{
+  gsize len = strlen (s);
+  if (len == 0 || len > 31)
+    return FALSE;
+  if (strspn (s, "0123456789") == len)
+    return TRUE;
+  if (g_ascii_isdigit (s[0]) || s[0] == '-')
+    return FALSE;
+  for (const char *p = s; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("_.-", *p) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
+/* Absolute paths, each with an optional '-' in front when @dash_ok. */
+static gboolean
+check_paths (const Ctx *ctx, const char *key, char *const *paths, gboolean dash_ok, GError **error)
+{
+  for (gsize i = 0; paths[i] != NULL; i++)
+    {
+      const char *p = paths[i];
+      if (dash_ok && p[0] == '-')
+        p++;
+      if (!g_path_is_absolute (p) || strchr (p, ':') != NULL)
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", key,
+                         "\"%s\" is not an absolute path%s (and may not contain ':')", paths[i],
+                         dash_ok ? " (optionally with a leading '-': ignored when missing)" : "");
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+read_sandbox_group (const Ctx *ctx, BgJobConfig *j, GError **error)
+{
+  const char *g = "Sandbox";
+  g_autofree char *hardening = NULL;
+  g_autofree char *dynamic = NULL;
+  if (!lookup_string (ctx, g, "User", &j->user, error) ||
+      !lookup_string (ctx, g, "Group", &j->group, error) ||
+      !lookup_string (ctx, g, "DynamicUser", &dynamic, error) ||
+      !lookup_string (ctx, g, "Hardening", &hardening, error) ||
+      !lookup_list (ctx, g, "ReadWritePaths", &j->read_write_paths, error) ||
+      !lookup_list (ctx, g, "BindPaths", &j->bind_paths, error) ||
+      !lookup_list (ctx, g, "LoadCredential", &j->load_credentials, error) ||
+      !lookup_list (ctx, g, "EnvironmentFile", &j->environment_files, error))
+    return FALSE;
+
+  const char *const names[] = { "User", "Group" };
+  char **values[] = { &j->user, &j->group };
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      if (*values[i] != NULL && (*values[i])[0] == '\0')
+        g_clear_pointer (values[i], g_free);
+      if (*values[i] != NULL && !user_name_is_valid (*values[i]))
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, g, names[i],
+                         "\"%s\" is not a user or group name (1..31 characters of a-z A-Z 0-9 _ . -, "
+                         "not starting with a digit or '-', or a numeric id)", *values[i]);
+          return FALSE;
+        }
+    }
+
+  if (dynamic != NULL)
+    {
+      if (g_strcmp0 (dynamic, "yes") == 0 || g_strcmp0 (dynamic, "true") == 0)
+        j->dynamic_user = TRUE;
+      else if (g_strcmp0 (dynamic, "no") != 0 && g_strcmp0 (dynamic, "false") != 0)
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, g, "DynamicUser",
+                         "\"%s\" is not a boolean (use yes or no)", dynamic);
+          return FALSE;
+        }
+    }
+  if (j->dynamic_user && j->user != NULL)
+    {
+      set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, g, "DynamicUser",
+                     "cannot be combined with User=%s (choose one)", j->user);
+      return FALSE;
+    }
+
+  if (g_strcmp0 (hardening, "none") == 0)
+    j->hardening = BG_HARDENING_NONE;
+  else if (hardening != NULL && strcmp (hardening, "default") != 0)
+    {
+      set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, g, "Hardening",
+                     "\"%s\" is not a preset (use \"default\" or \"none\")", hardening);
+      return FALSE;
+    }
+
+  if (!check_paths (ctx, "ReadWritePaths", j->read_write_paths, TRUE, error) ||
+      !check_paths (ctx, "BindPaths", j->bind_paths, TRUE, error) ||
+      !check_paths (ctx, "EnvironmentFile", j->environment_files, TRUE, error))
+    return FALSE;
+
+  for (gsize i = 0; j->load_credentials[i] != NULL; i++)
+    {
+      const char *item = j->load_credentials[i];
+      const char *colon = strchr (item, ':');
+      gboolean id_ok = colon != NULL && colon != item;
+      for (const char *p = item; id_ok && p < colon; p++)
+        id_ok = g_ascii_isalnum (*p) || strchr ("._-", *p) != NULL;
+      if (!id_ok || !g_path_is_absolute (colon + 1))
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, g, "LoadCredential",
+                         "\"%s\" is not ID:PATH (ID of A-Z a-z 0-9 . _ -, PATH absolute)", item);
+          return FALSE;
+        }
+      for (gsize k = 0; k < i; k++)
+        if (strncmp (j->load_credentials[k], item, (gsize) (colon - item) + 1) == 0)
+          {
+            set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, g, "LoadCredential",
+                           "credential \"%.*s\" is listed twice", (int) (colon - item), item);
+            return FALSE;
+          }
+    }
+  return TRUE;
+}
+
 /* The job name is the file's name without ".job". */
 static char *
 job_name_from_path (const char *path, GError **error)
@@ -1025,7 +1294,8 @@ bg_job_config_load_from_data (const char *path, const char *data, GError **error
       !read_readiness_group (&ctx, j, error) ||
       !read_resources_group (&ctx, j, error) ||
       !read_cutover_group (&ctx, j, error) ||
-      !read_guard_group (&ctx, j, error))
+      !read_guard_group (&ctx, j, error) ||
+      !read_sandbox_group (&ctx, j, error))
     return NULL;
   return g_steal_pointer (&j);
 }

@@ -40,6 +40,7 @@ typedef enum {
   BG_CONFIG_ERROR_INVALID_NAME,    /* a job name (from the file name) or host id that bg_name_is_valid() refuses */
   BG_CONFIG_ERROR_INVALID_VERSION, /* a version passed to an expansion helper */
   BG_CONFIG_ERROR_TOO_MANY_JOBS,   /* more job files than MaxJobs= */
+  BG_CONFIG_ERROR_INSECURE,        /* secrets in a file others can read */
 } BgConfigError;
 
 /* Defaults, shared with the documented example files. */
@@ -65,6 +66,13 @@ typedef enum {
 /* MemoryMax=infinity and TasksMax=infinity; 0 means "not set" (the
  * slice's default applies). */
 #define BG_CONFIG_INFINITY G_MAXUINT64
+
+/* [Sandbox] Hardening= of a job: the preset of systemd sandboxing settings
+ * every slot unit gets (bluegreen.job(5) lists them), or none of them. */
+typedef enum {
+  BG_HARDENING_DEFAULT,
+  BG_HARDENING_NONE,
+} BgHardening;
 
 /* One [Kafka.Properties] entry, passed verbatim to librdkafka. */
 typedef struct {
@@ -92,8 +100,11 @@ typedef struct {
   char *bootstrap_servers;  /* required */
   char *control_topic;      /* a valid Kafka topic name */
 
-  /* [Kafka.Properties]: BgConfigProperty*, in file order, never NULL */
+  /* [Kafka.Properties]: BgConfigProperty*, in file order, never NULL; the
+   * entries of [Kafka] PropertiesFile= come first, so the file's own
+   * [Kafka.Properties] can still be read next to them */
   GPtrArray *kafka_properties;
+  char *properties_file;    /* [Kafka] PropertiesFile= as resolved (absolute), or NULL */
 } BgAgentConfig;
 
 typedef struct {
@@ -138,10 +149,31 @@ typedef struct {
   /* [Guard]: applied only while a slot is not live */
   char **guard_environment;   /* KEY=VALUE overrides */
   char **guard_ip_address_deny;
+
+  /* [Sandbox]: how the slot units are confined (bluegreen.job(5)) */
+  char *user;                 /* User=; NULL: the manager's user (root under the system manager) */
+  char *group;                /* Group=; NULL: the user's group */
+  gboolean dynamic_user;      /* DynamicUser=; excludes User= */
+  BgHardening hardening;      /* Hardening=, default BG_HARDENING_DEFAULT */
+  char **read_write_paths;    /* ReadWritePaths=: absolute, optional leading '-' */
+  char **bind_paths;          /* BindPaths=: absolute, bound read-write at the same place */
+  char **load_credentials;    /* LoadCredential=: "ID:PATH", PATH absolute */
+  char **environment_files;   /* EnvironmentFile=: absolute, optional leading '-' */
 } BgJobConfig;
 
 /* ---- bluegreend.conf --------------------------------------------------- */
 
+/* Loading from a file also checks its mode: a file that sets a secret
+ * (sasl.password, ssl.key.password, ssl.keystore.password,
+ * sasl.oauthbearer.client.secret, ssl.key.pem) in [Kafka.Properties] while
+ * readable by its group or by others is refused with
+ * BG_CONFIG_ERROR_INSECURE: move the secret to PropertiesFile= (a systemd
+ * credential) or chmod the file 0600.
+ *
+ * [Kafka] PropertiesFile=NAME|PATH names a librdkafka properties file
+ * ("key=value" lines, '#' comments): a bare NAME is looked up in
+ * $CREDENTIALS_DIRECTORY (LoadCredential= of the agent's unit), a PATH is
+ * taken as is. */
 BgAgentConfig *bg_agent_config_load (const char *path, GError **error);
 /* The same from a string; @path is only used in messages. */
 BgAgentConfig *bg_agent_config_load_from_data (const char *path, const char *data, GError **error);
@@ -184,6 +216,15 @@ char **bg_job_config_expand_health (const BgJobConfig *job, BgColor color,
 /* ConsumerGroup= with %j, %c and %v = @version. */
 char *bg_job_config_expand_consumer_group (const BgJobConfig *job, BgColor color,
                                            const char *version, GError **error);
+
+/* Reads a librdkafka properties file ("key=value" per line, blank lines
+ * and lines starting with '#' ignored, key and value stripped) into
+ * BgConfigProperty* entries appended to @out; every key and value is
+ * checked by librdkafka. Errors name the file and the line. Used by the
+ * agent (PropertiesFile=) and the example job (--kafka-properties=). */
+gboolean bg_config_read_properties_file (const char *path, GPtrArray *out, GError **error);
+/* BgConfigProperty free function, for arrays built by the above. */
+void bg_config_property_free (BgConfigProperty *p);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgAgentConfig, bg_agent_config_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgJobConfig, bg_job_config_unref)

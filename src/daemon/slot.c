@@ -5,6 +5,8 @@
  */
 #include "daemon/slot.h"
 
+#include <errno.h>
+
 #include "common/control-codec.h"
 #include "common/dbus-args.h"
 #include "daemon/bg-dbus-generated.h"
@@ -763,6 +765,20 @@ slot_start_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 }
 
 void
+bgd_slot_apply_sandbox (BgdUnitSpec *spec, const BgJobConfig *job, gboolean user_manager)
+{
+  spec->user = job->user;
+  spec->group = job->group;
+  spec->dynamic_user = job->dynamic_user;
+  spec->hardening = job->hardening == BG_HARDENING_DEFAULT;
+  spec->hardening_user_manager = user_manager;
+  spec->read_write_paths = (const char *const *) job->read_write_paths;
+  spec->bind_paths = (const char *const *) job->bind_paths;
+  spec->load_credentials = (const char *const *) job->load_credentials;
+  spec->environment_files = (const char *const *) job->environment_files;
+}
+
+void
 bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                       const char *sink_mode, const char *savepoint_dir,
                       GCancellable *cancellable, GAsyncReadyCallback callback,
@@ -779,6 +795,9 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   g_auto(GStrv) environment = NULL;
   BgdUnitSpec spec = { 0 };
   gboolean live = g_strcmp0 (sink_mode, "live") == 0;
+  g_autofree char *savepoints = NULL;
+  g_autoptr(GStrvBuilder) bind = NULL;
+  g_auto(GStrv) bind_paths = NULL;
 
   /* The task's source object is the slot: keep it alive across the call. */
   g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
@@ -834,6 +853,25 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   spec.watchdog_usec = SLOT_WATCHDOG_USEC;
   spec.timeout_start_usec = SLOT_TIMEOUT_START_USEC;
   spec.output_path = output;
+
+  /* [Sandbox]. The job's savepoints directory is bound into the unit at
+   * its own path (BindPaths=), so the job can write savepoints under
+   * ProtectSystem=strict and still sees it under PrivateTmp= when the
+   * state directory is below /tmp. */
+  savepoints = g_build_filename (slot->ctx->state_directory, "savepoints", slot->job_name, NULL);
+  if (g_mkdir_with_parents (savepoints, 0700) != 0)
+    {
+      int errsv = errno;
+      g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_FAILED, "cannot create %s: %s",
+                               savepoints, g_strerror (errsv));
+      return;
+    }
+  bind = g_strv_builder_new ();
+  g_strv_builder_add (bind, savepoints);
+  g_strv_builder_addv (bind, (const char **) job->bind_paths);
+  bind_paths = g_strv_builder_end (bind);
+  bgd_slot_apply_sandbox (&spec, job, slot->ctx->user_manager);
+  spec.bind_paths = (const char *const *) bind_paths;
 
   /* The new version is announced before the unit starts so that a job
    * that asks for its steering at once finds a consistent slot. */

@@ -18,6 +18,7 @@
 #include "daemon/context.h"
 #include "daemon/state-file.h"
 #include "daemon/steering.h"
+#include "daemon/systemd.h"
 
 G_BEGIN_DECLS
 
@@ -114,6 +115,12 @@ void bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_st
 /* Starts the slot's unit running @version of @job in @sink_mode, restoring
  * from @savepoint_dir if not NULL. Completes when systemd has started it
  * (the job sent READY=1) or failed. */
+/* Sets @spec's sandboxing from the job's [Sandbox] group (the borrowed
+ * pointers stay the job's): user, hardening preset (without the two
+ * settings a user manager cannot set up when @user_manager), paths,
+ * credentials, environment files. */
+void bgd_slot_apply_sandbox (BgdUnitSpec *spec, const BgJobConfig *job, gboolean user_manager);
+
 void bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                            const char *sink_mode, const char *savepoint_dir,
                            GCancellable *cancellable, GAsyncReadyCallback callback,

@@ -65,7 +65,31 @@ typedef struct {
    * exist and be writable by the manager). Hosts without journald (the test
    * hosts) need the file. */
   const char *output_path;
+
+  /* Sandboxing (bluegreen.job(5) [Sandbox]). */
+  const char *user;               /* User=; NULL: not set */
+  const char *group;              /* Group=; NULL: not set */
+  gboolean dynamic_user;          /* DynamicUser=yes */
+  gboolean hardening;             /* the preset, bgd_systemd_add_hardening() */
+  gboolean hardening_user_manager;/* the preset without ProtectHome= and ProtectKernelTunables= */
+  const char *const *read_write_paths;  /* ReadWritePaths=; '-' prefix: ignore if missing */
+  const char *const *bind_paths;        /* BindPaths= (source = destination, read-write); '-' prefix as above */
+  const char *const *load_credentials;  /* LoadCredential= "ID:PATH" */
+  const char *const *environment_files; /* EnvironmentFile=; '-' prefix: ignore if missing */
 } BgdUnitSpec;
+
+/* Adds the hardening preset to @b (an "a(sv)" builder): the settings of a
+ * slot unit with [Sandbox] Hardening=default. With @user_manager, leaves
+ * out ProtectHome= and ProtectKernelTunables=, which a user manager cannot
+ * set up where it runs in a private mount namespace (the test hosts: the
+ * unit fails with status 226/NAMESPACE); everything else is kept. */
+void bgd_systemd_add_hardening (GVariantBuilder *b, gboolean user_manager);
+
+/* The properties of @spec written as a unit file ("[Unit]" and "[Service]"
+ * sections), for `bluegreend --print-slot-unit` and for
+ * `systemd-analyze security` of what a slot would be started with. Only
+ * the property types bgd_systemd_build_properties() produces are known. */
+char *bgd_systemd_properties_to_unit_file (GVariant *properties);
 
 /* One unit as listed by bgd_systemd_list_units_finish(). */
 typedef struct {
