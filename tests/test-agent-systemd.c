@@ -9,6 +9,7 @@
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -421,6 +422,172 @@ test_transient_properties (void)
 
   stop_unit (sd, unit);
   wait_change (&r, unit, "inactive", NULL);
+  recorder_clear (&r, sd);
+}
+
+
+/* [sandbox]: the hardening preset (user-manager variant), a credential, an
+ * environment file and a bound directory, read back from systemd and seen
+ * from inside the unit; then User= seen as the process's uid. */
+static guint32
+proc_uid (guint32 pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%u/status", pid);
+  g_autofree char *status = NULL;
+  const char *line;
+
+  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+  line = strstr (status, "\nUid:");
+  g_assert_nonnull (line);
+  return (guint32) g_ascii_strtoull (line + strlen ("\nUid:"), NULL, 10);
+}
+
+static void
+test_sandbox (void)
+{
+  const char *unit = "bgtest-sandbox.service";
+  const char *user_unit = "bgtest-sandbox-user.service";
+  g_autofree char *dir = NULL, *cred = NULL, *envfile = NULL, *seen = NULL, *script = NULL;
+  g_autofree char *cred_item = NULL, *out = NULL, *got = NULL;
+  g_autoptr(BgdSystemd) sd = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) svc = NULL, usvc = NULL;
+  BgdUnitSpec spec = { 0 };
+  Recorder r;
+  const Change *c;
+  const char *secret = "s3cret-sandbox-token";
+
+  if (!need_host ())
+    return;
+  dir = g_build_filename (host.dir, "sandbox", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  cred = g_build_filename (dir, "token", NULL);
+  envfile = g_build_filename (dir, "env", NULL);
+  seen = g_build_filename (dir, "seen", NULL);
+  g_assert_true (g_file_set_contents (cred, secret, -1, NULL));
+  g_assert_cmpint (g_chmod (cred, 0600), ==, 0);
+  g_assert_true (g_file_set_contents (envfile, "FROM_FILE=yes\n", -1, NULL));
+  cred_item = g_strconcat ("token:", cred, NULL);
+  script = g_strdup_printf ("cat \"$CREDENTIALS_DIRECTORY/token\" >%s.tmp && echo \" $FROM_FILE\" >>%s.tmp "
+                            "&& mv %s.tmp %s && systemd-notify --ready && exec sleep 1000", seen, seen, seen, seen);
+
+  sd = new_driver ();
+  recorder_init (&r, sd);
+  bgd_systemd_watch_unit (sd, unit);
+  bgd_systemd_watch_unit (sd, user_unit);
+  {
+    const char *argv[] = { "/bin/sh", "-c", script, NULL };
+    const char *creds[] = { cred_item, NULL };
+    const char *envs[] = { envfile, "-/nonexistent/env", NULL };
+    const char *binds[] = { dir, NULL };
+    out = log_path (unit);
+    spec.name = unit;
+    spec.argv = argv;
+    /* Active once READY=1 came, after the file was written. */
+    spec.service_type = "notify";
+    spec.notify_access = "all";
+    spec.output_path = out;
+    spec.hardening = TRUE;
+    spec.hardening_user_manager = TRUE;
+    spec.load_credentials = creds;
+    spec.environment_files = envs;
+    spec.bind_paths = binds;
+    g_assert_true (start_unit (sd, &spec, &error));
+    g_assert_no_error (error);
+  }
+  c = wait_change (&r, unit, "active", NULL);
+  g_assert_cmpuint (c->pid, >, 0);
+  /* What the unit saw: the credential's content and the file's variable. */
+  {
+    g_assert_true (g_file_get_contents (seen, &got, NULL, NULL));
+    g_assert_cmpstr (got, ==, "s3cret-sandbox-token yes\n");
+  }
+
+  svc = get_all (unit, "org.freedesktop.systemd1.Service");
+  {
+    const char *s;
+    gboolean b;
+    guint64 t;
+    gboolean allow;
+    g_autoptr(GVariantIter) items = NULL;
+    g_autoptr(GVariant) v = NULL;
+    const char *id, *path;
+    guint n = 0;
+
+    g_assert_true (g_variant_lookup (svc, "ProtectSystem", "&s", &s));
+    g_assert_cmpstr (s, ==, "strict");
+    g_assert_true (g_variant_lookup (svc, "ProtectProc", "&s", &s));
+    g_assert_cmpstr (s, ==, "invisible");
+    /* The two settings the user-manager preset leaves out. */
+    g_assert_true (g_variant_lookup (svc, "ProtectHome", "&s", &s));
+    g_assert_cmpstr (s, ==, "no");
+    g_assert_true (g_variant_lookup (svc, "ProtectKernelTunables", "b", &b));
+    g_assert_false (b);
+    const char *on[] = { "NoNewPrivileges", "PrivateTmp", "PrivateDevices", "PrivateMounts",
+                         "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                         "ProtectClock", "ProtectHostname", "RestrictRealtime", "RestrictSUIDSGID",
+                         "LockPersonality", "MemoryDenyWriteExecute" };
+    for (gsize i = 0; i < G_N_ELEMENTS (on); i++)
+      {
+        g_test_message ("%s", on[i]);
+        g_assert_true (g_variant_lookup (svc, on[i], "b", &b));
+        g_assert_true (b);
+      }
+    g_assert_true (g_variant_lookup (svc, "CapabilityBoundingSet", "t", &t));
+    g_assert_cmpuint (t, ==, 0);
+    g_assert_true (g_variant_lookup (svc, "RestrictNamespaces", "t", &t));
+    g_assert_cmpuint (t, ==, 0);
+    g_assert_true (g_variant_lookup (svc, "RestrictAddressFamilies", "(bas)", &allow, &items));
+    g_assert_true (allow);
+    while (g_variant_iter_next (items, "&s", &s))
+      {
+        g_assert_true (g_str_equal (s, "AF_INET") || g_str_equal (s, "AF_INET6") || g_str_equal (s, "AF_UNIX"));
+        n++;
+      }
+    g_assert_cmpuint (n, ==, 3);
+    g_clear_pointer (&items, g_variant_iter_free);
+    g_assert_true (g_variant_lookup (svc, "SystemCallFilter", "(bas)", &allow, &items));
+    g_assert_true (allow);
+    g_assert_true (g_variant_iter_n_children (items) > 50); /* @system-service, expanded */
+    v = g_variant_lookup_value (svc, "LoadCredential", G_VARIANT_TYPE ("a(ss)"));
+    g_assert_nonnull (v);
+    g_assert_cmpuint (g_variant_n_children (v), ==, 1);
+    g_variant_get_child (v, 0, "(&s&s)", &id, &path);
+    g_assert_cmpstr (id, ==, "token");
+    g_assert_cmpstr (path, ==, cred);
+  }
+  /* The secret itself is in no property of the unit. */
+  {
+    g_autofree char *printed = g_variant_print (svc, FALSE);
+    g_assert_null (strstr (printed, secret));
+  }
+  stop_unit (sd, unit);
+
+  /* User=: the process runs as that user. */
+  {
+    const char *argv[] = { "/bin/sleep", "1000", NULL };
+    g_autofree char *uout = log_path (user_unit);
+    BgdUnitSpec u = { 0 };
+    const char *s;
+    u.name = user_unit;
+    u.argv = argv;
+    u.service_type = "exec";
+    u.output_path = uout;
+    u.user = "nobody";
+    /* Without the preset: under the test hosts' user manager (root, in a
+     * private mount namespace) ProtectKernelLogs= fails a unit with User=
+     * at namespace setup (status 226), while it works for root's units. */
+    u.hardening = FALSE;
+    g_assert_true (start_unit (sd, &u, &error));
+    g_assert_no_error (error);
+    c = wait_change (&r, user_unit, "active", NULL);
+    g_assert_cmpuint (c->pid, >, 0);
+    g_assert_cmpuint (proc_uid (c->pid), ==, 65534);
+    usvc = get_all (user_unit, "org.freedesktop.systemd1.Service");
+    g_assert_true (g_variant_lookup (usvc, "User", "&s", &s));
+    g_assert_cmpstr (s, ==, "nobody");
+    stop_unit (sd, user_unit);
+  }
   recorder_clear (&r, sd);
 }
 
@@ -899,6 +1066,7 @@ main (int argc, char **argv)
   g_test_add_func ("/agent/systemd/unit-path", test_unit_path);
   g_test_add_func ("/agent/systemd/bad-spec", test_bad_spec);
   g_test_add_func ("/agent/systemd/transient-properties", test_transient_properties);
+  g_test_add_func ("/agent/systemd/[sandbox]/preset-credential-user", test_sandbox);
   g_test_add_func ("/agent/systemd/start-failure", test_start_failure);
   g_test_add_func ("/agent/systemd/exit-code", test_exit_code);
   g_test_add_func ("/agent/systemd/watchdog", test_watchdog);

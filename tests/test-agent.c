@@ -143,8 +143,10 @@ fixture_setup (Fixture *f, gconstpointer data)
                           f->kafka->bootstrap);
   f->config_path = g_build_filename (f->dir, "bluegreend.conf", NULL);
   write_file (f->config_path, conf, 0644);
+  /* BindPaths=: the test's directory (below /tmp) stays visible and
+   * writable under the default sandbox's PrivateTmp= and ProtectSystem=. */
   job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\n"
-                         "[Readiness]\nMaxLag=0\nStableSec=0\n", script, f->dir);
+                         "[Readiness]\nMaxLag=0\nStableSec=0\n[Sandbox]\nBindPaths=%s\n", script, f->dir, f->dir);
   g_free (jobs), jobs = g_build_filename (f->dir, "jobs", "sleepy.job", NULL);
   write_file (jobs, job, 0644);
 

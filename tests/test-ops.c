@@ -162,8 +162,10 @@ fixture_setup (Fixture *f, gconstpointer data)
                          "[Resources]\nCPUWeight=%d\nCatchUpCPUWeight=%d\nMemoryMax=256M\nTasksMax=%d\n"
                          "[Cutover]\nObservationSec=300\nDeadlineSec=5\n"
                          "[Guard]\nEnvironment=EXAMPLE_GUARDED=1;SCHEMA_REGISTRY_URL=http://192.0.2.1:9/\n"
-                         "IPAddressDeny=192.0.2.0/24\n",
-                         job_bin, PARTITIONS, f->schema_dir, CPU_WEIGHT, CATCH_UP_WEIGHT, TASKS_MAX);
+                         "IPAddressDeny=192.0.2.0/24\n"
+                         /* the test's directory (below /tmp) under PrivateTmp= */
+                         "[Sandbox]\nBindPaths=%s\n",
+                         job_bin, PARTITIONS, f->schema_dir, CPU_WEIGHT, CATCH_UP_WEIGHT, TASKS_MAX, f->dir);
   job_path = g_build_filename (jobs, JOB ".job", NULL);
   write_file (job_path, job, 0644);
 

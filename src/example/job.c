@@ -340,7 +340,11 @@ conf_set (rd_kafka_conf_t *conf, const char *key, const char *value, GError **er
   char errstr[512];
   if (rd_kafka_conf_set (conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
     {
-      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "%s=%s: %s", key, value, errstr);
+      /* A secret's value stays out of the message (and so out of logs). */
+      gboolean secret = strstr (key, "password") != NULL || strstr (key, "secret") != NULL
+                        || g_str_has_suffix (key, ".pem");
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "%s=%s: %s", key,
+                   secret ? "(hidden)" : value, errstr);
       return FALSE;
     }
   return TRUE;

@@ -6,6 +6,7 @@
 
 #include <locale.h>
 #include <stdlib.h>
+#include <string.h>
 
 static gboolean
 parse_mode (const char *s, BgSinkMode *out)
@@ -30,6 +31,55 @@ env_default (char *value, const char *env, const char *fallback)
   return g_strdup (fallback);
 }
 
+/* --kafka-properties=FILE: librdkafka properties, "key=value" per line
+ * ('#' comments and blank lines ignored), e.g. sasl.username and
+ * sasl.password. A FILE without '/' is a systemd credential: it is read
+ * from $CREDENTIALS_DIRECTORY (LoadCredential= in the job's [Sandbox]), so
+ * the secret is on neither the command line nor in the environment. */
+static gboolean
+read_properties_file (const char *name, GPtrArray *out, GError **error)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *contents = NULL;
+
+  if (strchr (name, '/') == NULL)
+    {
+      const char *dir = g_getenv ("CREDENTIALS_DIRECTORY");
+      if (dir == NULL || *dir == '\0')
+        {
+          g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT,
+                       "--kafka-properties=%s: a credential name, but $CREDENTIALS_DIRECTORY is not set "
+                       "(LoadCredential=%s:PATH in the job's [Sandbox])", name, name);
+          return FALSE;
+        }
+      path = g_build_filename (dir, name, NULL);
+    }
+  else
+    path = g_strdup (name);
+  if (!g_file_get_contents (path, &contents, NULL, error))
+    {
+      g_prefix_error (error, "--kafka-properties: ");
+      return FALSE;
+    }
+  g_auto (GStrv) lines = g_strsplit (contents, "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++)
+    {
+      char *line = g_strstrip (lines[i]);
+      char *eq = strchr (line, '=');
+      if (line[0] == '\0' || line[0] == '#')
+        continue;
+      if (eq == NULL || eq == line)
+        {
+          g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                       "%s:%zu: not a property (write key=value)", path, i + 1);
+          return FALSE;
+        }
+      *eq = '\0';
+      g_ptr_array_add (out, g_strdup_printf ("%s=%s", g_strstrip (line), g_strstrip (eq + 1)));
+    }
+  return TRUE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -37,6 +87,7 @@ main (int argc, char **argv)
   g_auto (BgJobConfig) cfg = { 0 };
   g_autofree char *mode = NULL;
   g_auto (GStrv) props = NULL;
+  g_autofree char *props_file = NULL;
   cfg.status_interval = 1.0;
   GOptionEntry entries[] = {
     { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &cfg.bootstrap, "Kafka bootstrap servers (BLUEGREEN_BOOTSTRAP)", "HOST:PORT,..." },
@@ -55,6 +106,8 @@ main (int argc, char **argv)
     { "status-interval", 0, 0, G_OPTION_ARG_DOUBLE, &cfg.status_interval, "Seconds between status reports (default 1)", "SEC" },
     { "no-gate", 0, 0, G_OPTION_ARG_NONE, &cfg.no_gate, "Bypass the gate: emit everything (benchmark baseline)", NULL },
     { "property", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &props, "librdkafka property for both clients, verbatim", "KEY=VALUE" },
+    { "kafka-properties", 0, 0, G_OPTION_ARG_FILENAME, &props_file,
+      "librdkafka properties file (key=value lines); a NAME without '/' is read from $CREDENTIALS_DIRECTORY", "FILE|NAME" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("- bluegreen example stateful job");
@@ -82,6 +135,11 @@ main (int argc, char **argv)
       return 2;
     }
   cfg.kafka_props = g_ptr_array_new_with_free_func (g_free);
+  if (props_file != NULL && !read_properties_file (props_file, cfg.kafka_props, &error))
+    {
+      g_printerr ("error: %s\n", error->message);
+      return 2;
+    }
   for (char **p = props; p != NULL && *p != NULL; p++)
     g_ptr_array_add (cfg.kafka_props, g_strdup (*p));
   return bg_job_run (&cfg);

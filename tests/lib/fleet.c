@@ -255,6 +255,7 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
   g_string_append_printf (job, "DeadlineSec=%s\n", g_ascii_dtostr (num, sizeof num, o->deadline_sec));
   if (o->lead_sec > 0)
     g_string_append_printf (job, "LeadFactor=%s\n", g_ascii_dtostr (num, sizeof num, o->lead_sec));
+  g_string_append_printf (job, "[Sandbox]\nBindPaths=%s\n%s", fleet->dir, o->sandbox ? o->sandbox : "");
   if (!write_file (job_path, job->str, 0644, error))
     return FALSE;
   if (o->extra_job != NULL)

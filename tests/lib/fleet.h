@@ -49,6 +49,10 @@ typedef struct {
    * started), e.g. to hold a cutover in flight that pins the control log;
    * NULL (default): none. */
   const char *extra_job;
+  /* Lines added to the job's [Sandbox] group (after BindPaths= of the
+   * fleet's directory, which the default sandbox's PrivateTmp= would hide),
+   * e.g. "LoadCredential=kafka:/path\n"; NULL (default): none. */
+  const char *sandbox;
 } BgtFleetOptions;
 
 typedef struct {
