@@ -13,6 +13,7 @@
  */
 #include <librdkafka/rdkafka.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fleet.h"
@@ -76,6 +77,45 @@ fixture_setup_health (Fixture *f, gconstpointer data)
   f->fleet = bgt_fleet_new (&f->opts, &error);
   f->opts.health_command = NULL;
   g_assert_no_error (error);
+}
+
+
+/* [sandbox]: the job's Kafka secret in a credential file only root can
+ * read, handed over with LoadCredential= and read by the example job from
+ * $CREDENTIALS_DIRECTORY (--kafka-properties=NAME). */
+#define SANDBOX_SECRET "pw-5a4db0x-only-in-the-credential"
+
+static void
+fixture_setup_sandbox (Fixture *f, gconstpointer data)
+{
+  const char *dir = g_getenv ("BG_TEST_TMPDIR");
+  g_autofree char *cred = NULL;
+  g_autofree char *sandbox = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  g_assert_nonnull (dir);
+  cred = g_build_filename (dir, "kafka.properties", NULL);
+  g_assert_true (g_file_set_contents (cred, "# the job's client settings\nsasl.username=counts\n"
+                                      "sasl.password=" SANDBOX_SECRET "\nclient.id=counts-sandboxed\n", -1, NULL));
+  g_assert_cmpint (chmod (cred, 0600), ==, 0);
+  sandbox = g_strdup_printf ("LoadCredential=kafka.properties:%s\n", cred);
+  bgt_fleet_options_init (&f->opts);
+  f->opts.n_hosts = 1;
+  f->opts.partitions = PARTITIONS;
+  f->opts.sandbox = sandbox;
+  f->opts.job_args = "--kafka-properties=kafka.properties";
+  f->fleet = bgt_fleet_new (&f->opts, &error);
+  f->opts.sandbox = NULL;
+  g_assert_no_error (error);
+  {
+    const char *needles[] = { "\"type\":\"hello\"", "\"host\":\"a\"", NULL };
+    g_assert_cmpint (bgt_fleet_control_wait (f->fleet, 0, needles, WAIT_MS), >=, 0);
+  }
 }
 
 static void
@@ -896,6 +936,173 @@ test_flip (Fixture *f, gconstpointer data)
   g_assert_cmpint (green.first_ms, <=, (t_us + FLIP_LIMIT_US) / 1000);
 }
 
+
+/* ---- [sandbox] ------------------------------------------------------------------------ */
+
+static GVariant *
+unit_get_all (Fixture *f, const char *unit, const char *iface)
+{
+  g_autoptr (GError) error = NULL;
+  GDBusConnection *bus = bgt_fleet_host (f->fleet, 0)->bus;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) all = NULL;
+  const char *path;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "GetUnit",
+                                       g_variant_new ("(s)", unit), G_VARIANT_TYPE ("(o)"),
+                                       G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&o)", &path);
+  all = g_dbus_connection_call_sync (bus, "org.freedesktop.systemd1", path, "org.freedesktop.DBus.Properties",
+                                     "GetAll", g_variant_new ("(s)", iface), G_VARIANT_TYPE ("(a{sv})"),
+                                     G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+  return g_variant_get_child_value (all, 0);
+}
+
+/* /proc/PID/FILE with its NULs turned into spaces. */
+static char *
+proc_text (guint32 pid, const char *file)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%u/%s", pid, file);
+  char *contents = NULL;
+  gsize len = 0;
+
+  g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
+  for (gsize i = 0; i < len; i++)
+    if (contents[i] == '\0')
+      contents[i] = ' ';
+  return contents;
+}
+
+/* The example job deployed with the default sandbox and its Kafka secret
+ * as a credential: the unit's hardening, credential and (absent) user read
+ * back from systemd; the job reads the credential and emits; the secret is
+ * in neither the job's command line nor its environment, in no `ps`
+ * output and not in `systemctl show` of the unit. */
+static void
+test_sandbox (Fixture *f, gconstpointer data)
+{
+  const char *unit = "bluegreen-counts-blue.service";
+  BgtHost *host;
+  g_autoptr (GVariant) svc = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *printed = NULL, *cmdline = NULL, *environ = NULL, *log = NULL, *log_path = NULL;
+  g_autofree char *show = NULL, *ps = NULL;
+  g_autofree char *cred = NULL;
+  int status = -1;
+  guint32 pid = 0;
+
+  if (f->fleet == NULL)
+    return;
+  host = bgt_fleet_host (f->fleet, 0);
+  cred = g_build_filename (g_getenv ("BG_TEST_TMPDIR"), "kafka.properties", NULL);
+  deploy (f, "v1", TRUE);
+  wait_slot (f, "blue", "State", "running");
+  wait_job (f, "LiveColor", "blue");
+
+  /* It runs and emits under the sandbox. */
+  produce_batch (f, 500);
+  wait_caught_up (f, "blue");
+  g_assert_cmpuint (slot_u64 (f, "blue", "Emitted"), ==, 500);
+  wait_output_complete (f);
+  g_assert_cmpint (output_watermarks (f), ==, 500);
+
+  /* The unit as systemd has it. */
+  svc = unit_get_all (f, unit, "org.freedesktop.systemd1.Service");
+  {
+    const char *s, *id, *path;
+    gboolean b, allow;
+    guint64 t;
+    g_autoptr (GVariantIter) items = NULL;
+    g_autoptr (GVariant) creds = NULL;
+
+    g_assert_true (g_variant_lookup (svc, "User", "&s", &s));
+    g_assert_cmpstr (s, ==, ""); /* no User= in the job file: the manager's user */
+    g_assert_true (g_variant_lookup (svc, "DynamicUser", "b", &b));
+    g_assert_false (b);
+    g_assert_true (g_variant_lookup (svc, "ProtectSystem", "&s", &s));
+    g_assert_cmpstr (s, ==, "strict");
+    g_assert_true (g_variant_lookup (svc, "ProtectHome", "&s", &s));
+    g_assert_cmpstr (s, ==, "no"); /* left out under a user manager */
+    const char *on[] = { "NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectControlGroups",
+                         "ProtectKernelModules", "ProtectClock", "LockPersonality", "MemoryDenyWriteExecute" };
+    for (gsize i = 0; i < G_N_ELEMENTS (on); i++)
+      {
+        g_assert_true (g_variant_lookup (svc, on[i], "b", &b));
+        if (!b)
+          g_error ("%s is not set on %s", on[i], unit);
+      }
+    g_assert_true (g_variant_lookup (svc, "CapabilityBoundingSet", "t", &t));
+    g_assert_cmpuint (t, ==, 0);
+    g_assert_true (g_variant_lookup (svc, "RestrictNamespaces", "t", &t));
+    g_assert_cmpuint (t, ==, 0);
+    g_assert_true (g_variant_lookup (svc, "RestrictAddressFamilies", "(bas)", &allow, &items));
+    g_assert_true (allow);
+    g_assert_cmpuint (g_variant_iter_n_children (items), ==, 3);
+    g_clear_pointer (&items, g_variant_iter_free);
+    g_assert_true (g_variant_lookup (svc, "SystemCallFilter", "(bas)", &allow, &items));
+    g_assert_true (allow);
+    g_assert_cmpuint (g_variant_iter_n_children (items), >, 0);
+    creds = g_variant_lookup_value (svc, "LoadCredential", G_VARIANT_TYPE ("a(ss)"));
+    g_assert_nonnull (creds);
+    g_assert_cmpuint (g_variant_n_children (creds), ==, 1);
+    g_variant_get_child (creds, 0, "(&s&s)", &id, &path);
+    g_assert_cmpstr (id, ==, "kafka.properties");
+    g_assert_cmpstr (path, ==, cred);
+    g_assert_true (g_variant_lookup (svc, "MainPID", "u", &pid));
+    g_assert_cmpuint (pid, >, 0);
+  }
+  printed = g_variant_print (svc, FALSE);
+  g_assert_null (strstr (printed, SANDBOX_SECRET));
+
+  /* The job read the credential (it logs how many properties, never values). */
+  /* (the agent sends the unit's output to STATE/logs/UNIT.log on a host
+   * without journald; the fleet keeps host a's state in fleet-N-PID/a/state) */
+  {
+    const char *tmp = g_getenv ("BG_TEST_TMPDIR");
+    g_autoptr (GDir) d = g_dir_open (tmp, 0, NULL);
+    const char *name;
+    g_assert_nonnull (d);
+    while (log_path == NULL && (name = g_dir_read_name (d)) != NULL)
+      if (g_str_has_prefix (name, "fleet-"))
+        log_path = g_strdup_printf ("%s/%s/a/state/logs/%s.log", tmp, name, unit);
+    g_assert_nonnull (log_path);
+  }
+  g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, "/kafka.properties: 3"));
+  g_assert_null (strstr (log, SANDBOX_SECRET));
+
+  /* Not in the process's command line nor environment... */
+  cmdline = proc_text (pid, "cmdline");
+  g_test_message ("job command line: %s", cmdline);
+  g_assert_nonnull (strstr (cmdline, "--kafka-properties=kafka.properties"));
+  g_assert_null (strstr (cmdline, SANDBOX_SECRET));
+  environ = proc_text (pid, "environ");
+  g_assert_nonnull (strstr (environ, "CREDENTIALS_DIRECTORY="));
+  g_assert_null (strstr (environ, SANDBOX_SECRET));
+  /* ... nor anywhere in ps ... */
+  {
+    const char *argv[] = { "ps", "-eww", "-o", "pid=,args=", NULL };
+    g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &ps, NULL,
+                                 &status, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+    g_assert_nonnull (strstr (ps, "--kafka-properties=kafka.properties"));
+    g_assert_null (strstr (ps, SANDBOX_SECRET));
+  }
+  /* ... nor in systemctl show. */
+  {
+    const char *argv[] = { "systemctl", "--user", "show", unit, NULL };
+    g_assert_true (bgt_host_exec (host, argv, &show, &status, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (status, ==, 0);
+    g_assert_nonnull (strstr (show, "ProtectSystem=strict"));
+    g_assert_null (strstr (show, SANDBOX_SECRET));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -907,5 +1114,7 @@ main (int argc, char **argv)
   g_test_add ("/agent/savepoint/restore-then-flip", Fixture, NULL, fixture_setup, test_savepoint,
               fixture_teardown);
   g_test_add ("/agent/flip/within-100ms", Fixture, NULL, fixture_setup, test_flip, fixture_teardown);
+  g_test_add ("/agent/[sandbox]/credential-not-in-ps-or-show", Fixture, NULL, fixture_setup_sandbox, test_sandbox,
+              fixture_teardown);
   return g_test_run ();
 }

@@ -77,6 +77,8 @@ read_properties_file (const char *name, GPtrArray *out, GError **error)
       *eq = '\0';
       g_ptr_array_add (out, g_strdup_printf ("%s=%s", g_strstrip (line), g_strstrip (eq + 1)));
     }
+  /* Names only: the values may be secrets. */
+  g_message ("Kafka properties read from %s: %u", path, out->len);
   return TRUE;
 }
 

@@ -42,7 +42,7 @@ static const char job_script[] =
   "    exec timeout -s KILL 1.5 \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n"
   "  fi\n"
   "done\n"
-  "exec \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n";
+  "exec \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1 $FLEET_JOB_ARGS\n";
 
 void
 bgt_fleet_options_init (BgtFleetOptions *opts)
@@ -246,6 +246,8 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
                           BGT_FLEET_OUTPUT, job_bin);
   if (i < G_N_ELEMENTS (o->crash_versions) && o->crash_versions[i] != NULL)
     g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
+  if (o->job_args != NULL)
+    g_string_append_printf (job, ";FLEET_JOB_ARGS=%s", o->job_args);
   g_string_append_printf (job, "\n[Readiness]\nMaxLag=%" G_GINT64_FORMAT "\n", o->max_lag);
   g_string_append_printf (job, "StableSec=%s\n", g_ascii_dtostr (num, sizeof num, o->stable_sec));
   if (o->health_command != NULL)

@@ -53,6 +53,9 @@ typedef struct {
    * fleet's directory, which the default sandbox's PrivateTmp= would hide),
    * e.g. "LoadCredential=kafka:/path\n"; NULL (default): none. */
   const char *sandbox;
+  /* Extra arguments for the example job (split by the job script's shell),
+   * e.g. "--kafka-properties=kafka.properties"; NULL (default): none. */
+  const char *job_args;
 } BgtFleetOptions;
 
 typedef struct {
