@@ -40,6 +40,14 @@ else
   not_ok "security: exposure '$e' below a bare unit's '$b'"
 fi
 
+# [sandbox] A slot unit with the default sandbox preset (issue 13: <= 3.0).
+se=$(echo "$figures" | sed -n 's/^security.slot.exposure //p')
+if [ -n "$se" ] && awk -v e="$se" 'BEGIN { exit !(e <= 3.0) }'; then
+  ok "security: slot unit exposure $se <= 3.0"
+else
+  not_ok "security: slot unit exposure '$se' <= 3.0"
+fi
+
 # Each counted setting ("✗ Name=..." lines) must be named in a comment of
 # the template: "User=/DynamicUser=" needs "User=" or "DynamicUser=",
 # "RestrictAddressFamilies=~AF_UNIX" needs "RestrictAddressFamilies=" and
