@@ -640,6 +640,174 @@ test_dir_empty (void)
   g_rmdir (dir);
 }
 
+
+/* ---- [sandbox] ----------------------------------------------------------------- */
+
+static const ErrorCase sandbox_errors[] = {
+  { JOB_OK "[Sandbox]\nUser=two words\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "User" },
+  { JOB_OK "[Sandbox]\nUser=-x\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "User" },
+  { JOB_OK "[Sandbox]\nGroup=a/b\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "Group" },
+  { JOB_OK "[Sandbox]\nDynamicUser=maybe\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "DynamicUser" },
+  { JOB_OK "[Sandbox]\nUser=clicks\nDynamicUser=yes\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "DynamicUser" },
+  { JOB_OK "[Sandbox]\nHardening=strict\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "Hardening" },
+  { JOB_OK "[Sandbox]\nReadWritePaths=var/lib/x\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "ReadWritePaths" },
+  { JOB_OK "[Sandbox]\nBindPaths=/a:/b\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "BindPaths" },
+  { JOB_OK "[Sandbox]\nEnvironmentFile=env\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "EnvironmentFile" },
+  { JOB_OK "[Sandbox]\nLoadCredential=/etc/secret\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "LoadCredential" },
+  { JOB_OK "[Sandbox]\nLoadCredential=kafka:relative\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "LoadCredential" },
+  { JOB_OK "[Sandbox]\nLoadCredential=a b:/x\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "LoadCredential" },
+  { JOB_OK "[Sandbox]\nLoadCredential=k:/x;k:/y\n", BG_CONFIG_ERROR_INVALID_VALUE, "Sandbox", "LoadCredential" },
+  { JOB_OK "[Sandbox]\nPrivateNetwork=yes\n", BG_CONFIG_ERROR_UNKNOWN_KEY, "Sandbox", "PrivateNetwork" },
+};
+
+static void
+test_sandbox_errors (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (sandbox_errors); i++)
+    {
+      const ErrorCase *c = &sandbox_errors[i];
+      g_autofree char *shown = g_strescape (c->data, NULL);
+      g_test_message ("case %u: %s", i, shown);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (BgJobConfig) job = bg_job_config_load_from_data (JOB_PATH, c->data, &error);
+      g_assert_null (job);
+      assert_config_error (error, c->code, JOB_PATH, c->group, c->key);
+    }
+}
+
+static void
+test_sandbox_full (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BgJobConfig) d = bg_job_config_load_from_data (JOB_PATH, JOB_OK, &error);
+  g_assert_no_error (error);
+  /* Defaults: the preset, no user, nothing else. */
+  g_assert_cmpint (d->hardening, ==, BG_HARDENING_DEFAULT);
+  g_assert_null (d->user);
+  g_assert_null (d->group);
+  g_assert_false (d->dynamic_user);
+  g_assert_cmpuint (g_strv_length (d->load_credentials), ==, 0);
+  g_assert_cmpuint (g_strv_length (d->environment_files), ==, 0);
+
+  g_autoptr (BgJobConfig) j = bg_job_config_load_from_data (
+    JOB_PATH, JOB_OK "[Sandbox]\nUser=clicks\nGroup=kafka\nHardening=none\n"
+    "ReadWritePaths=/var/lib/clicks;-/var/cache/clicks\nBindPaths=/srv/clicks\n"
+    "LoadCredential=kafka.properties:/etc/bluegreen/credentials/clicks.properties\n"
+    "EnvironmentFile=-/etc/default/clicks\n", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (j->user, ==, "clicks");
+  g_assert_cmpstr (j->group, ==, "kafka");
+  g_assert_cmpint (j->hardening, ==, BG_HARDENING_NONE);
+  const char *const rw[] = { "/var/lib/clicks", "-/var/cache/clicks", NULL };
+  g_assert_cmpstrv (j->read_write_paths, rw);
+  g_assert_cmpstr (j->bind_paths[0], ==, "/srv/clicks");
+  g_assert_cmpstr (j->load_credentials[0], ==, "kafka.properties:/etc/bluegreen/credentials/clicks.properties");
+  g_assert_cmpstr (j->environment_files[0], ==, "-/etc/default/clicks");
+
+  g_autoptr (BgJobConfig) dyn = bg_job_config_load_from_data (JOB_PATH, JOB_OK "[Sandbox]\nDynamicUser=yes\n", &error);
+  g_assert_no_error (error);
+  g_assert_true (dyn->dynamic_user);
+
+  g_autoptr (BgJobConfig) bad = bg_job_config_load_from_data (JOB_PATH, JOB_OK "[Sandbox]\nHardening=strict\n", &error);
+  g_assert_null (bad);
+  g_assert_cmpstr (error->message, ==,
+                   "/etc/bluegreen/jobs.d/clicks.job: [Sandbox] Hardening: \"strict\" is not a preset "
+                   "(use \"default\" or \"none\")");
+}
+
+/* A bluegreend.conf with a secret is refused unless only its owner can read
+ * it; PropertiesFile= reads the secret from a credential instead. */
+static void
+test_agent_secrets (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("bg-config-XXXXXX", NULL);
+  g_autofree char *conf = g_build_filename (dir, "bluegreend.conf", NULL);
+  g_autofree char *props = g_build_filename (dir, "agent.properties", NULL);
+  g_autoptr (GError) error = NULL;
+  const char *with_secret = "[Agent]\nHostId=a\n" AGENT_OK_KAFKA
+                            "[Kafka.Properties]\nsasl.username=agent\nsasl.password=hunter2\n";
+
+  g_assert_true (g_file_set_contents (conf, with_secret, -1, NULL));
+  g_assert_cmpint (g_chmod (conf, 0640), ==, 0);
+  {
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load (conf, &error);
+    g_assert_null (c);
+    g_assert_error (error, BG_CONFIG_ERROR, BG_CONFIG_ERROR_INSECURE);
+    g_assert_true (g_str_has_prefix (error->message, conf));
+    g_assert_nonnull (strstr (error->message, "[Kafka.Properties] sasl.password"));
+    g_assert_nonnull (strstr (error->message, "its group"));
+    g_assert_null (strstr (error->message, "hunter2"));
+    g_clear_error (&error);
+  }
+  g_assert_cmpint (g_chmod (conf, 0604), ==, 0);
+  {
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load (conf, &error);
+    g_assert_null (c);
+    g_assert_error (error, BG_CONFIG_ERROR, BG_CONFIG_ERROR_INSECURE);
+    g_assert_nonnull (strstr (error->message, "others"));
+    g_clear_error (&error);
+  }
+  g_assert_cmpint (g_chmod (conf, 0600), ==, 0);
+  {
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load (conf, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (c->kafka_properties->len, ==, 2);
+  }
+  /* Without secrets, a world-readable file is fine. */
+  g_assert_true (g_file_set_contents (conf, "[Agent]\nHostId=a\n" AGENT_OK_KAFKA, -1, NULL));
+  g_assert_cmpint (g_chmod (conf, 0644), ==, 0);
+  {
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load (conf, &error);
+    g_assert_no_error (error);
+  }
+
+  /* PropertiesFile=: a credential name from $CREDENTIALS_DIRECTORY, or a path. */
+  g_assert_true (g_file_set_contents (props, "# agent\nsasl.username = agent\n\nsasl.password=hunter2\n", -1, NULL));
+  {
+    g_autofree char *data = g_strdup_printf ("[Agent]\nHostId=a\n" AGENT_OK_KAFKA "PropertiesFile=agent.properties\n"
+                                             "[Kafka.Properties]\nclient.id=x\n");
+    g_unsetenv ("CREDENTIALS_DIRECTORY");
+    g_autoptr (BgAgentConfig) none = bg_agent_config_load_from_data (AGENT_PATH, data, &error);
+    g_assert_null (none);
+    assert_config_error (error, BG_CONFIG_ERROR_READ, AGENT_PATH, "Kafka", "PropertiesFile");
+    g_clear_error (&error);
+
+    g_setenv ("CREDENTIALS_DIRECTORY", dir, TRUE);
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load_from_data (AGENT_PATH, data, &error);
+    g_unsetenv ("CREDENTIALS_DIRECTORY");
+    g_assert_no_error (error);
+    g_assert_cmpstr (c->properties_file, ==, props);
+    g_assert_cmpuint (c->kafka_properties->len, ==, 3);
+    BgConfigProperty *p0 = c->kafka_properties->pdata[0], *p1 = c->kafka_properties->pdata[1];
+    BgConfigProperty *p2 = c->kafka_properties->pdata[2];
+    g_assert_cmpstr (p0->key, ==, "sasl.username");
+    g_assert_cmpstr (p0->value, ==, "agent");
+    g_assert_cmpstr (p1->key, ==, "sasl.password");
+    g_assert_cmpstr (p1->value, ==, "hunter2");
+    g_assert_cmpstr (p2->key, ==, "client.id");
+  }
+  {
+    g_autofree char *data = g_strdup_printf ("[Agent]\nHostId=a\n" AGENT_OK_KAFKA "PropertiesFile=%s\n", props);
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load_from_data (AGENT_PATH, data, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (c->kafka_properties->len, ==, 2);
+  }
+  /* A bad line names the file and line, never the value. */
+  g_assert_true (g_file_set_contents (props, "sasl.password=hunter2\nno.such.property=hunter3\n", -1, NULL));
+  {
+    g_autofree char *data = g_strdup_printf ("[Agent]\nHostId=a\n" AGENT_OK_KAFKA "PropertiesFile=%s\n", props);
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load_from_data (AGENT_PATH, data, &error);
+    g_assert_null (c);
+    assert_config_error (error, BG_CONFIG_ERROR_UNKNOWN_KEY, AGENT_PATH, "Kafka", "PropertiesFile");
+    g_autofree char *where = g_strdup_printf ("%s:2: no.such.property", props);
+    g_assert_nonnull (strstr (error->message, where));
+    g_assert_null (strstr (error->message, "hunter3"));
+  }
+  g_remove (conf);
+  g_remove (props);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -662,5 +830,8 @@ main (int argc, char **argv)
   g_test_add_func ("/config/dir/max-jobs", test_dir_max_jobs);
   g_test_add_func ("/config/dir/missing", test_dir_missing);
   g_test_add_func ("/config/dir/empty", test_dir_empty);
+  g_test_add_func ("/config/job/[sandbox]/errors", test_sandbox_errors);
+  g_test_add_func ("/config/job/[sandbox]/keys", test_sandbox_full);
+  g_test_add_func ("/config/agent/[sandbox]/secrets", test_agent_secrets);
   return g_test_run ();
 }
