@@ -792,6 +792,15 @@ test_agent_secrets (void)
     g_assert_no_error (error);
     g_assert_cmpuint (c->kafka_properties->len, ==, 2);
   }
+  /* The cluster stays in BootstrapServers=. */
+  g_assert_true (g_file_set_contents (props, "bootstrap.servers=elsewhere:9092\n", -1, NULL));
+  {
+    g_autofree char *data = g_strdup_printf ("[Agent]\nHostId=a\n" AGENT_OK_KAFKA "PropertiesFile=%s\n", props);
+    g_autoptr (BgAgentConfig) c = bg_agent_config_load_from_data (AGENT_PATH, data, &error);
+    g_assert_null (c);
+    assert_config_error (error, BG_CONFIG_ERROR_INVALID_VALUE, AGENT_PATH, "Kafka", "PropertiesFile");
+    g_clear_error (&error);
+  }
   /* A bad line names the file and line, never the value. */
   g_assert_true (g_file_set_contents (props, "sasl.password=hunter2\nno.such.property=hunter3\n", -1, NULL));
   {

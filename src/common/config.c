@@ -723,6 +723,16 @@ read_properties_file_key (const Ctx *ctx, BgAgentConfig *c, GError **error)
       set_key_error (error, ctx, (BgConfigError) local->code, "Kafka", "PropertiesFile", "%s", local->message);
       return FALSE;
     }
+  for (guint i = 0; i < c->kafka_properties->len; i++)
+    {
+      const BgConfigProperty *p = c->kafka_properties->pdata[i];
+      if (strcmp (p->key, "bootstrap.servers") == 0 || strcmp (p->key, "metadata.broker.list") == 0)
+        {
+          set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, "Kafka", "PropertiesFile",
+                         "%s: %s: set BootstrapServers= in [Kafka] instead", c->properties_file, p->key);
+          return FALSE;
+        }
+    }
   return TRUE;
 }
 
