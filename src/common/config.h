@@ -57,6 +57,9 @@ typedef enum {
 #define BG_CONFIG_DEFAULT_OBSERVATION_SEC 300
 #define BG_CONFIG_DEFAULT_DEADLINE_SEC 10
 #define BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS 3
+#define BG_CONFIG_DEFAULT_SAVEPOINTS_KEPT 3
+#define BG_CONFIG_MAX_SAVEPOINTS_KEPT 1000
+#define BG_CONFIG_DEFAULT_SLOT_LOG_MAX_BYTES (64 * 1024 * 1024)
 #define BG_CONFIG_MAX_CUTOVER_ATTEMPTS 10
 /* A fifth of a second of traffic: enough for every host to arm a plan before
  * a running instance reaches the barrier, short enough for a quick switch. */
@@ -87,6 +90,7 @@ typedef struct {
   gint64 heartbeat_usec;    /* > 0 */
   char *fleet_key_file;     /* absolute, or NULL: control messages are not signed */
   guint max_jobs;           /* 1 .. BG_CONFIG_MAX_MAX_JOBS */
+  guint64 slot_log_max_bytes; /* SlotLogMaxSize=: output files rotated past this; BG_CONFIG_INFINITY: never */
 
   /* [Kafka] */
   char *bootstrap_servers;  /* required */
@@ -109,6 +113,7 @@ typedef struct {
   char **exec_start_argv;     /* split, not expanded; argv[0] is absolute */
   char *exec_savepoint;       /* NULL if not set (%v %j %d %%) */
   char **exec_savepoint_argv; /* NULL if not set */
+  guint savepoints_kept;      /* SavepointsKept=: 1 .. BG_CONFIG_MAX_SAVEPOINTS_KEPT */
   char **input_topics;        /* at least one; names only */
   gint32 *input_partitions;   /* same length; from "name:N", 0 if not given (ask Kafka) */
   char **output_topics;       /* informative; may be empty */

@@ -19,6 +19,7 @@
 #include "daemon/membership.h"
 #include "daemon/job.h"
 #include "daemon/metrics.h"
+#include "daemon/retention.h"
 #include "daemon/state-file.h"
 
 
@@ -397,12 +398,40 @@ agent_metrics_collect (gpointer user_data)
   return bgd_metrics_render (&a, jobs);
 }
 
+/* Where no journald takes the units' output, it goes to files in the
+ * logs directory: each is kept under SlotLogMaxSize= (one older part
+ * beside it, "<unit>.log.1"). */
+static void
+agent_rotate_slot_logs (BgdAgent *agent)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (agent->ctx.have_journal || agent->ctx.config->slot_log_max_bytes == BG_CONFIG_INFINITY)
+    return;
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    for (guint c = 0; c < BG_N_COLORS; c++)
+      {
+        BgdSlot *slot = bgd_job_get_slot (value, (BgColor) c);
+        g_autofree char *path = g_strdup_printf ("%s/%s.log", agent->ctx.logs_directory, bgd_slot_get_unit (slot));
+        g_autoptr(GError) error = NULL;
+        gboolean rotated = FALSE;
+
+        if (!bgd_retention_rotate_log (path, (goffset) agent->ctx.config->slot_log_max_bytes, &rotated, &error))
+          g_message ("slot output: %s", error->message);
+        else if (rotated)
+          g_info ("slot output: %s rotated (SlotLogMaxSize=)", path);
+      }
+}
+
 static gboolean
 metrics_timer_cb (gpointer user_data)
 {
   BgdAgent *agent = user_data;
 
   bgd_metrics_changed (agent->metrics);
+  agent_rotate_slot_logs (agent);
   return G_SOURCE_CONTINUE;
 }
 

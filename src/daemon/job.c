@@ -15,6 +15,7 @@
 #include "daemon/errors.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"
+#include "daemon/retention.h"
 #include "daemon/steering.h"
 
 
@@ -321,6 +322,22 @@ deploy_fail (DeployOp *op, GError *error)
   g_error_free (error);
 }
 
+/* Keeps the job's newest SavepointsKept= savepoints (the one just used
+ * among them); a failure to prune is logged, never a failed deploy. */
+static void
+job_prune_savepoints (BgdJob *job)
+{
+  g_autofree char *base = g_build_filename (job->ctx->state_directory, "savepoints", job->config->name, NULL);
+  g_autoptr(GError) error = NULL;
+  guint removed = 0;
+
+  if (!bgd_retention_prune_savepoints (base, job->config->savepoints_kept, &removed, &error))
+    bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "%s", error->message);
+  else if (removed > 0)
+    bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, NULL, NULL,
+                 "removed %u old savepoints (SavepointsKept=%u)", removed, job->config->savepoints_kept);
+}
+
 static void
 deploy_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -334,6 +351,8 @@ deploy_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       return;
     }
   bgd_job_set_last_error (op->job, "");
+  if (op->savepoint_dir != NULL)
+    job_prune_savepoints (op->job);
   op->job->auto_cutover = op->auto_cutover && !op->live;
   op->job->auto_rollback = op->auto_rollback && !op->live;
   op->job->auto_color = op->color;
