@@ -713,7 +713,7 @@ bg_agent_config_load (const char *path, GError **error)
 
 static const char *const job_keys[] = {
   "Description", "ExecStart", "ExecSavepoint", "InputTopics", "OutputTopics",
-  "ConsumerGroup", "Hosts", "Environment", "SavepointsKept", NULL
+  "ConsumerGroup", "Hosts", "Environment", "SavepointsKept", "StartTimeoutSec", "WatchdogSec", NULL
 };
 static const char *const readiness_keys[] = { "MaxLag", "StableSec", "HealthCommand", NULL };
 static const char *const resources_keys[] = { "CPUWeight", "CatchUpCPUWeight", "MemoryMax", "TasksMax", NULL };
@@ -755,6 +755,8 @@ job_config_new (const char *path, const char *name)
   j->lead_usec = BG_CONFIG_DEFAULT_LEAD_USEC;
   j->cutover_attempts = BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS;
   j->savepoints_kept = BG_CONFIG_DEFAULT_SAVEPOINTS_KEPT;
+  j->start_timeout_usec = BG_CONFIG_DEFAULT_START_TIMEOUT_SEC * G_USEC_PER_SEC;
+  j->watchdog_usec = BG_CONFIG_DEFAULT_WATCHDOG_SEC * G_USEC_PER_SEC;
   j->guard_environment = g_new0 (char *, 1);
   j->guard_ip_address_deny = g_new0 (char *, 1);
   return j;
@@ -857,7 +859,9 @@ read_job_group (const Ctx *ctx, BgJobConfig *j, GError **error)
       !lookup_string (ctx, "Job", "ConsumerGroup", &j->consumer_group, error) ||
       !lookup_list (ctx, "Job", "Hosts", &j->hosts, error) ||
       !lookup_list (ctx, "Job", "Environment", &j->environment, error) ||
-      !check_environment (ctx, "Job", "Environment", j->environment, error))
+      !check_environment (ctx, "Job", "Environment", j->environment, error) ||
+      !lookup_seconds (ctx, "Job", "StartTimeoutSec", TRUE, &j->start_timeout_usec, error) ||
+      !lookup_seconds (ctx, "Job", "WatchdogSec", FALSE, &j->watchdog_usec, error))
     return FALSE;
   {
     guint64 kept = j->savepoints_kept;

@@ -60,6 +60,12 @@ typedef enum {
 #define BG_CONFIG_DEFAULT_SAVEPOINTS_KEPT 3
 #define BG_CONFIG_MAX_SAVEPOINTS_KEPT 1000
 #define BG_CONFIG_DEFAULT_SLOT_LOG_MAX_BYTES (64 * 1024 * 1024)
+/* [Job] StartTimeoutSec=: how long a slot's unit may take to send READY=1
+ * (the job sends it once it consumes, which may wait for a consumer-group
+ * assignment); WatchdogSec=: the longest gap between two WATCHDOG=1 pings
+ * (0: no watchdog). */
+#define BG_CONFIG_DEFAULT_START_TIMEOUT_SEC 300
+#define BG_CONFIG_DEFAULT_WATCHDOG_SEC 30
 #define BG_CONFIG_MAX_CUTOVER_ATTEMPTS 10
 /* A fifth of a second of traffic: enough for every host to arm a plan before
  * a running instance reaches the barrier, short enough for a quick switch. */
@@ -120,6 +126,8 @@ typedef struct {
   char *consumer_group;       /* template (%j %c %v %%), default BG_CONFIG_DEFAULT_CONSUMER_GROUP */
   char **hosts;               /* static host list; empty: membership from the control topic */
   char **environment;         /* KEY=VALUE */
+  gint64 start_timeout_usec;  /* > 0: systemd's TimeoutStartSec= for the slot's unit */
+  gint64 watchdog_usec;       /* >= 0: WatchdogSec=; 0: no watchdog */
 
   /* [Readiness] */
   gint64 max_lag;             /* records, >= 0 */

@@ -8,6 +8,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "common/config.h"
@@ -51,6 +52,9 @@ struct _BgdAgent {
   guint watchdog_id;
   guint signal_ids[3];
   GHashTable *lag_queries;   /* job name → TRUE while a query runs */
+  /* The errors of the job files skipped by the last load ("PATH: ..."):
+   * GetJob says why a job named in a bad file does not exist. */
+  GPtrArray *bad_job_files;
   GCancellable *cancellable;
   gulong closed_id;
 
@@ -196,7 +200,7 @@ agent_apply_jobs (BgdAgent *agent, GPtrArray *configs)
  * entry capped in hosts (membership.h): the agent's memory is bounded by
  * its configuration, not by what the control topic or the jobs send. */
 static GPtrArray *
-agent_load_jobs (BgAgentConfig *config, GString *problems, GError **error)
+agent_load_jobs (BgdAgent *agent, BgAgentConfig *config, GString *problems, GError **error)
 {
   g_autoptr(GPtrArray) file_errors = NULL;
   g_autoptr(GPtrArray) configs = NULL;
@@ -204,14 +208,35 @@ agent_load_jobs (BgAgentConfig *config, GString *problems, GError **error)
   configs = bg_job_configs_load_dir (config->jobs_directory, config->max_jobs, &file_errors, error);
   if (configs == NULL)
     return NULL;
+  g_clear_pointer (&agent->bad_job_files, g_ptr_array_unref);
+  agent->bad_job_files = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; file_errors != NULL && i < file_errors->len; i++)
     {
       const GError *e = file_errors->pdata[i];
       g_message ("bad job file, skipped: %s", e->message);
+      g_ptr_array_add (agent->bad_job_files, g_strdup (e->message));
       if (problems != NULL)
         g_string_append_printf (problems, "%s%s", problems->len ? "; " : "", e->message);
     }
   return g_steal_pointer (&configs);
+}
+
+/* The error of job @name's file if the last load skipped it (every
+ * config error starts with the file's path), else NULL. */
+static const char *
+agent_bad_job_file (BgdAgent *agent, const char *name)
+{
+  g_autofree char *file = g_strconcat (name, ".job", NULL);
+  g_autofree char *path = g_build_filename (agent->ctx.config->jobs_directory, file, NULL);
+  gsize len = strlen (path);
+
+  for (guint i = 0; agent->bad_job_files != NULL && i < agent->bad_job_files->len; i++)
+    {
+      const char *message = agent->bad_job_files->pdata[i];
+      if (strncmp (message, path, len) == 0 && message[len] == ':')
+        return message;
+    }
+  return NULL;
 }
 
 gboolean
@@ -242,7 +267,7 @@ bgd_agent_reload (BgdAgent *agent, GError **error)
     }
   /* Bus, state directory and Kafka are fixed for the life of the process;
    * the jobs are what a reload is for. */
-  configs = agent_load_jobs (config, problems, &local_error);
+  configs = agent_load_jobs (agent, config, problems, &local_error);
   if (configs == NULL)
     {
       g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED, "%s (old configuration kept)",
@@ -649,8 +674,12 @@ handle_get_job (BgAgent1 *iface, GDBusMethodInvocation *invocation, const char *
   job = g_hash_table_lookup (agent->jobs, name);
   if (job == NULL)
     {
+      const char *bad_file = agent_bad_job_file (agent, name);
+
       g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_UNKNOWN_JOB,
-                                             "name: no job '%s' on this host", name);
+                                             "name: no job '%s' on this host%s%s", name,
+                                             bad_file ? ": its job file was skipped: " : "",
+                                             bad_file ? bad_file : "");
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   bg_agent1_complete_get_job (iface, invocation, bgd_job_get_path (job));
@@ -908,7 +937,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   g_signal_connect (agent->iface, "handle-reload", G_CALLBACK (handle_reload), agent);
   g_signal_connect (agent->iface, "handle-get-job", G_CALLBACK (handle_get_job), agent);
 
-  configs = agent_load_jobs (config, NULL, error);
+  configs = agent_load_jobs (agent, config, NULL, error);
   if (configs == NULL)
     return NULL;
   agent_apply_jobs (agent, configs);
@@ -978,6 +1007,7 @@ bgd_agent_free (BgdAgent *agent)
         }
       g_hash_table_unref (agent->jobs);
     }
+  g_clear_pointer (&agent->bad_job_files, g_ptr_array_unref);
   if (agent->closed_id != 0)
     g_clear_signal_handler (&agent->closed_id, agent->ctx.bus);
   if (agent->iface != NULL && g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (agent->iface)) != NULL)

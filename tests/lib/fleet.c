@@ -767,6 +767,12 @@ bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out)
   return TRUE;
 }
 
+char *
+bgt_fleet_jobs_dir (BgtFleet *fleet, guint i)
+{
+  return g_build_filename (fleet->dir, bgt_fleet_host_id (fleet, i), "jobs", NULL);
+}
+
 /* ---- processes ----------------------------------------------------------- */
 
 guint32

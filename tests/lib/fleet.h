@@ -76,6 +76,9 @@ BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i);
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i);
 const char *bgt_fleet_bootstrap (BgtFleet *fleet);
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
+/* Host @i's jobs directory (JobsDirectory=): a test adds job files there
+ * and calls Agent1.Reload. Newly allocated. */
+char *bgt_fleet_jobs_dir (BgtFleet *fleet, guint i);
 /* Prints every agent's and job's log as test messages. */
 void bgt_fleet_dump_logs (BgtFleet *fleet);
 
