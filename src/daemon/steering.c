@@ -259,3 +259,14 @@ bgd_steering_done_outgoing (const BgdSteering *cur)
 {
   return changed_or_null (cur, bgd_steering_new_full ("blackhole", NULL, cur->plan, NULL));
 }
+
+gboolean
+bgd_steering_decision_unconfirmed (const BgdSteering *cur, const char *id, gboolean active,
+                                   guint64 applied_generation, guint64 generation)
+{
+  const char *pid = bgd_steering_plan_id (cur);
+
+  if (!active || g_str_equal (pid, id) || *pid == '\0' || g_str_equal (bgd_steering_plan_state (cur), "prepared"))
+    return FALSE;
+  return applied_generation < generation;
+}

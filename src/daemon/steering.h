@@ -81,4 +81,13 @@ BgdSteering *bgd_steering_release (const BgdSteering *cur, const char *topic, gi
 /* Every partition is handed over: the outgoing side emits nothing more. */
 BgdSteering *bgd_steering_done_outgoing (const BgdSteering *cur);
 
+/* Whether arming plan @id must wait for a slot's instances: the slot is
+ * active and its steering @cur names another plan, decided, whose
+ * generation the instances have not confirmed yet (@applied_generation <
+ * @generation). Steering is one set of properties: a new prepared plan
+ * published before the instances fetched that decision would hide it, and
+ * an instance that never guesses a decision would keep the old plan armed. */
+gboolean bgd_steering_decision_unconfirmed (const BgdSteering *cur, const char *id, gboolean active,
+                                            guint64 applied_generation, guint64 generation);
+
 G_END_DECLS
