@@ -71,9 +71,10 @@ BgdSteering *bgd_steering_arm (const BgdSteering *cur, const BgdCutoverPlan *pla
  * and every partition the plan does not name. Holds are kept. */
 BgdSteering *bgd_steering_commit (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolean outgoing);
 /* The abort: the ranges stay what they were before the plan; no holds.
- * Applied also when the slot names an older decided plan (an instance may
- * hold this plan armed from before an agent restart); NULL when the slot
- * has another plan prepared. */
+ * NULL when the slot names another plan (it never armed @plan: its
+ * instances cannot hold it, and the other plan's decision must stay
+ * visible to an instance that has not fetched it yet). @slot_active is
+ * not used any more (kept for the callers). */
 BgdSteering *bgd_steering_abort (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolean outgoing,
                                  gboolean slot_active);
 /* (topic, partition) is handed over: the incoming side's hold on it goes. */
