@@ -1868,18 +1868,54 @@ quiet_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpo
   return G_LOG_WRITER_HANDLED;
 }
 
+/* Seeds a run takes by default: fewer under the sanitizers (several
+ * times slower), so that the suite's run stays about a minute. */
+#if defined(__SANITIZE_ADDRESS__)
+#define DEFAULT_SEEDS 300
+#else
+#define DEFAULT_SEEDS 2000
+#endif
+
+static gboolean
+parse_known (const char *text, GArray *out, GError **error)
+{
+  g_auto(GStrv) parts = g_strsplit (text, ",", -1);
+
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      guint64 v;
+      if (!g_ascii_string_to_unsigned (g_strstrip (parts[i]), 10, 0, G_MAXUINT64, &v, error))
+        return FALSE;
+      g_array_append_val (out, v);
+    }
+  return TRUE;
+}
+
+static gboolean
+is_known (GArray *known, guint64 seed)
+{
+  for (guint i = 0; i < known->len; i++)
+    if (g_array_index (known, guint64, i) == seed)
+      return TRUE;
+  return FALSE;
+}
+
 int
 main (int argc, char **argv)
 {
-  gint64 seed = -1, first = 1, count = 200;
-  gboolean trace = FALSE, bench = FALSE, late_join_anytime = FALSE, multi_instance = FALSE;
+  gint64 seed = -1, first = 1, count = 0;
+  gboolean trace = FALSE, bench = FALSE, tap = FALSE, late_join_anytime = FALSE, multi_instance = FALSE;
+  g_autofree char *known_text = NULL;
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- bluegreen's cutover protocol, simulated");
   GOptionEntry entries[] = {
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Run this one seed", "N" },
     { "first", 0, 0, G_OPTION_ARG_INT64, &first, "First seed of a run (default 1)", "N" },
-    { "seeds", 0, 0, G_OPTION_ARG_INT64, &count, "How many seeds (default 200)", "COUNT" },
+    { "seeds", 0, 0, G_OPTION_ARG_INT64, &count, "How many seeds (0, the default: 2000, 300 under ASan)", "COUNT" },
     { "trace", 0, 0, G_OPTION_ARG_NONE, &trace, "Print every event", NULL },
     { "bench", 0, 0, G_OPTION_ARG_NONE, &bench, "Print sim.seeds, sim.violations, sim.seeds_per_s", NULL },
+    { "tap", 0, 0, G_OPTION_ARG_NONE, &tap, "Print the outcome as TAP (the test suite's [sim])", NULL },
+    { "known", 0, 0, G_OPTION_ARG_STRING, &known_text,
+      "Seeds that show an open finding (docs/sim.md), reported apart with --tap", "N,N,..." },
     { "late-join-anytime", 0, 0, G_OPTION_ARG_NONE, &late_join_anytime,
       "Let a host join after cutovers happened (issue 8)", NULL },
     { "multi-instance", 0, 0, G_OPTION_ARG_NONE, &multi_instance,
@@ -1887,18 +1923,30 @@ main (int argc, char **argv)
     { NULL },
   };
   g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) known = g_array_new (FALSE, FALSE, sizeof (guint64));
+  g_autoptr(GPtrArray) failures = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GArray) known_failed = g_array_new (FALSE, FALSE, sizeof (guint64));
   SeedStats stats = { 0 };
   guint violations = 0;
   gint64 started;
   double secs;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+  if (!g_option_context_parse (ctx, &argc, &argv, &error)
+      || (known_text != NULL && !parse_known (known_text, known, &error)))
     {
       fprintf (stderr, "error: %s\n", error->message);
       return 2;
     }
+  if (count <= 0)
+    count = DEFAULT_SEEDS;
+  if (g_getenv ("BG_SIM_SEEDS") != NULL && seed < 0)
+    count = MAX (g_ascii_strtoll (g_getenv ("BG_SIM_SEEDS"), NULL, 10), 1);
   sim_tracing = trace;
+  /* The agents' warnings are part of what is simulated (an instance found
+   * past its barrier after an ack): not fatal here, even under the
+   * suite's G_DEBUG=fatal-warnings. Criticals still are. */
+  g_log_set_always_fatal (G_LOG_LEVEL_CRITICAL);
   g_log_set_writer_func (quiet_writer, NULL, NULL);
   if (seed >= 0)
     {
@@ -1908,13 +1956,19 @@ main (int argc, char **argv)
   started = g_get_monotonic_time ();
   for (gint64 s = first; s < first + count; s++)
     {
-      g_autofree char *v = run_seed ((guint64) s, trace, late_join_anytime, multi_instance, &stats);
-      if (v != NULL)
+      char *v = run_seed ((guint64) s, trace, late_join_anytime, multi_instance, &stats);
+      guint64 u = (guint64) s;
+
+      if (v == NULL)
+        continue;
+      violations++;
+      if (is_known (known, u))
         {
-          violations++;
-          if (violations <= 5)
-            fprintf (stderr, "%s\n", v);
+          g_array_append_val (known_failed, u);
+          g_free (v);
         }
+      else
+        g_ptr_array_add (failures, v);
     }
   secs = (g_get_monotonic_time () - started) / 1e6;
   if (g_getenv ("BG_SIM_EVENT_COUNTS") != NULL)
@@ -1925,9 +1979,55 @@ main (int argc, char **argv)
       printf ("sim.seeds %" G_GINT64_FORMAT "\n", count);
       printf ("sim.violations %u\n", violations);
       printf ("sim.seeds_per_s %.0f\n", count / MAX (secs, 1e-6));
+      return 0;
     }
-  else
-    printf ("%" G_GINT64_FORMAT " seeds, %u with a violation; %u prepares, %u commits, %u aborts, %u stalled by quiet partitions (issue 15), %u events, %.1f s\n",
-            count, violations, stats.prepares, stats.commits, stats.aborts, stats.stalls, stats.events, secs);
+  if (tap)
+    {
+      guint n = 1;
+
+      printf ("1..%u\n", 2 + known->len);
+      printf ("# %" G_GINT64_FORMAT " seeds in %.1f s: %u prepares, %u commits, %u aborts, %u cutovers waiting for traffic "
+              "below a barrier at the end (issue 15)\n", count, secs, stats.prepares, stats.commits, stats.aborts,
+              stats.stalls);
+      for (guint i = 0; i < failures->len; i++)
+        {
+          g_auto(GStrv) lines = g_strsplit (failures->pdata[i], "\n", -1);
+          for (guint j = 0; lines[j] != NULL; j++)
+            printf ("# %s\n", lines[j]);
+        }
+      printf ("%s %u - [sim] seeds %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT ": every input offset emitted by exactly one "
+              "color, in order across colors, and every cutover ends (%u new violations)\n",
+              failures->len == 0 ? "ok" : "not ok", n++, first, first + count - 1, failures->len);
+      /* Issue 15: a cutover waits for traffic to reach a barrier on a
+       * partition that went quiet; not a violation of exactness, but it
+       * does not end within a bound. TODO until the design changes. */
+      if (stats.stalls > 0)
+        printf ("not ok %u - [sim] every committed cutover ends within %.0f s of the faults stopping, quiet partitions "
+                "included: %u did not (issue 15) # TODO\n", n++, (END_USEC - FAULTS_USEC) / 1e6, stats.stalls);
+      else
+        printf ("ok %u - [sim] every committed cutover ends within %.0f s of the faults stopping, quiet partitions "
+                "included\n", n++, (END_USEC - FAULTS_USEC) / 1e6);
+      for (guint i = 0; i < known->len; i++)
+        {
+          guint64 k = g_array_index (known, guint64, i);
+          gboolean ran = (gint64) k >= first && (gint64) k < first + count;
+          gboolean still = FALSE;
+
+          for (guint j = 0; j < known_failed->len; j++)
+            still |= g_array_index (known_failed, guint64, j) == k;
+          if (!ran)
+            printf ("ok %u - [sim] seed %" G_GUINT64_FORMAT " (an open finding) # SKIP not in this run's seeds\n", n++, k);
+          else if (still)
+            printf ("not ok %u - [sim] seed %" G_GUINT64_FORMAT " still shows its open finding (docs/sim.md) # TODO\n", n++, k);
+          else
+            printf ("ok %u - [sim] seed %" G_GUINT64_FORMAT " (listed as an open finding) is clean now: drop it from the list\n",
+                    n++, k);
+        }
+      return 0;
+    }
+  for (guint i = 0; i < failures->len && i < 5; i++)
+    fprintf (stderr, "%s\n", (const char *) failures->pdata[i]);
+  printf ("%" G_GINT64_FORMAT " seeds, %u with a violation; %u prepares, %u commits, %u aborts, %u stalled by quiet partitions (issue 15), %u events, %.1f s\n",
+          count, violations, stats.prepares, stats.commits, stats.aborts, stats.stalls, stats.events, secs);
   return violations > 0 ? 1 : 0;
 }
