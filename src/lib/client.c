@@ -356,6 +356,26 @@ note_holds (GHashTable *applied, const BgGateHold *holds, gsize n)
     g_hash_table_add (applied, hold_key (holds[i].topic, holds[i].partition));
 }
 
+/* The simulator's view of the job's own threads: they may admit records
+ * whenever the link has changed the gate and not yet finished (see
+ * client-private.h). NULL outside the simulator. */
+static BgClientInterleaveFunc interleave_func;
+static gpointer interleave_data;
+
+void
+bg_client_debug_set_interleave (BgClientInterleaveFunc func, gpointer user_data)
+{
+  interleave_func = func;
+  interleave_data = user_data;
+}
+
+static void
+interleave (BgGate *gate)
+{
+  if (interleave_func != NULL)
+    interleave_func (gate, interleave_data);
+}
+
 gboolean
 bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_holds,
                           GError **error)
@@ -413,6 +433,7 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
                        "the gate refused the decision on plan %s", plan_id);
           return FALSE;
         }
+      interleave (gate);
     }
 
   if (mode == BG_SINK_MODE_UNKNOWN)

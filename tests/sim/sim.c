@@ -41,6 +41,12 @@
 
 #define JOB "j"
 #define TOPIC "in"
+/* A second job on every host: no instances, its cutovers arm and hand over
+ * at once. It is there for what a second job does to the first: its
+ * cutover in flight pins where the agent's replay starts, so the first
+ * job's own history is read again after a restart. */
+#define JOB2 "k"
+#define TOPIC2 "kin"
 #define MAX_HOSTS 4
 #define MAX_INST 2      /* instances per color per host */
 #define MAX_PARTS 8
@@ -73,6 +79,9 @@ typedef enum {
   EV_INST_START,
   EV_REBALANCE,
   EV_FAULT,
+  EV_CRASH,       /* an agent crashes right after publishing a steering */
+  EV_K_ARMED,     /* the second job's instances confirm its plan */
+  EV_K_DELIVERED, /* the second job's outgoing side has delivered everything */
   EV_EVICT,
   EV_FAULTS_END,
   EV_PRODUCE_END,
@@ -82,17 +91,17 @@ typedef enum {
 static const char *const ev_names[] = {
   "log-land", "log-read", "timer", "idle-save", "arm-poll", "hello", "agent-start", "produce", "sample",
   "step", "land", "fetch", "fetch-reply", "armed", "progress", "delivered", "inst-start", "rebalance",
-  "fault", "evict", "faults-end", "produce-end", "end",
+  "fault", "crash", "k-armed", "k-delivered", "evict", "faults-end", "produce-end", "end",
 };
 
 typedef enum {
   F_AGENT_CRASH, F_AGENT_SILENT, F_INST_CRASH, F_REBALANCE, F_ADD_PARTITION, F_LOG_DELAY,
-  F_HOST_DIES, F_CUTOVER, F_ABORT, F_N
+  F_HOST_DIES, F_CUTOVER, F_ABORT, F_AGENT_CRASH_STEP, F_N
 } FaultKind;
 
 static const char *const fault_names[] = {
   "agent-crash", "agent-silent", "instance-crash", "rebalance", "add-partition", "log-delay",
-  "host-dies", "cutover", "abort",
+  "host-dies", "cutover", "abort", "agent-crash-step",
 };
 
 typedef enum { P_REGULAR, P_SPARSE, P_QUIET, P_LATE } PartKind;
@@ -149,6 +158,7 @@ typedef struct {
   guint64 gen[2];
   int live;
   gint64 job_offset; /* the job's ControlOffset= */
+  gint64 job2_offset; /* the second job's */
   gint64 start;      /* where the agent's replay starts */
 } Disk;
 
@@ -169,7 +179,8 @@ struct _Agent {
   gboolean insts_started;
   BgdMembership *m; /* persisted: survives restarts */
   BgdCutover *cut;
-  gint64 read_pos, replay_end, replay_from;
+  BgdCutover *cut2; /* the second job's */
+  gint64 read_pos, replay_end, replay_from, replay2_from;
   gboolean reading;
   gint64 slow_until;
   gint64 skew;
@@ -181,6 +192,7 @@ struct _Agent {
   char *arm_pending;
   gboolean arm_poll;
   gboolean idle_save;
+  gboolean crash_after_publish; /* crash within a millisecond of the next steering published */
   char *pending_id;
   gint64 last_append;
   Inst inst[2][MAX_INST];
@@ -217,6 +229,7 @@ struct _Sim {
   guint n_cutovers_started;
   guint n_prepares, n_commits, n_aborts, n_dones;
   gboolean faults_over;
+  gint64 k_delivered_at; /* when the second job's outgoing side has delivered everything */
   GString *faults; /* what the seed drew: the replayable trace's summary */
   char *violation;
   guint stalls; /* cutovers waiting for traffic that stopped below a barrier (issue 15) */
@@ -396,6 +409,7 @@ agent_persist (gpointer data)
 {
   Agent *a = data;
   gint64 pinned = bgd_cutover_pinned_offset (a->cut);
+  gint64 pinned2 = bgd_cutover_pinned_offset (a->cut2);
 
   for (int c = 0; c < 2; c++)
     {
@@ -406,7 +420,13 @@ agent_persist (gpointer data)
   a->disk.valid = TRUE;
   a->disk.live = a->live;
   a->disk.job_offset = bgd_history_control_offset (pinned, a->read_pos, a->replay_from);
-  a->disk.start = pinned >= 0 && pinned < a->read_pos ? pinned : a->read_pos;
+  a->disk.job2_offset = bgd_history_control_offset (pinned2, a->read_pos, a->replay2_from);
+  /* agent.c's agent_control_offset: the oldest offset any job pins. */
+  a->disk.start = a->read_pos;
+  if (pinned >= 0 && pinned < a->disk.start)
+    a->disk.start = pinned;
+  if (pinned2 >= 0 && pinned2 < a->disk.start)
+    a->disk.start = pinned2;
 }
 
 typedef struct {
@@ -427,6 +447,13 @@ slot_publish (gpointer data)
   for (int i = 0; i < a->sim->n_inst; i++)
     if (a->inst[ref->color][i].running)
       inst_notify (&a->inst[ref->color][i]);
+  if (a->crash_after_publish)
+    {
+      Event *e = ev_push (a->sim, EV_CRASH, a->sim->now + rnd (a->sim, 0, MS));
+      e->host = a->id;
+      e->epoch = a->epoch;
+      a->crash_after_publish = FALSE;
+    }
 }
 
 /* slot.c's bgd_slot_apply_steering / bgd_slot_set_steering. */
@@ -566,6 +593,48 @@ op_retry (gpointer data, const BgdCutoverPlan *plan)
                     (const char *const *) plan->participants, MAX (plan->deadline - plan->prepared_at, SEC));
 }
 
+/* The second job's ops: its instances arm at once and have delivered
+ * everything. */
+static gboolean
+op2_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
+{
+  Agent *a = data;
+  Event *e = ev_push (a->sim, EV_K_ARMED, a->sim->now + rnd (a->sim, 100, 2 * MS));
+
+  e->host = a->id;
+  e->epoch = a->epoch;
+  e->s = g_strdup (plan->id);
+  return TRUE;
+}
+
+static void
+op2_nothing (gpointer data, const BgdCutoverPlan *plan)
+{
+}
+
+static void
+op2_release (gpointer data, const BgdCutoverPlan *plan, const char *topic, gint32 partition)
+{
+}
+
+static gint64
+op2_delivered (gpointer data, BgColor color, const char *topic, gint32 partition)
+{
+  Agent *a = data;
+  return a->sim->now >= a->sim->k_delivered_at ? G_MAXINT64 : -1;
+}
+
+static const BgdCutoverOps sim_cutover2_ops = {
+  .append = op_append,
+  .prepared = op2_nothing,
+  .arm = op2_arm,
+  .commit = op2_nothing,
+  .abort = op2_nothing,
+  .release = op2_release,
+  .done = op2_nothing,
+  .delivered = op2_delivered,
+};
+
 static const BgdCutoverOps sim_cutover_ops = {
   .append = op_append,
   .prepared = op_prepared,
@@ -703,6 +772,7 @@ send_hello (Agent *a)
       g_ptr_array_add (j->slots, s);
     }
   g_ptr_array_add (msg->jobs, j);
+  g_ptr_array_add (msg->jobs, bg_control_job_new (JOB2));
   agent_append (a, msg);
 }
 
@@ -716,6 +786,7 @@ agent_finish_replay (Agent *a)
   a->replaying = FALSE;
   sim_trace (a->sim, "%s: replay done at log offset %" G_GINT64_FORMAT, a->name, a->read_pos);
   bgd_cutover_set_replaying (a->cut, FALSE);
+  bgd_cutover_set_replaying (a->cut2, FALSE);
   send_hello (a);
   e = ev_push (a->sim, EV_HELLO, a->sim->now + HELLO_USEC);
   e->host = a->id;
@@ -738,6 +809,9 @@ agent_handle (Agent *a, const BgControlMessage *msg, gint64 offset)
   if (msg->type != BG_CONTROL_HELLO && g_strcmp0 (msg->job, JOB) == 0
       && !bgd_history_is_past (offset, a->replay_from))
     bgd_cutover_handle (a->cut, msg, offset);
+  if (msg->type != BG_CONTROL_HELLO && g_strcmp0 (msg->job, JOB2) == 0
+      && !bgd_history_is_past (offset, a->replay2_from))
+    bgd_cutover_handle (a->cut2, msg, offset);
 }
 
 static void
@@ -776,6 +850,8 @@ agent_start (Agent *a)
   a->cut = bgd_cutover_new (a->name, JOB, &sim_cutover_ops, a);
   bgd_cutover_set_clock (a->cut, &sim_clock, a);
   bgd_cutover_set_max_attempts (a->cut, sim->max_attempts);
+  a->cut2 = bgd_cutover_new (a->name, JOB2, &sim_cutover2_ops, a);
+  bgd_cutover_set_clock (a->cut2, &sim_clock, a);
   a->timers = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, g_free);
   for (int c = 0; c < 2; c++)
     {
@@ -789,12 +865,14 @@ agent_start (Agent *a)
     }
   a->live = a->disk.valid ? a->disk.live : 0;
   a->replay_from = a->disk.valid ? a->disk.job_offset : -1;
+  a->replay2_from = a->disk.valid ? a->disk.job2_offset : -1;
   a->read_pos = a->disk.valid ? a->disk.start : 0;
   a->replay_end = sim->log->len;
   a->replaying = TRUE;
   a->reading = FALSE;
   a->idle_save = FALSE;
   a->arm_poll = FALSE;
+  a->crash_after_publish = FALSE;
   sim_trace (sim, "%s: agent starts, replay %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT " (job state from %" G_GINT64_FORMAT ")",
              a->name, a->read_pos, a->replay_end, a->replay_from);
   if (a->read_pos >= a->replay_end)
@@ -817,6 +895,7 @@ agent_crash (Agent *a)
   a->up = FALSE;
   a->epoch++;
   g_clear_pointer (&a->cut, bgd_cutover_free);
+  g_clear_pointer (&a->cut2, bgd_cutover_free);
   g_clear_pointer (&a->timers, g_hash_table_unref);
   for (int c = 0; c < 2; c++)
     g_clear_pointer (&a->slots[c].st, bgd_steering_free);
@@ -877,6 +956,31 @@ operator_cutover (Agent *a, int outgoing, const char *attempt_id, guint attempt,
     sim_note (sim, "%s: prepare %s %s -> %s, barriers%s, deadline +%" G_GINT64_FORMAT " ms", a->name, msg->id,
               bg_color_to_string (outgoing), bg_color_to_string (1 - outgoing), b->str, deadline_usec / MS);
   }
+  agent_append (a, msg);
+}
+
+/* A cutover of the second job: one barrier, the same participants rule. */
+static void
+operator_cutover2 (Agent *a)
+{
+  Sim *sim = a->sim;
+  g_auto(GStrv) hosts = bgd_membership_expected (a->m, JOB2, NULL, a->name);
+  g_autoptr(GPtrArray) barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  const BgdCutoverPlan *plan = bgd_cutover_get_plan (a->cut2);
+  BgColor out = plan != NULL && plan->state == BGD_CUTOVER_DONE ? plan->incoming : BG_COLOR_BLUE;
+  BgControlMessage *msg;
+
+  if (bgd_cutover_in_flight (a->cut2))
+    return;
+  g_ptr_array_add (barriers, bg_control_offset_new (TOPIC2, 0, 5));
+  msg = bgd_cutover_make_prepare (a->cut2, out, 1 - out, barriers, clock_real (a) + sim->deadline_usec,
+                                  (const char *const *) hosts);
+  g_free (msg->id);
+  msg->id = g_strdup_printf ("k%u", ++sim->n_cutovers_started);
+  /* Its handover takes a while: the job pins the log meanwhile. */
+  sim->k_delivered_at = sim->now + rnd (sim, 0, 3 * SEC);
+  ev_push (sim, EV_K_DELIVERED, sim->k_delivered_at);
+  sim_note (sim, "%s: prepare %s of job %s", a->name, msg->id, JOB2);
   agent_append (a, msg);
 }
 
@@ -1074,15 +1178,15 @@ rebalance (Sim *sim, int color)
     }
 }
 
-static void
-inst_step (Inst *in, int p)
+/* Admits the next record of @p; FALSE if there is none or it waits. */
+static gboolean
+inst_process_one (Inst *in, int p)
 {
   Sim *sim = in->agent->sim;
   BgVerdict v;
 
-  in->step_scheduled[p] = FALSE;
   if (!in->owns[p] || in->pos[p] >= sim->hw[p])
-    return;
+    return FALSE;
   v = bg_gate_try_admit (in->gate, in->topic, p, in->pos[p]);
   if (sim->trace)
     sim_trace (sim, "%s: %s instance %d: %s/%d@%" G_GINT64_FORMAT " %s", in->agent->name,
@@ -1094,7 +1198,7 @@ inst_step (Inst *in, int p)
         sim_trace (sim, "%s: %s instance %d waits at %s/%d@%" G_GINT64_FORMAT, in->agent->name,
                    bg_color_to_string (in->color), in->idx, TOPIC, p, in->pos[p]);
       in->waiting[p] = TRUE;
-      return;
+      return FALSE;
     }
   in->waiting[p] = FALSE;
   if (v == BG_VERDICT_EMIT)
@@ -1115,8 +1219,33 @@ inst_step (Inst *in, int p)
     }
   in->pos[p]++;
   inst_update_delivered (in, p);
-  if (in->pos[p] < sim->hw[p])
+  return TRUE;
+}
+
+static void
+inst_step (Inst *in, int p)
+{
+  Sim *sim = in->agent->sim;
+
+  in->step_scheduled[p] = FALSE;
+  if (inst_process_one (in, p) && in->pos[p] < sim->hw[p])
     inst_schedule_step (in, p, rnd (sim, 50, 800));
+}
+
+/* The instance whose steering is being applied: the job's threads go on
+ * admitting records in the middle of it (bg_client_debug_set_interleave). */
+static Inst *applying;
+
+static void
+interleave_cb (BgGate *gate, gpointer user_data)
+{
+  Inst *in = applying;
+
+  if (in == NULL || in->gate != gate)
+    return;
+  for (int p = 0; p < MAX_PARTS; p++)
+    if (in->owns[p] && chance (in->agent->sim, 0.5))
+      inst_process_one (in, p);
 }
 
 static void
@@ -1169,6 +1298,7 @@ inst_fetch_reply (Inst *in, GVariant *reply)
 {
   Sim *sim = in->agent->sim;
   g_autoptr(GError) error = NULL;
+  gboolean ok;
 
   in->fetch_in_flight = FALSE;
   if (reply == NULL)
@@ -1178,7 +1308,10 @@ inst_fetch_reply (Inst *in, GVariant *reply)
       inst_event (in, EV_FETCH, sim->now + rnd (sim, 50 * MS, 300 * MS));
       return;
     }
-  if (!bg_client_apply_steering (in->gate, reply, in->applied_holds, &error))
+  applying = in;
+  ok = bg_client_apply_steering (in->gate, reply, in->applied_holds, &error);
+  applying = NULL;
+  if (!ok)
     {
       sim_trace (sim, "%s: %s instance %d: %s", in->agent->name, bg_color_to_string (in->color), in->idx,
                  error->message);
@@ -1255,6 +1388,12 @@ do_fault (Sim *sim, FaultKind kind)
         agent_restart_later (a, down);
       }
       break;
+    case F_AGENT_CRASH_STEP:
+      if (!a->up)
+        return;
+      sim_note (sim, "%s: agent will crash right after its next steering change", a->name);
+      a->crash_after_publish = TRUE;
+      break;
     case F_INST_CRASH:
       {
         int c = (int) rnd (sim, 0, 1), i = (int) rnd (sim, 0, sim->n_inst - 1);
@@ -1321,6 +1460,11 @@ do_fault (Sim *sim, FaultKind kind)
       a = random_up_agent (sim);
       if (a == NULL)
         return;
+      if (chance (sim, 0.3))
+        {
+          operator_cutover2 (a);
+          return;
+        }
       if (bgd_cutover_in_flight (a->cut) || a->pending_id != NULL)
         {
           sim_note (sim, "%s: cutover refused: one is in flight", a->name);
@@ -1628,6 +1772,27 @@ handle_event (Sim *sim, Event *e)
       if (!sim->faults_over)
         do_fault (sim, (FaultKind) e->a);
       break;
+    case EV_CRASH:
+      if ((a = event_agent (sim, e)) == NULL || sim->faults_over)
+        return;
+      {
+        gint64 down = rnd (sim, 5 * MS, 400 * MS);
+        sim_note (sim, "%s: agent crashes after a steering change, back in %" G_GINT64_FORMAT " ms", a->name, down / MS);
+        agent_crash (a);
+        agent_restart_later (a, down);
+      }
+      break;
+    case EV_K_ARMED:
+      if ((a = event_agent (sim, e)) == NULL)
+        return;
+      bgd_cutover_plan_armed (a->cut2, BG_COLOR_BLUE, e->s, TRUE, "");
+      bgd_cutover_plan_armed (a->cut2, BG_COLOR_GREEN, e->s, TRUE, "");
+      break;
+    case EV_K_DELIVERED:
+      for (int h = 0; h < sim->n_hosts; h++)
+        if (sim->agents[h].up)
+          bgd_cutover_check_delivered (sim->agents[h].cut2);
+      break;
     case EV_EVICT:
       a = random_up_agent (sim);
       if (a == NULL)
@@ -1745,7 +1910,7 @@ sim_setup (Sim *sim)
       a->disk.st[1] = bgd_steering_new ("blackhole");
       a->disk.gen[0] = a->disk.gen[1] = 1;
       a->disk.live = 0;
-      a->disk.job_offset = -1;
+      a->disk.job_offset = a->disk.job2_offset = -1;
       a->disk.start = 0;
       agent_start (a);
     }
@@ -1755,9 +1920,9 @@ sim_setup (Sim *sim)
   for (int i = 0; i < n_faults; i++)
     {
       double k = g_rand_double (sim->rng);
-      FaultKind kind = k < 0.30 ? F_CUTOVER : k < 0.38 ? F_ABORT : k < 0.52 ? F_AGENT_CRASH : k < 0.57 ? F_AGENT_SILENT
-                       : k < 0.70 ? F_INST_CRASH : k < 0.80 ? F_REBALANCE : k < 0.86 ? F_ADD_PARTITION
-                       : k < 0.96 ? F_LOG_DELAY : F_HOST_DIES;
+      FaultKind kind = k < 0.28 ? F_CUTOVER : k < 0.35 ? F_ABORT : k < 0.43 ? F_AGENT_CRASH : k < 0.52 ? F_AGENT_CRASH_STEP
+                       : k < 0.57 ? F_AGENT_SILENT : k < 0.70 ? F_INST_CRASH : k < 0.80 ? F_REBALANCE
+                       : k < 0.86 ? F_ADD_PARTITION : k < 0.96 ? F_LOG_DELAY : F_HOST_DIES;
       Event *e = ev_push (sim, EV_FAULT, rnd (sim, kind == F_CUTOVER ? 1100 * MS : 50 * MS, FAULTS_USEC));
       e->a = kind;
     }
@@ -1948,6 +2113,7 @@ main (int argc, char **argv)
    * suite's G_DEBUG=fatal-warnings. Criticals still are. */
   g_log_set_always_fatal (G_LOG_LEVEL_CRITICAL);
   g_log_set_writer_func (quiet_writer, NULL, NULL);
+  bg_client_debug_set_interleave (interleave_cb, NULL);
   if (seed >= 0)
     {
       first = seed;
