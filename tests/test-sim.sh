@@ -13,7 +13,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 BUILD="${BG_TOP_BUILDDIR:-.}"
-KNOWN="527"
+KNOWN="1153,1616"
 
 sim="$BUILD/tests/sim/sim"
 [ -x "$sim" ] || { echo "Bail out! $sim is not built"; exit 99; }

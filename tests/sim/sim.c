@@ -1511,6 +1511,9 @@ final_checks (Sim *sim)
 
       if (!a->up)
         continue;
+      if (bgd_cutover_in_flight (a->cut2))
+        sim_violation (sim, "liveness: cutover %s of job %s still %s on %s at the end", bgd_cutover_get_plan (a->cut2)->id,
+                       JOB2, bgd_cutover_state_to_string (bgd_cutover_get_plan (a->cut2)->state), a->name);
       if (!bgd_cutover_in_flight (a->cut))
         continue;
       plan = bgd_cutover_get_plan (a->cut);
