@@ -8,4 +8,4 @@ tests_sim_sim_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS) -DG_LOG_DOMAIN=\"sim\"
 tests_sim_sim_LDADD = libbgdaemon.la libbluegreen-internal.la libbgcommon.la $(BG_DEPS_LIBS) -lm
 
 TESTS += tests/test-sim.sh
-EXTRA_DIST += tests/test-sim.sh tests/bench/sim.sh
+EXTRA_DIST += tests/test-sim.sh tests/bench/sim.sh docs/sim.md

@@ -2139,6 +2139,20 @@ main (int argc, char **argv)
       else
         g_ptr_array_add (failures, v);
     }
+  /* The open findings' seeds run whatever the range, so that each is
+   * reported as still failing or as clean now. */
+  for (guint i = 0; i < known->len; i++)
+    {
+      guint64 k = g_array_index (known, guint64, i);
+      char *v;
+
+      if ((gint64) k >= first && (gint64) k < first + count)
+        continue;
+      v = run_seed (k, FALSE, late_join_anytime, multi_instance, &stats);
+      if (v != NULL)
+        g_array_append_val (known_failed, k);
+      g_free (v);
+    }
   secs = (g_get_monotonic_time () - started) / 1e6;
   if (g_getenv ("BG_SIM_EVENT_COUNTS") != NULL)
     for (int t = 0; t <= EV_END; t++)
@@ -2179,14 +2193,11 @@ main (int argc, char **argv)
       for (guint i = 0; i < known->len; i++)
         {
           guint64 k = g_array_index (known, guint64, i);
-          gboolean ran = (gint64) k >= first && (gint64) k < first + count;
           gboolean still = FALSE;
 
           for (guint j = 0; j < known_failed->len; j++)
             still |= g_array_index (known_failed, guint64, j) == k;
-          if (!ran)
-            printf ("ok %u - [sim] seed %" G_GUINT64_FORMAT " (an open finding) # SKIP not in this run's seeds\n", n++, k);
-          else if (still)
+          if (still)
             printf ("not ok %u - [sim] seed %" G_GUINT64_FORMAT " still shows its open finding (docs/sim.md) # TODO\n", n++, k);
           else
             printf ("ok %u - [sim] seed %" G_GUINT64_FORMAT " (listed as an open finding) is clean now: drop it from the list\n",
