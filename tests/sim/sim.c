@@ -114,7 +114,7 @@ typedef struct {
   int host, color, inst, part;
   guint epoch;
   gint64 a, b;
-  char *s;
+  char *s, *s2;
   BgControlMessage *msg;
   GVariant *v;
 } Event;
@@ -316,6 +316,7 @@ static void
 ev_free (Event *e)
 {
   g_free (e->s);
+  g_free (e->s2);
   if (e->msg != NULL)
     bg_control_message_free (e->msg);
   if (e->v != NULL)
@@ -1287,10 +1288,9 @@ inst_answer_armed (Inst *in, GVariant *reply, const GError *error)
         reason = g_strdup_printf ("not armed: %s", error != NULL ? error->message : "refused");
     }
   e = inst_event (in, EV_ARMED, in->agent->sim->now + link_delay (in->agent->sim));
-  e->s = g_strdup_printf ("%s", id);
+  e->s = g_strdup (id);
   e->a = ok;
-  e->msg = bg_control_message_new (BG_CONTROL_NACK, "x", 0); /* carries the reason */
-  e->msg->reason = g_strdup (reason ? reason : "");
+  e->s2 = g_strdup (reason ? reason : "");
 }
 
 static void
@@ -1741,7 +1741,7 @@ handle_event (Sim *sim, Event *e)
           inst_notify (in); /* the call failed: fetching again answers again */
           return;
         }
-      bgd_cutover_plan_armed (a->cut, in->color, e->s, (gboolean) e->a, e->msg->reason);
+      bgd_cutover_plan_armed (a->cut, in->color, e->s, (gboolean) e->a, e->s2);
       break;
     case EV_PROGRESS:
       if ((in = event_inst (sim, e)) == NULL || !in->agent->up)
