@@ -16,6 +16,7 @@
 #include "daemon/kafka.h"
 #include "daemon/log.h"
 #include "daemon/retention.h"
+#include "daemon/history.h"
 #include "daemon/steering.h"
 
 
@@ -717,19 +718,6 @@ cut_append (gpointer data, BgControlMessage *msg)
   job_append (data, msg);
 }
 
-static gboolean
-plan_variant_is (GVariant *plan, const char *id, const char **state)
-{
-  const char *pid, *role, *st;
-  gint64 deadline;
-  g_autoptr(GVariant) barriers = NULL;
-
-  g_variant_get (plan, "(&s&s&sx@a(six))", &pid, &role, &st, &deadline, &barriers);
-  if (state != NULL)
-    *state = st;
-  return g_str_equal (pid, id);
-}
-
 static void
 cut_prepared (gpointer data, const BgdCutoverPlan *plan)
 {
@@ -764,15 +752,14 @@ static gboolean
 slot_decision_unconfirmed (BgdSlot *slot, const char *id)
 {
   g_autoptr(BgSlot1) iface = bg_object_get_slot1 (BG_OBJECT (bgd_slot_get_object (slot)));
-  GVariant *plan = bgd_slot_get_plan (slot);
-  const char *state = NULL, *pid = NULL;
+  g_autoptr(BgdSteering) cur = NULL;
 
-  if (iface == NULL || plan == NULL || plan_variant_is (plan, id, &state) || !bgd_slot_is_active (slot))
+  if (iface == NULL)
     return FALSE;
-  g_variant_get_child (plan, 0, "&s", &pid);
-  if (*pid == '\0' || g_strcmp0 (state, "prepared") == 0)
-    return FALSE;
-  return bg_slot1_get_applied_generation (iface) < bg_slot1_get_generation (iface);
+  cur = bgd_slot_dup_steering (slot);
+  return bgd_steering_decision_unconfirmed (cur, id, bgd_slot_is_active (slot),
+                                            bg_slot1_get_applied_generation (iface),
+                                            bg_slot1_get_generation (iface));
 }
 
 static gboolean cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason);
@@ -1476,7 +1463,7 @@ bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
   /* Replay is history, not command (docs/protocol.md, "What survives a
    * restart"): re-applying an old prepare, commit or done would move the
    * slots' steering back, or stop a live slot. */
-  if (offset < job->replay_from)
+  if (bgd_history_is_past (offset, job->replay_from))
     {
       bgd_log_job (G_LOG_LEVEL_DEBUG, NULL, job->config->name, NULL, NULL, msg->id,
                    "control log: %s at offset %" G_GINT64_FORMAT " is history (state from %" G_GINT64_FORMAT ")",
@@ -1489,11 +1476,7 @@ bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
 gint64
 bgd_job_control_offset (BgdJob *job, gint64 next)
 {
-  gint64 pinned = bgd_cutover_pinned_offset (job->cutover);
-
-  if (pinned >= 0)
-    return pinned;
-  return MAX (next, job->replay_from);
+  return bgd_history_control_offset (bgd_cutover_pinned_offset (job->cutover), next, job->replay_from);
 }
 
 void

@@ -42,6 +42,7 @@ libbgdaemon_la_SOURCES = \
 	src/daemon/cutover.c src/daemon/cutover.h \
 	src/daemon/steering.c src/daemon/steering.h \
 	src/daemon/retention.c src/daemon/retention.h \
+	src/daemon/history.c src/daemon/history.h \
 	src/daemon/log.c src/daemon/log.h \
 	src/daemon/metrics.c src/daemon/metrics.h \
 	src/daemon/capacity.c src/daemon/capacity.h

@@ -10,6 +10,7 @@
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/caller.h"
 #include "daemon/errors.h"
+#include "daemon/history.h"
 #include "daemon/log.h"
 
 
@@ -588,6 +589,12 @@ bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode)
   slot_emit_changed (slot);
 }
 
+static void
+slot_flush (gpointer iface)
+{
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (iface));
+}
+
 void
 bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVariant *plan,
                        GVariant *holds)
@@ -612,9 +619,7 @@ bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVaria
    * restarted at any point never hands out an older steering under a
    * generation an instance already applied. Nothing runs in between: the
    * main loop answers GetSteering only after this returns. */
-  if (slot->ctx->persist != NULL)
-    slot->ctx->persist (slot->ctx->agent);
-  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  bgd_history_write_ahead (slot->ctx->persist, slot->ctx->agent, slot_flush, slot->iface);
   slot_log (slot, G_LOG_LEVEL_INFO, "steering: %s (generation %" G_GUINT64_FORMAT ")",
             bg_slot1_get_sink_mode (slot->iface), generation);
   slot_emit_changed (slot);
