@@ -320,6 +320,18 @@ check "[boot] h2 keeps its state across the reboot (/var/lib/bluegreen/agent.sta
 check "[boot] h2 keeps its configuration, group and jobs directory" \
   on_sh h2 "test -f /etc/bluegreen/jobs.d/clicks.job && getent group bluegreen >/dev/null"
 
+# ---- [system-bus] D-Bus activation follows the unit's enablement ---------------
+
+on h2 systemctl stop bluegreend
+on h2 systemctl disable --quiet bluegreend
+out=$(on h2 busctl --system introspect org.bluegreen.Agent1 /org/bluegreen/Agent1 2>&1); rc=$?
+echo "# disabled: $out"
+check "[system-bus] disabled, a bus call does not start the agent (activation goes through the unit's alias)" \
+  sh -c "[ $rc -ne 0 ] && ! '$machine' exec h2 -- systemctl is-active -q bluegreend"
+on h2 systemctl enable --quiet bluegreend
+check "[system-bus] enabled again, a bus call activates it" \
+  sh -c "'$machine' exec h2 -- busctl --system introspect org.bluegreen.Agent1 /org/bluegreen/Agent1 && '$machine' exec h2 -- systemctl is-active -q bluegreend"
+
 # ---- [package] removal and purge ----------------------------------------------
 
 on_sh h1 "systemctl is-active -q bluegreen-clicks-green.service" || echo "# h1: green not active before removal"
