@@ -261,6 +261,17 @@ check "[system-bus] anyone else is refused by the bus policy (AccessDenied)" \
 out=$(on h1 setpriv $(as_user bg-outsider) busctl --system get-property org.bluegreen.Agent1 /org/bluegreen/Agent1 org.bluegreen.Agent1 HostId 2>&1)
 check "[system-bus] anyone may read properties (HostId: $out)" test "$out" = 's "h1"'
 
+# The memory check of Deploy reads /proc/meminfo inside the unit's sandbox
+# (the system unit leaves ProcSubset= at "all" for it): a job reserving more
+# memory than any host has is refused with NoResources.
+on_sh h1 "printf '[Job]\nExecStart=/bin/true\nInputTopics=clicks\nOutputTopics=click-counts\n[Resources]\nMemoryMax=512T\n' >/etc/bluegreen/jobs.d/huge.job && bluegreenctl reload" >/dev/null 2>&1
+deadline=$(( $(date +%s) + 20 ))
+while out=$(on h1 bluegreenctl --no-color deploy huge v1 --live 2>&1); echo "$out" | grep -q replaying && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+echo "# deploy huge: $out"
+check "[system-bus] Deploy's memory check runs under the system unit: a 512T MemoryMax= is refused (NoResources)" \
+  sh -c "echo '$out' | grep -q 'MiB available'"
+on_sh h1 "rm /etc/bluegreen/jobs.d/huge.job && bluegreenctl reload" >/dev/null 2>&1
+
 # ---- [boot] deploy and cut over across both hosts ------------------------------
 
 ctl_wait () {
