@@ -19,9 +19,9 @@
 #                    verifier clean; a host powered off and booted again
 #                    starts its agent from the enabled unit with its state
 #
-# Registered only in the build without sanitizers (tests/machine.mk): it
-# tests the packages, which dpkg-buildpackage compiles itself, so a second
-# run in the sanitizer build would test the same binaries again.
+# Not part of make check: .ci/run runs it once per CI run, on its own (see
+# tests/machine.mk). It needs root, network access to a Debian mirror for
+# the one-time root (tools/bg-machine image) and about 2-4 minutes.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 set -u
