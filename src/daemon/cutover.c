@@ -705,6 +705,13 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
         {
           cut->answered = TRUE; /* ours, perhaps from before a restart */
           cut->nacked |= msg->type == BG_CONTROL_NACK;
+          /* What that ack certified: an instance answering the same
+           * positions again (after this agent's restart) is no news. */
+          for (guint i = 0; i < msg->positions->len; i++)
+            {
+              const BgControlOffset *o = msg->positions->pdata[i];
+              note_past (cut->armed_past, o->topic, o->partition, o->offset);
+            }
         }
       if (cut->plan->state != BGD_CUTOVER_PREPARED || !is_participant (cut->plan, msg->host))
         return;
