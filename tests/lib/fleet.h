@@ -144,6 +144,29 @@ gboolean bgt_fleet_systemctl (BgtFleet *fleet, guint i, const char *verb, const 
 gboolean bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error);
 gint64 bgt_fleet_load_stop (BgtFleet *fleet, GError **error);
 
+/* More generators beside that one, e.g. one per partition that a test
+ * drives alone (quiet after a moment, sparse, empty until later). */
+typedef struct {
+  double rate;            /* records/s; 0: as fast as possible (give a count) */
+  guint64 count;          /* records, then it exits; 0: until stopped */
+  const char *partitions; /* loadgen --partitions ("3", "0-2"); NULL: all, by key */
+  const char *key_prefix; /* loadgen --key-prefix; NULL: "key-", the main load's */
+  guint keys;             /* distinct keys; 0: 300 */
+} BgtLoadOptions;
+typedef struct _BgtLoad BgtLoad;
+
+/* Starts bluegreen-loadgen on the input with @opts. The fleet owns it
+ * (and stops it when it is freed). Generators that run side by side must
+ * not share keys: give each its own key_prefix, or one that a key cannot
+ * reach another partition with. */
+BgtLoad *bgt_fleet_load_new (BgtFleet *fleet, const BgtLoadOptions *opts, GError **error);
+/* Waits until @load exited by itself (a count) and returns the number it
+ * produced; -1 with @error if it failed or did not exit in time. */
+gint64 bgt_load_wait (BgtLoad *load, int timeout_ms, GError **error);
+/* SIGTERM, then as bgt_load_wait(); a generator that exited already just
+ * reports its count. */
+gint64 bgt_load_stop (BgtLoad *load, GError **error);
+
 /* The input's high watermark per partition (gint64). */
 GArray *bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error);
 /* The control topic's high watermark. */
