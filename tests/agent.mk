@@ -13,5 +13,6 @@ include tests/quiet.mk
 # The cutover state machine and membership alone.
 include tests/cutover-unit.mk
 include tests/steering.mk
+include tests/exact.mk
 include tests/agent-e2e.mk
 include tests/ops.mk

@@ -361,6 +361,55 @@ test_nack_after_ack (void)
     g_assert_cmpint (state_of (&f->hosts[i]), ==, BGD_CUTOVER_ABORTED);
 }
 
+/* Barriers move up, never wait for traffic: an instance already past its
+ * barrier when it armed reports its position, the host's ack carries the
+ * largest per partition, the coordinator's commit the final barriers, and
+ * every host applies them (done then waits for them, not for the
+ * prepared ones). */
+static void
+test_barriers_move (void)
+{
+  g_autoptr(Fleet) f = fleet_new (3);
+  g_autofree char *id = prepare (f, 0, BG_COLOR_BLUE, 60 * G_USEC_PER_SEC); /* 100, 200, 300 */
+  g_autoptr(GPtrArray) b_blue = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  g_autoptr(GPtrArray) b_green = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  g_autoptr(GPtrArray) c_green = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+
+  g_ptr_array_add (b_blue, bg_control_offset_new (TOPIC, 0, 104));
+  g_ptr_array_add (b_green, bg_control_offset_new (TOPIC, 0, 107));
+  g_ptr_array_add (b_green, bg_control_offset_new (TOPIC, 2, 250)); /* below: no move */
+  g_ptr_array_add (c_green, bg_control_offset_new (TOPIC, 1, 230));
+  pump (f);
+  bgd_cutover_plan_armed (f->hosts[0].cut, BG_COLOR_BLUE, id, TRUE, "");
+  bgd_cutover_plan_armed (f->hosts[0].cut, BG_COLOR_GREEN, id, TRUE, "");
+  bgd_cutover_plan_armed_at (f->hosts[1].cut, BG_COLOR_BLUE, id, TRUE, "", b_blue);
+  bgd_cutover_plan_armed_at (f->hosts[1].cut, BG_COLOR_GREEN, id, TRUE, "", b_green);
+  bgd_cutover_plan_armed_at (f->hosts[2].cut, BG_COLOR_BLUE, id, TRUE, "", NULL);
+  bgd_cutover_plan_armed_at (f->hosts[2].cut, BG_COLOR_GREEN, id, TRUE, "", c_green);
+  pump (f);
+  g_assert_cmpuint (count (f, BG_CONTROL_COMMIT, "a"), ==, 1);
+  for (guint i = 0; i < 3; i++)
+    {
+      const BgdCutoverPlan *p = bgd_cutover_get_plan (f->hosts[i].cut);
+      g_assert_cmpint (p->state, ==, BGD_CUTOVER_COMMITTED);
+      g_assert_cmpint (((BgControlOffset *) p->barriers->pdata[0])->offset, ==, 107);
+      g_assert_cmpint (((BgControlOffset *) p->barriers->pdata[1])->offset, ==, 230);
+      g_assert_cmpint (((BgControlOffset *) p->barriers->pdata[2])->offset, ==, 300);
+    }
+  /* Done waits for the moved barriers: delivered up to the prepared 100 is
+   * not enough on partition 0, 107 is. */
+  for (guint i = 0; i < 3; i++)
+    {
+      f->hosts[i].delivered[0] = 100;
+      f->hosts[i].delivered[1] = 230;
+      f->hosts[i].delivered[2] = 300;
+      bgd_cutover_check_delivered (f->hosts[i].cut);
+    }
+  pump (f);
+  g_assert_null (g_hash_table_lookup (f->hosts[0].released, GINT_TO_POINTER (0)));
+  g_assert_nonnull (g_hash_table_lookup (f->hosts[0].released, GINT_TO_POINTER (1)));
+}
+
 static void
 test_first_decision_wins (void)
 {
@@ -1052,6 +1101,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cutover-unit/commit", test_commit);
   g_test_add_func ("/cutover-unit/nack", test_nack);
+  g_test_add_func ("/cutover-unit/[quiet-partition]/barriers-move", test_barriers_move);
   g_test_add_func ("/cutover-unit/[instance-restart-prepared]/nack-after-ack", test_nack_after_ack);
   g_test_add_func ("/cutover-unit/first-decision-wins", test_first_decision_wins);
   g_test_add_func ("/cutover-unit/unknown-id", test_unknown_id);

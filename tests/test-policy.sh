@@ -241,6 +241,7 @@ expect agent-denied nobody "$SLOT_PATH" org.bluegreen.Slot1.GetSteering
 expect agent-denied nobody "$SLOT_PATH" org.bluegreen.Slot1.ReportProgress '@a(six) []' 0 0 0 0
 expect agent-denied nobody "$SLOT_PATH" org.bluegreen.Slot1.SavepointDone /nonexistent false ''
 expect agent-denied nobody "$SLOT_PATH" org.bluegreen.Slot1.PlanArmed x true ''
+expect agent-denied nobody "$SLOT_PATH" org.bluegreen.Slot1.PlanArmedAt x true '' '@a(six) []'
 expect agent-denied nobody "$SLOT_PATH" org.bluegreen.Slot1.ReportDelivered '@a(six) []'
 
 # Only root owns the name: neither nobody nor a group member may take it

@@ -2,7 +2,7 @@
 # system manager and for a user manager (what the tests and the demo use).
 # The user variant drops ProtectHome= and ProtectKernelTunables=, which a
 # user manager in a private mount namespace cannot set up (status 226);
-# see ../shared/testing.md.
+# see docs/testing.md.
 systemdsystemunit_DATA = units/bluegreend.service units/bluegreen.slice
 systemduserunit_DATA = units/user/bluegreend.service units/bluegreen.slice
 units/bluegreend.service: units/bluegreend.service.in Makefile

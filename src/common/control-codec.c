@@ -177,6 +177,7 @@ bg_control_message_new (BgControlType type, const char *host, gint64 ts)
   m->incoming = BG_COLOR_GREEN;
   m->jobs = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_job_free);
   m->barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  m->positions = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
   m->participants = g_ptr_array_new_with_free_func (g_free);
   m->partitions = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_partition_free);
   return m;
@@ -196,6 +197,7 @@ bg_control_message_free (BgControlMessage *msg)
   g_free (msg->reason);
   g_ptr_array_unref (msg->jobs);
   g_ptr_array_unref (msg->barriers);
+  g_ptr_array_unref (msg->positions);
   g_ptr_array_unref (msg->participants);
   g_ptr_array_unref (msg->partitions);
   g_free (msg);
@@ -750,6 +752,18 @@ decode_offsets (JsonObject *obj, const Ctx *ctx, const char *name, gboolean none
   return TRUE;
 }
 
+/* The same, for an optional member (absent or null: an empty list). */
+static gboolean
+decode_offsets_optional (JsonObject *obj, const Ctx *ctx, const char *name, GPtrArray *out, GError **error)
+{
+  JsonArray *array;
+  if (!get_array (obj, ctx, name, FALSE, &array, error))
+    return FALSE;
+  if (array == NULL)
+    return TRUE;
+  return decode_offsets (obj, ctx, name, FALSE, out, error);
+}
+
 static gboolean
 decode_partitions (JsonObject *obj, const Ctx *ctx, GPtrArray *out, GError **error)
 {
@@ -953,9 +967,11 @@ decode_body (JsonObject *obj, const Ctx *ctx, BgControlMessage *msg, GError **er
     {
     case BG_CONTROL_HELLO:
     case BG_CONTROL_LEAVE:
-    case BG_CONTROL_ACK:
-    case BG_CONTROL_COMMIT:
       return TRUE;
+    case BG_CONTROL_ACK:
+      return decode_offsets_optional (obj, ctx, "positions", msg->positions, error);
+    case BG_CONTROL_COMMIT:
+      return decode_offsets_optional (obj, ctx, "barriers", msg->barriers, error);
     case BG_CONTROL_EVICT:
       if (!get_name (obj, ctx, "evicted_host", TRUE, bg_name_is_valid, &msg->evicted_host, error))
         return FALSE;
@@ -1213,9 +1229,15 @@ message_to_object (const BgControlMessage *msg, gboolean with_sig)
       if (msg->all)
         json_object_set_boolean_member (obj, "all", TRUE);
       break;
-    case BG_CONTROL_LEAVE:
     case BG_CONTROL_ACK:
+      if (msg->positions->len > 0)
+        json_object_set_array_member (obj, "positions", offsets_to_array (msg->positions));
+      break;
     case BG_CONTROL_COMMIT:
+      if (msg->barriers->len > 0)
+        json_object_set_array_member (obj, "barriers", offsets_to_array (msg->barriers));
+      break;
+    case BG_CONTROL_LEAVE:
     default:
       break;
     }
@@ -1400,9 +1422,11 @@ bg_control_message_equal (const BgControlMessage *a, const BgControlMessage *b)
           }
         return TRUE;
       }
-    case BG_CONTROL_LEAVE:
     case BG_CONTROL_ACK:
+      return offsets_equal (a->positions, b->positions);
     case BG_CONTROL_COMMIT:
+      return offsets_equal (a->barriers, b->barriers);
+    case BG_CONTROL_LEAVE:
     default:
       return TRUE;
     }

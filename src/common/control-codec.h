@@ -2,7 +2,7 @@
  *
  * Every agent of the fleet reads and appends JSON messages on one Kafka
  * topic with a single partition; the log's total order is what decides a
- * cutover (design.md, "The fleet-wide cutover"). This module turns those
+ * cutover (docs/protocol.md, "The two-phase cutover"). This module turns those
  * messages into C structs and back, and is the one place that decides what
  * a well-formed message is: anything the decoder accepts is safe for the
  * agent to act on without further syntax checks (names are valid, offsets
@@ -60,9 +60,17 @@
  *             coordinator waits for, so anyone replaying the log can tell
  *             whether the decision was well-founded). The sender ("host") is
  *             the coordinator.
- *     ack     "id", "job": the sender has armed every local instance.
+ *     ack     "id", "job", "positions"?: [ {"topic","partition","offset"} ]:
+ *             the sender has armed every local instance; "positions" lists,
+ *             per barrier partition, the highest position a local instance
+ *             had admitted when it armed, where that is past the prepare's
+ *             barrier (absent: none is).
  *     nack    "id", "job", "reason": the sender cannot arm (free text).
- *     commit  "id", "job": decision; the first decision for an id wins.
+ *     commit  "id", "job", "barriers"?: [ {"topic","partition","offset"} ]:
+ *             decision; the first decision for an id wins. "barriers" are
+ *             the final barriers: per barrier partition of the prepare, the
+ *             larger of its barrier and every acked position (the
+ *             coordinator's; absent: the prepare's barriers stand).
  *     abort   "id", "job", "reason": decision; the first decision wins.
  *     done    "id", "job", "partitions"?: [ {"topic","partition"} ] (each
  *             once), "all"?: boolean. The sender's outgoing instances have
@@ -190,7 +198,8 @@ typedef struct {
   BgColor outgoing;         /* prepare */
   BgColor incoming;         /* prepare */
   gint64 deadline;          /* prepare */
-  GPtrArray *barriers;      /* prepare: of BgControlOffset* */
+  GPtrArray *barriers;      /* prepare, commit (optional): of BgControlOffset* */
+  GPtrArray *positions;     /* ack (optional): of BgControlOffset* */
   GPtrArray *participants;  /* prepare: of char* (host ids) */
   char *reason;             /* nack abort */
   GPtrArray *partitions;    /* done: of BgControlPartition* */

@@ -42,7 +42,7 @@ typedef struct {
    * once when there is no control log at all: nothing to replay). */
   gboolean control_replayed;
   /* Replayed and the units adopted: only from now on may a method start,
-   * stop or steer a slot (design.md: a host replays the topic before it
+   * stop or steer a slot (docs/protocol.md: a host replays the log before it
    * starts any slot). Until then such methods answer Busy. */
   gboolean replay_finished;
 } BgdContext;

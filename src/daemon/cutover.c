@@ -21,6 +21,11 @@ struct _BgdCutover {
   gboolean decision_sent;   /* this host appended a decision for the plan */
   gboolean armed[BG_N_COLORS];
   gboolean armed_answered[BG_N_COLORS];
+  /* "partition:topic" → gint64: the highest position a local instance
+   * had admitted past that barrier when it armed (both colors). */
+  GHashTable *armed_past;
+  /* The coordinator's: the same, from every ack read. */
+  GHashTable *acked_past;
   GHashTable *released;     /* "partition:topic" handed over */
   GHashTable *done_sent;    /* "partition:topic" this host announced */
   char *nack_reason;        /* the first nack read for the current plan */
@@ -97,6 +102,8 @@ bgd_cutover_new (const char *host, const char *job, const BgdCutoverOps *ops, gp
   cut->max_attempts = 1;
   cut->acks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   cut->released = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cut->armed_past = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  cut->acked_past = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   cut->done_sent = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   cut->decided = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   cut->ignored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -116,6 +123,8 @@ bgd_cutover_free (BgdCutover *cut)
   g_free (cut->nack_reason);
   g_hash_table_unref (cut->acks);
   g_hash_table_unref (cut->released);
+  g_hash_table_unref (cut->armed_past);
+  g_hash_table_unref (cut->acked_past);
   g_hash_table_unref (cut->done_sent);
   g_hash_table_unref (cut->decided);
   g_hash_table_unref (cut->ignored);
@@ -130,6 +139,34 @@ static char *
 partition_key (const char *topic, gint32 partition)
 {
   return g_strdup_printf ("%d:%s", partition, topic);
+}
+
+/* Keeps the larger of what @table has for (topic, partition) and @position. */
+static void
+note_past (GHashTable *table, const char *topic, gint32 partition, gint64 position)
+{
+  char *key = partition_key (topic, partition);
+  gint64 *old = g_hash_table_lookup (table, key);
+
+  if (old != NULL && *old >= position)
+    {
+      g_free (key);
+      return;
+    }
+  g_hash_table_replace (table, key, g_memdup2 (&position, sizeof position));
+}
+
+/* The barrier of (topic, partition) in @p, or NULL. */
+static BgControlOffset *
+plan_barrier (const BgdCutoverPlan *p, const char *topic, gint32 partition)
+{
+  for (guint i = 0; i < p->barriers->len; i++)
+    {
+      BgControlOffset *b = p->barriers->pdata[i];
+      if (b->partition == partition && g_str_equal (b->topic, topic))
+        return b;
+    }
+  return NULL;
 }
 
 static gboolean
@@ -193,6 +230,15 @@ append_decision (BgdCutover *cut, gboolean commit, const char *reason)
     return;
   cut->decision_sent = TRUE;
   msg = new_message (cut, commit ? BG_CONTROL_COMMIT : BG_CONTROL_ABORT);
+  if (commit)
+    for (guint i = 0; i < cut->plan->barriers->len; i++)
+      {
+        const BgControlOffset *b = cut->plan->barriers->pdata[i];
+        g_autofree char *key = partition_key (b->topic, b->partition);
+        const gint64 *past = g_hash_table_lookup (cut->acked_past, key);
+        g_ptr_array_add (msg->barriers,
+                         bg_control_offset_new (b->topic, b->partition, past ? MAX (*past, b->offset) : b->offset));
+      }
   if (!commit)
     msg->reason = g_utf8_make_valid (reason, MIN (strlen (reason), BG_CONTROL_MAX_REASON - 4));
   cut_log (cut, G_LOG_LEVEL_MESSAGE, cut->plan->id, "appending %s%s%s", commit ? "commit" : "abort",
@@ -218,6 +264,21 @@ answer (BgdCutover *cut, gboolean ok, const char *reason)
   cut->answered = TRUE;
   cut->nacked = !ok;
   msg = new_message (cut, ok ? BG_CONTROL_ACK : BG_CONTROL_NACK);
+  if (ok)
+    {
+      GHashTableIter iter;
+      gpointer k, v;
+
+      g_hash_table_iter_init (&iter, cut->armed_past);
+      while (g_hash_table_iter_next (&iter, &k, &v))
+        for (guint i = 0; i < cut->plan->barriers->len; i++)
+          {
+            const BgControlOffset *b = cut->plan->barriers->pdata[i];
+            g_autofree char *key = partition_key (b->topic, b->partition);
+            if (g_str_equal (key, k))
+              g_ptr_array_add (msg->positions, bg_control_offset_new (b->topic, b->partition, *(gint64 *) v));
+          }
+    }
   if (!ok)
     msg->reason = g_utf8_make_valid (reason && *reason ? reason : "not armed",
                                      MIN (strlen (reason && *reason ? reason : "not armed"),
@@ -270,6 +331,8 @@ reset_plan_state (BgdCutover *cut)
   cut->plan = NULL;
   g_hash_table_remove_all (cut->acks);
   g_hash_table_remove_all (cut->released);
+  g_hash_table_remove_all (cut->armed_past);
+  g_hash_table_remove_all (cut->acked_past);
   g_hash_table_remove_all (cut->done_sent);
   cut->answered = cut->nacked = cut->decision_sent = FALSE;
   cut->last_done = 0;
@@ -525,6 +588,20 @@ decide (BgdCutover *cut, const BgControlMessage *msg)
         cut->ops->retry (cut->data, p);
       return;
     }
+  /* The commit's final barriers: where an instance had passed the
+   * prepared barrier when it armed, the barrier moves up to it (never
+   * down: a commit that says less changes nothing there). */
+  for (guint i = 0; i < msg->barriers->len; i++)
+    {
+      const BgControlOffset *f = msg->barriers->pdata[i];
+      BgControlOffset *b = plan_barrier (p, f->topic, f->partition);
+      if (b != NULL && f->offset > b->offset)
+        {
+          cut_log (cut, G_LOG_LEVEL_INFO, p->id, "barrier %s/%d moves from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT,
+                   b->topic, b->partition, b->offset, f->offset);
+          b->offset = f->offset;
+        }
+    }
   p->state = BGD_CUTOVER_COMMITTED;
   cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "committed (by %s)", msg->host);
   cut->ops->commit (cut->data, p);
@@ -593,6 +670,12 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
         return;
       if (msg->type == BG_CONTROL_ACK)
         {
+          for (guint i = 0; i < msg->positions->len; i++)
+            {
+              const BgControlOffset *o = msg->positions->pdata[i];
+              if (plan_barrier (cut->plan, o->topic, o->partition) != NULL)
+                note_past (cut->acked_past, o->topic, o->partition, o->offset);
+            }
           g_hash_table_add (cut->acks, g_strdup (msg->host));
           cut_log (cut, G_LOG_LEVEL_INFO, msg->id, "ack from %s (%u of %u)", msg->host,
                    g_hash_table_size (cut->acks), g_strv_length (cut->plan->participants));
@@ -661,10 +744,43 @@ bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying)
 void
 bgd_cutover_plan_armed (BgdCutover *cut, BgColor color, const char *id, gboolean ok, const char *reason)
 {
+  bgd_cutover_plan_armed_at (cut, color, id, ok, reason, NULL);
+}
+
+void
+bgd_cutover_plan_armed_at (BgdCutover *cut, BgColor color, const char *id, gboolean ok, const char *reason,
+                           const GPtrArray *positions)
+{
   if (cut->plan == NULL || !g_str_equal (cut->plan->id, id) || cut->plan->state != BGD_CUTOVER_PREPARED)
     return;
   if (color != cut->plan->outgoing && color != cut->plan->incoming)
     return;
+  for (guint i = 0; positions != NULL && i < positions->len; i++)
+    {
+      const BgControlOffset *o = positions->pdata[i];
+      const BgControlOffset *b = plan_barrier (cut->plan, o->topic, o->partition);
+      g_autofree char *key = NULL;
+      const gint64 *noted;
+
+      if (b == NULL || o->offset <= b->offset)
+        continue;
+      key = partition_key (o->topic, o->partition);
+      noted = g_hash_table_lookup (cut->armed_past, key);
+      if (noted != NULL && o->offset <= *noted)
+        continue; /* a repeated answer */
+      if (cut->answered && !cut->nacked)
+        {
+          /* Positions learned after this host acked cannot move the
+           * barrier any more: as a past barrier after an ack, a nack. */
+          g_autofree char *why = g_strdup_printf ("%s: past barrier %s/%d: position %" G_GINT64_FORMAT " > %"
+                                                  G_GINT64_FORMAT " after this host acked",
+                                                  bg_color_to_string (color), o->topic, o->partition, o->offset,
+                                                  b->offset);
+          answer (cut, FALSE, why);
+          return;
+        }
+      note_past (cut->armed_past, o->topic, o->partition, o->offset);
+    }
   cut->armed_answered[color] = TRUE;
   cut->armed[color] = ok;
   cut_log (cut, G_LOG_LEVEL_INFO, id, "%s instance %s%s%s", bg_color_to_string (color),

@@ -1,5 +1,5 @@
 /* cutover.h — the fleet-wide cutover's state machine, one per job on each
- * host (design.md "The fleet-wide cutover").
+ * host (docs/protocol.md, "The two-phase cutover").
  *
  * Everything is driven by what is read back from the control log, never by
  * what was sent: the coordinator acts on its own prepare when it reads it,
@@ -141,9 +141,17 @@ void bgd_cutover_set_max_attempts (BgdCutover *cut, guint attempts);
 /* Feeds one message of this job read from the log at @offset. */
 void bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset);
 
-/* A local instance of @color answered PlanArmed. */
+/* A local instance of @color answered PlanArmed (an older library: no
+ * positions; one past a barrier answers not ok). */
 void bgd_cutover_plan_armed (BgdCutover *cut, BgColor color, const char *id, gboolean ok,
                              const char *reason);
+/* ... or PlanArmedAt: @positions (BgControlOffset*, may be NULL) are the
+ * highest positions it had admitted past barriers of the plan. This host's
+ * ack carries the largest of them per partition, and the coordinator's
+ * commit moves each barrier up to the largest position acked for it
+ * (docs/protocol.md, "Barriers"). */
+void bgd_cutover_plan_armed_at (BgdCutover *cut, BgColor color, const char *id, gboolean ok,
+                                const char *reason, const GPtrArray *positions);
 /* A local instance reported delivered offsets: look for partitions done. */
 void bgd_cutover_check_delivered (BgdCutover *cut);
 /* The deadline timer: appends abort if the plan is still undecided at

@@ -41,13 +41,6 @@ struct _BgdJob {
   gint64 call_started;       /* wall clock µs of this host's Cutover call */
   BgdJobPhase phase_before;  /* to go back to on abort */
   guint observation_id;
-  /* Recent high-watermark samples (HwmSample*, newest first), for the
-   * partitions' rates: the lag poll's, and the Cutover calls' own. */
-  GQueue hwm_history;
-  /* Learned from this host's own committed cutovers: prepare appended →
-   * every ack read, µs (a decaying maximum); the barrier lead is at least
-   * twice that. */
-  gint64 arming_usec;
   /* A plan whose arming waits until the local instances applied the
    * previous plan's decision (see cut_arm). */
   char *arm_pending_id;
@@ -118,73 +111,6 @@ bgd_job_phase_to_string (BgdJobPhase phase)
     }
 }
 
-/* ---- input rates, for the barrier lead -------------------------------------- */
-
-#define HWM_HISTORY_MAX 8
-/* A rate needs two samples at least this far apart, the older one at most
- * this old (the lag poll samples every second). */
-#define HWM_MIN_SPAN_USEC (80 * 1000)
-#define HWM_MAX_AGE_USEC (3 * G_USEC_PER_SEC)
-/* A Cutover call that finds no usable sample takes its own two. */
-#define HWM_RESAMPLE_MS 100
-/* The floor of a retried attempt's lead (before doubling), and the cap of
- * any lead as a share of the deadline: the outgoing side must reach the
- * barrier before the cutover is done. */
-#define RETRY_MIN_LEAD_USEC (100 * 1000)
-
-typedef struct {
-  gint64 time;        /* monotonic µs */
-  GHashTable *marks;  /* "topic:partition" → gint64* high watermark */
-} HwmSample;
-
-static void
-hwm_sample_free (HwmSample *s)
-{
-  g_hash_table_unref (s->marks);
-  g_free (s);
-}
-
-static void
-job_push_hwm (BgdJob *job, GHashTable *marks, gint64 now)
-{
-  HwmSample *s = g_new0 (HwmSample, 1);
-
-  s->time = now;
-  s->marks = g_hash_table_ref (marks);
-  g_queue_push_head (&job->hwm_history, s);
-  while (g_queue_get_length (&job->hwm_history) > HWM_HISTORY_MAX)
-    hwm_sample_free (g_queue_pop_tail (&job->hwm_history));
-}
-
-/* The newest sample old enough to give a rate at @now, or NULL. */
-static const HwmSample *
-job_rate_base (BgdJob *job, gint64 now)
-{
-  for (GList *l = job->hwm_history.head; l != NULL; l = l->next)
-    {
-      const HwmSample *s = l->data;
-      if (now - s->time > HWM_MAX_AGE_USEC)
-        return NULL;
-      if (now - s->time >= HWM_MIN_SPAN_USEC)
-        return s;
-    }
-  return NULL;
-}
-
-static GHashTable *
-marks_table (GArray *marks)
-{
-  GHashTable *table = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-
-  for (guint i = 0; i < marks->len; i++)
-    {
-      const BgdWatermark *m = &g_array_index (marks, BgdWatermark, i);
-      g_hash_table_insert (table, g_strdup_printf ("%s:%d", m->topic, m->partition),
-                           g_memdup2 (&m->high, sizeof m->high));
-    }
-  return table;
-}
-
 static BgdJob *
 job_ref (BgdJob *job)
 {
@@ -200,7 +126,6 @@ job_unref (BgdJob *job)
   for (guint c = 0; c < BG_N_COLORS; c++)
     g_clear_pointer (&job->slots[c], bgd_slot_unref);
   g_clear_pointer (&job->cutover, bgd_cutover_free);
-  g_queue_clear_full (&job->hwm_history, (GDestroyNotify) hwm_sample_free);
   g_clear_handle_id (&job->observation_id, g_source_remove);
   g_clear_handle_id (&job->arm_wait_id, g_source_remove);
   g_free (job->arm_pending_id);
@@ -930,8 +855,6 @@ cut_commit (gpointer data, const BgdCutoverPlan *plan)
     }
   bg_job1_set_live_color (job->iface, bg_color_to_string (plan->incoming));
   job_apply_liveness (job);
-  if (plan->armed_after > 0 && g_str_equal (plan->coordinator, job->ctx->config->host_id))
-    job->arming_usec = MAX (plan->armed_after, job->arming_usec / 2);
   job_set_last_cutover (job, plan, "committed", "", plan->read_at, 0);
   job->cutovers[BGD_JOB_CUTOVER_COMMITTED]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_COMMITTED, job->config->name,
@@ -1100,12 +1023,25 @@ static const BgdCutoverOps job_cutover_ops = {
 };
 
 static void
-on_slot_armed (BgdSlot *slot, const char *id, gboolean ok, const char *reason, gpointer user_data)
+on_slot_armed (BgdSlot *slot, const char *id, gboolean ok, const char *reason, GVariant *positions,
+               gpointer user_data)
 {
   BgdJob *job = user_data;
+  g_autoptr(GPtrArray) past = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  GVariantIter iter;
+  const char *topic;
+  gint32 partition;
+  gint64 offset;
 
-  if (job->cutover != NULL)
-    bgd_cutover_plan_armed (job->cutover, bgd_slot_get_color (slot), id, ok, reason);
+  if (job->cutover == NULL)
+    return;
+  if (positions != NULL)
+    {
+      g_variant_iter_init (&iter, positions);
+      while (g_variant_iter_next (&iter, "(&six)", &topic, &partition, &offset))
+        g_ptr_array_add (past, bg_control_offset_new (topic, partition, offset));
+    }
+  bgd_cutover_plan_armed_at (job->cutover, bgd_slot_get_color (slot), id, ok, reason, past);
 }
 
 static void
@@ -1125,12 +1061,10 @@ typedef struct {
   BgColor outgoing;
   BgColor incoming;
   gint64 deadline_usec;
-  gint64 lead_usec;
   char **participants;
   gboolean rollback;
   char *attempt_id;          /* a retry: its id ("<id>.N"); NULL: a new cutover */
   guint attempt;             /* 1, 2, ... */
-  gboolean resampled;        /* took its own rate sample already */
 } CutoverCall;
 
 static void
@@ -1179,8 +1113,6 @@ cutover_call_fail (CutoverCall *call, const char *fmt, ...)
     }
 }
 
-static void cutover_resample_cb (gpointer user_data);
-
 static void
 cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -1189,11 +1121,6 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) marks = bgd_kafka_query_watermarks_finish (BGD_KAFKA (source), res, &error);
   g_autoptr(GPtrArray) barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
-  gint64 now_mono = g_get_monotonic_time ();
-  g_autoptr(GHashTable) now_marks = NULL;
-  const HwmSample *base;
-  gdouble dt;
-  gint64 lead_usec;
   BgControlMessage *prepare;
   g_autofree char *id = NULL;
 
@@ -1203,45 +1130,16 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       cutover_call_fail (call, "input high watermarks: %s", error->message);
       return;
     }
-  now_marks = marks_table (marks);
-  base = job_rate_base (job, now_mono);
-  if (base == NULL && !call->resampled)
-    {
-      /* No recent sample to take the rates from (the lag poll only runs
-       * while slots report positions): take a second one shortly. */
-      job_push_hwm (job, now_marks, now_mono);
-      call->resampled = TRUE;
-      g_timeout_add_once (HWM_RESAMPLE_MS, cutover_resample_cb, g_steal_pointer (&call));
-      return;
-    }
-  dt = base != NULL ? (now_mono - base->time) / (gdouble) G_USEC_PER_SEC : 0;
-  /* Time of traffic ahead: the configured lead, at least twice what
-   * arming took here before (a slower fleet needs more), doubled for
-   * every attempt that found an instance already past its barrier. */
-  lead_usec = MAX (call->lead_usec, 2 * job->arming_usec);
-  if (call->attempt > 1)
-    lead_usec = MAX (lead_usec, RETRY_MIN_LEAD_USEC) << MIN (call->attempt - 1, 8);
-  lead_usec = MIN (lead_usec, call->deadline_usec / 2);
+  /* The barriers are the high watermarks, no lead (docs/protocol.md,
+   * "Barriers"): records that exist now are all an outgoing instance must
+   * reach for the cutover to end, whatever the traffic does next. An
+   * instance that is past a barrier when it arms reports where it is, and
+   * the commit moves that barrier up to it. */
   for (guint i = 0; i < marks->len; i++)
     {
       const BgdWatermark *m = &g_array_index (marks, BgdWatermark, i);
-      g_autofree char *key = g_strdup_printf ("%s:%d", m->topic, m->partition);
-      const gint64 *old = base != NULL ? g_hash_table_lookup (base->marks, key) : NULL;
-      gint64 lead = 0;
-
-      /* Ahead of the high watermark by the partition's recent rate; an
-       * idle partition gets none, or the old version would have to run
-       * until traffic resumes. */
-      if (old != NULL && dt > 0 && m->high > *old && lead_usec > 0)
-        {
-          gdouble want = (m->high - *old) / dt * (lead_usec / (gdouble) G_USEC_PER_SEC);
-          lead = (gint64) want;
-          if (lead < want)
-            lead++; /* rounded up: a busy partition never gets a lead of 0 */
-        }
-      g_ptr_array_add (barriers, bg_control_offset_new (m->topic, m->partition, MAX (m->high, 0) + lead));
+      g_ptr_array_add (barriers, bg_control_offset_new (m->topic, m->partition, MAX (m->high, 0)));
     }
-  job_push_hwm (job, now_marks, now_mono);
   if (barriers->len == 0)
     {
       g_clear_pointer (&job->pending_id, g_free);
@@ -1261,26 +1159,16 @@ cutover_watermarks_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   job->pending_id = g_strdup (id);
   bgd_log_job (G_LOG_LEVEL_MESSAGE, call->rollback ? BGD_MESSAGE_ROLLBACK_STARTED : NULL, job->config->name,
                bg_color_to_string (call->incoming), bgd_slot_get_version (job->slots[call->incoming]), id,
-               "%s %s: appending prepare %s -> %s (lead %.3f s of traffic, attempt %u)",
-               call->rollback ? "rollback" : "cutover", id, bg_color_to_string (call->outgoing),
-               bg_color_to_string (call->incoming), lead_usec / (double) G_USEC_PER_SEC, call->attempt);
+               "%s %s: appending prepare %s -> %s (attempt %u)", call->rollback ? "rollback" : "cutover", id,
+               bg_color_to_string (call->outgoing), bg_color_to_string (call->incoming), call->attempt);
   job_append (job, prepare);
   if (call->invocation != NULL)
     bg_job1_complete_cutover (job->iface, g_steal_pointer (&call->invocation), id);
 }
 
-static void
-cutover_resample_cb (gpointer user_data)
-{
-  CutoverCall *call = user_data;
-
-  bgd_kafka_query_watermarks_async (call->job->ctx->kafka, (const char *const *) call->job->config->input_topics,
-                                    NULL, cutover_watermarks_cb, call);
-}
-
 /* This host coordinated @plan and the log aborted it with a retry mark
  * (an instance was past its barrier): the next attempt, same colors and
- * participants, new barriers with a doubled lead. No refusals: the
+ * participants, new barriers. No refusals: the
  * operator's call was accepted, and the abort put every slot back as it
  * was. */
 static void
@@ -1296,7 +1184,6 @@ cut_retry (gpointer data, const BgdCutoverPlan *plan)
   call->outgoing = plan->outgoing;
   call->incoming = plan->incoming;
   call->deadline_usec = MAX (plan->deadline - plan->prepared_at, G_USEC_PER_SEC);
-  call->lead_usec = job->config->lead_usec;
   call->participants = g_strdupv (plan->participants);
   call->attempt_id = g_strdup (plan->retry_id);
   call->attempt = bgd_cutover_attempt (plan->retry_id);
@@ -1390,7 +1277,6 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   call->outgoing = outgoing;
   call->incoming = incoming;
   call->deadline_usec = deadline_ms > 0 ? deadline_ms * (gint64) 1000 : job->config->deadline_usec;
-  call->lead_usec = have_lead ? lead_ms * (gint64) 1000 : job->config->lead_usec;
   call->participants = g_steal_pointer (&hosts);
   call->rollback = method == JOB_METHOD_ROLLBACK;
   call->attempt = 1;
@@ -1812,8 +1698,6 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
 void
 bgd_job_update_lag (BgdJob *job, GHashTable *watermarks)
 {
-  if (watermarks != NULL)
-    job_push_hwm (job, watermarks, g_get_monotonic_time ());
   for (guint c = 0; c < BG_N_COLORS; c++)
     if (bgd_slot_is_active (job->slots[c]))
       {

@@ -256,11 +256,15 @@ handle_report_progress (BgSlot1 *iface, GDBusMethodInvocation *invocation,
     }
   if (applied_generation > bg_slot1_get_generation (iface))
     {
-      g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
-                                             "applied_generation %" G_GUINT64_FORMAT
-                                             " is ahead of Generation %" G_GUINT64_FORMAT,
-                                             applied_generation, bg_slot1_get_generation (iface));
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
+      /* The instance applied a generation this agent does not know: its
+       * state was lost (write-ahead keeps it otherwise). Generations only
+       * grow, so the slot's steering moves past it and the instance, which
+       * refuses anything older than what it applied, fetches it again. */
+      slot_log (slot, G_LOG_LEVEL_MESSAGE,
+                "the instance applied generation %" G_GUINT64_FORMAT ", ahead of %" G_GUINT64_FORMAT
+                " (agent state lost?): moving past it", applied_generation, bg_slot1_get_generation (iface));
+      bg_slot1_set_generation (iface, applied_generation);
+      bgd_slot_set_steering (slot, NULL, NULL, NULL, NULL);
     }
 
   g_hash_table_remove_all (slot->positions);
@@ -283,33 +287,53 @@ handle_report_progress (BgSlot1 *iface, GDBusMethodInvocation *invocation,
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-static gboolean
-handle_plan_armed (BgSlot1 *iface, GDBusMethodInvocation *invocation, const char *id,
-                   gboolean ok, const char *reason, gpointer user_data)
+static void
+slot_plan_armed (BgdSlot *slot, GDBusMethodInvocation *invocation, const char *id, gboolean ok,
+                 const char *reason, GVariant *positions)
 {
-  BgdSlot *slot = user_data;
-
   g_autoptr(GError) error = NULL;
 
-  if (!slot_check_caller (slot, invocation))
-    return G_DBUS_METHOD_INVOCATION_HANDLED;
-  if (!bg_dbus_args_check_id ("id", id, &error))
+  if (!bg_dbus_args_check_id ("id", id, &error)
+      || (positions != NULL
+          && !bg_dbus_args_check_offsets ("positions", positions, (const char *const *) slot->input_topics, 0,
+                                          &error)))
     {
       bgd_error_return (invocation, error);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
+      return;
     }
   if (strlen (reason) > BG_CONTROL_MAX_REASON)
     {
       g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_INVALID_ARGS,
                                              "reason: %zu bytes, at most %d", strlen (reason),
                                              BG_CONTROL_MAX_REASON);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
+      return;
     }
-  bg_slot1_set_armed (iface, g_variant_new ("(sbs)", id, ok, reason));
-  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (iface));
-  bg_slot1_complete_plan_armed (iface, invocation);
+  bg_slot1_set_armed (slot->iface, g_variant_new ("(sbs)", id, ok, reason));
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  g_dbus_method_invocation_return_value (invocation, NULL);
   if (slot->armed_hook != NULL)
-    slot->armed_hook (slot, id, ok, reason, slot->hook_data);
+    slot->armed_hook (slot, id, ok, reason, positions, slot->hook_data);
+}
+
+static gboolean
+handle_plan_armed (BgSlot1 *iface, GDBusMethodInvocation *invocation, const char *id,
+                   gboolean ok, const char *reason, gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+
+  if (slot_check_caller (slot, invocation))
+    slot_plan_armed (slot, invocation, id, ok, reason, NULL);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static gboolean
+handle_plan_armed_at (BgSlot1 *iface, GDBusMethodInvocation *invocation, const char *id,
+                      gboolean ok, const char *reason, GVariant *positions, gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+
+  if (slot_check_caller (slot, invocation))
+    slot_plan_armed (slot, invocation, id, ok, reason, positions);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -466,6 +490,7 @@ bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path, BgCol
   bg_slot1_set_delivered (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
   bg_slot1_set_armed (slot->iface, g_variant_new ("(sbs)", "", FALSE, ""));
   g_signal_connect (slot->iface, "handle-plan-armed", G_CALLBACK (handle_plan_armed), slot);
+  g_signal_connect (slot->iface, "handle-plan-armed-at", G_CALLBACK (handle_plan_armed_at), slot);
   g_signal_connect (slot->iface, "handle-report-delivered", G_CALLBACK (handle_report_delivered), slot);
   g_signal_connect (slot->iface, "handle-get-steering", G_CALLBACK (handle_get_steering), slot);
   g_signal_connect (slot->iface, "handle-report-progress", G_CALLBACK (handle_report_progress), slot);

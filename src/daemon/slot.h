@@ -37,8 +37,10 @@ typedef struct _BgdSlot BgdSlot;
  * changes (state, version, sink mode, readiness). */
 typedef void (*BgdSlotChangedFunc) (BgdSlot *slot, gpointer user_data);
 /* The slot's instance answered PlanArmed / reported new delivered offsets. */
+/* @positions (a(six), may be NULL: an instance of an older library): the
+ * highest positions the instance had admitted past the plan's barriers. */
 typedef void (*BgdSlotArmedFunc) (BgdSlot *slot, const char *id, gboolean ok, const char *reason,
-                                  gpointer user_data);
+                                  GVariant *positions, gpointer user_data);
 typedef void (*BgdSlotDeliveredFunc) (BgdSlot *slot, gpointer user_data);
 
 BgdSlot *bgd_slot_new (BgdContext *ctx, const char *job_name, const char *job_path,

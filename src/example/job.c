@@ -367,7 +367,7 @@ make_consumer (Job *job, GError **error)
   rd_kafka_conf_t *conf = rd_kafka_conf_new ();
   g_autofree char *client_id = g_strdup_printf ("bluegreen-example-%s", cfg->color);
   /* Session/heartbeat/eager assignor: see docs on the mock's rebalance
-   * timing (testing.md); fetch.wait.max.ms keeps an idle fetch from
+   * timing (docs/testing.md); fetch.wait.max.ms keeps an idle fetch from
    * delaying new records by 500 ms. */
   if (!conf_set (conf, "bootstrap.servers", cfg->bootstrap, error)
       || !conf_set (conf, "client.id", client_id, error)

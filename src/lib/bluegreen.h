@@ -109,7 +109,11 @@ BG_API bool bg_plan_add_barrier (BgPlan *plan, const char *topic, int32_t partit
 
 /* Arms @plan as PREPARED on top of the current ranges. Offsets below a
  * barrier follow the current ranges; at or past it they wait for the
- * decision. Partitions without a barrier keep the current ranges.
+ * decision. A partition the plan names no barrier for (of any topic: one
+ * added after the plan was made, or missing from its partition list) has an
+ * implicit barrier at offset 0: every record there waits, and after the
+ * commit it belongs to the incoming side whole — never to nobody, never to
+ * both.
  * The gate copies what it needs; @plan stays the caller's.
  * Returns false if another plan is still PREPARED, or the mode is UNKNOWN
  * (the slot's ranges must be known before a plan is armed on top of them). */
@@ -125,7 +129,9 @@ typedef enum {
 /* bg_gate_prepare(), and whether this instance has already passed a barrier
  * of @plan: the highest position ever admitted on a barrier partition
  * (positions may go back after a rebalance; the highest does not) is above
- * the barrier. The check is exact against concurrent bg_gate_admit() calls:
+ * the barrier, or a record was admitted on a partition the plan does not
+ * name (its implicit barrier is 0). Under an agent, a barrier passed this
+ * way is reported and moved up by the commit (see docs/protocol.md). The check is exact against concurrent bg_gate_admit() calls:
  * a record admitted under the old ranges either shows in the positions
  * checked here, or waits for the decision. On BG_PREPARE_PAST_BARRIER the
  * plan stays armed (only its decision, which must then be abort, ends it).
@@ -135,7 +141,8 @@ typedef enum {
 BG_API BgPrepareResult bg_gate_prepare_checked (BgGate *gate, const BgPlan *plan, char **reason);
 
 /* Decides the prepared plan @id. Commit turns it into the slot's ranges
- * (outgoing: [.., barrier), incoming: [barrier, ..)); abort restores the
+ * (outgoing: [.., barrier), incoming: [barrier, ..); on partitions the plan
+ * does not name, outgoing nothing and incoming everything); abort restores the
  * previous ranges (and mode) and clears the holds. Waiters wake up.
  * Returns false if @id is not the prepared plan; true without a change if
  * @id is the latest plan and already has that decision (a replayed log). */

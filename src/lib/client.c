@@ -393,6 +393,7 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
   /* A plan the gate holds prepared ends only by its own decision: never by
    * a mode, and never by a guess when the agent names another plan. */
   BgPlanState gate_state;
+  gboolean deciding_commit = FALSE;
   g_autofree char *gate_plan = bg_gate_get_plan (gate, &gate_state);
   gboolean same_plan = gate_plan != NULL && strcmp (gate_plan, plan_id) == 0;
   if (gate_plan != NULL && gate_state == BG_PLAN_STATE_PREPARED)
@@ -403,11 +404,14 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
           note_holds (applied_holds, hold_list, n_holds);
           return TRUE;
         }
-      /* The decision first (waiters wake on it), then the slot's steering
-       * as the agent gives it, holds included, in one snapshot below. */
-      gboolean decided = plan_state == BG_PLAN_STATE_COMMITTED ? bg_gate_commit (gate, plan_id)
-                                                               : bg_gate_abort (gate, plan_id);
-      if (!decided)
+      /* A commit goes on below with the plan's final barriers, the
+       * committed ranges and the holds in one snapshot (the barriers may
+       * have moved up to where instances were when they armed). An abort
+       * restores the ranges from before the plan; the steering below then
+       * sets them as the agent gives them. */
+      if (plan_state == BG_PLAN_STATE_COMMITTED)
+        deciding_commit = TRUE;
+      else if (!bg_gate_abort (gate, plan_id))
         {
           g_set_error (error, BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
                        "the gate refused the decision on plan %s", plan_id);
@@ -433,7 +437,7 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
    * decision) still needs its barriers, or the handoff holds would have
    * nothing to hold from; the agent's ranges stay what counts. */
   g_autoptr (BgPlan) plan = NULL;
-  if (*plan_id != '\0' && plan_state != BG_PLAN_STATE_ABORTED && !same_plan)
+  if (*plan_id != '\0' && plan_state != BG_PLAN_STATE_ABORTED && (!same_plan || deciding_commit))
     {
       plan = parse_plan (plan_id, plan_role, plan_deadline, barriers, error);
       if (plan == NULL)
@@ -595,6 +599,14 @@ fetch_later (BgClient *client)
                                         fetch_retry_cb);
 }
 
+static guint64
+steering_generation (GVariant *steering)
+{
+  guint64 generation = 0;
+  g_variant_get_child (steering, 4, "t", &generation);
+  return generation;
+}
+
 static void
 fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -619,6 +631,19 @@ fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
   else if (reply == NULL)
     {
       link_fail (client, FAIL_FETCH, "fetching the steering from the agent", error);
+      fetch_later (client);
+    }
+  else if (client->steered_once && steering_generation (reply) < client->applied_generation)
+    {
+      /* Steering never goes back (docs/protocol.md, "What survives a
+       * restart"): an older generation than the one applied is stale. The
+       * agent answers the report of the applied one by moving past it. */
+      g_autoptr (GError) stale = g_error_new (BG_CLIENT_ERROR, BG_CLIENT_ERROR_REFUSED,
+                                              "generation %" G_GUINT64_FORMAT " is older than the applied %"
+                                              G_GUINT64_FORMAT, steering_generation (reply),
+                                              client->applied_generation);
+      link_fail (client, FAIL_STEERING, "applying the agent's steering", stale);
+      link_report (client, TRUE);
       fetch_later (client);
     }
   else if (!bg_client_apply_steering (client->gate, reply, client->applied_holds, &error))
@@ -717,13 +742,24 @@ link_answer_armed (BgClient *client, GVariant *steering, const GError *error)
   if (*id == '\0' || strcmp (state, "prepared") != 0 || client->connection == NULL)
     return;
 
-  g_autofree char *past = NULL;
+  g_autofree char *unnamed = NULL;
   g_autofree char *reason = NULL;
+  g_autoptr (GPtrArray) past = NULL;
   gboolean ok = FALSE;
-  if (bg_gate_get_armed (client->gate, id, &past))
+  GVariantBuilder positions;
+  g_variant_builder_init (&positions, G_VARIANT_TYPE ("a(six)"));
+  if (bg_gate_get_armed_positions (client->gate, id, &unnamed, &past))
     {
-      ok = past == NULL;
-      reason = g_steal_pointer (&past);
+      /* Past a named barrier is fine: the commit moves the barrier up to
+       * the position reported here. Past a partition the plan does not
+       * name is not (its implicit barrier 0 cannot move). */
+      ok = unnamed == NULL;
+      reason = g_steal_pointer (&unnamed);
+      for (guint i = 0; i < past->len; i++)
+        {
+          const BgArmedPosition *ap = past->pdata[i];
+          g_variant_builder_add (&positions, "(six)", ap->topic, ap->partition, (gint64) ap->position);
+        }
     }
   else
     {
@@ -748,7 +784,7 @@ link_answer_armed (BgClient *client, GVariant *steering, const GError *error)
 
   client->n_pending++;
   g_dbus_connection_call (client->connection, AGENT_BUS_NAME, client->slot_path, SLOT_INTERFACE,
-                          "PlanArmed", g_variant_new ("(sbs)", id, ok, reason), NULL,
+                          "PlanArmedAt", g_variant_new ("(sbsa(six))", id, ok, reason, &positions), NULL,
                           G_DBUS_CALL_FLAGS_NO_AUTO_START, CALL_TIMEOUT_MS, client->cancellable,
                           armed_done, client);
 }

@@ -80,8 +80,9 @@ bool bg_gate_set_holds (BgGate *gate, const BgGateHold *holds, size_t n_holds);
  * their barriers), and the holds. Applying the base and the plan apart
  * would let an instance run under the base alone, for a moment, while its
  * slot's plan is prepared (docs/protocol.md, "Steering").
- * REFUSED while a plan is PREPARED (only its decision ends it) or on bad
- * input; otherwise ARMED or PAST_BARRIER (as bg_gate_prepare_checked(),
+ * REFUSED while a plan is PREPARED (only its decision ends it: the same
+ * plan in state COMMITTED, whose barriers may have moved up, is applied)
+ * or on bad input; otherwise ARMED or PAST_BARRIER (as bg_gate_prepare_checked(),
  * for a PREPARED plan), with *@reason (g_free) for anything but ARMED. */
 typedef struct {
   BgSinkMode mode; /* LIVE, BLACKHOLE or GATED */
@@ -101,6 +102,20 @@ BgPrepareResult bg_gate_steer (BgGate *gate, const BgGateSteering *steering, cha
  * (if not NULL) gets what bg_gate_prepare_checked() found passed, or NULL
  * if no barrier was (free with g_free). For the link's PlanArmed answer. */
 gboolean bg_gate_get_armed (BgGate *gate, const char *id, char **past_reason);
+
+/* What arming plan @id (the latest, PREPARED) found passed: the highest
+ * position admitted on each barrier partition past its barrier (a commit
+ * may move those barriers up), and in *@unnamed_reason (g_free) a
+ * partition the plan does not name that had records admitted (its
+ * implicit barrier 0 cannot move), or NULL. FALSE if @id is not armed. */
+typedef struct {
+  char *topic;
+  int32_t partition;
+  int64_t position;
+} BgArmedPosition;
+void bg_armed_position_free (BgArmedPosition *ap);
+gboolean bg_gate_get_armed_positions (BgGate *gate, const char *id, char **unnamed_reason,
+                                      GPtrArray **positions);
 
 /* The agent link (client.c) attached to a gate: bg_gate_free() calls
  * @destroy (@client) first, so the link's thread stops before the gate goes. */

@@ -86,6 +86,12 @@ typedef struct {
   int64_t hi;
 } Range;
 
+typedef struct {
+  GQuark topic;
+  int32_t partition;
+  int64_t highest;
+} PastPosition;
+
 static const Range RANGE_FULL = { 0, INT64_MAX };
 static const Range RANGE_EMPTY = { 0, 0 };
 
@@ -137,6 +143,11 @@ struct _BgGate {
   GHashTable *plan_barriers;
   BgSinkMode mode_before_plan;
   char *plan_past_reason; /* why arming it found a barrier passed, or NULL */
+  /* What arming found passed: the named barrier partitions (PastPosition:
+   * a commit may move their barriers up to these), and a partition the
+   * plan does not name (its implicit barrier 0 cannot move), or NULL. */
+  GArray *plan_past;
+  char *plan_past_unnamed;
 
   GPtrArray *topics;          /* BgTopic, registration order */
   GHashTable *topics_by_name; /* name -> BgTopic */
@@ -344,6 +355,7 @@ bg_gate_new (BgSinkMode initial_mode)
   gate->ranges = key_table_new ();
   gate->holds = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   gate->untracked_highest = key_table_new ();
+  gate->plan_past = g_array_new (FALSE, FALSE, sizeof (PastPosition));
   gate->topics = g_ptr_array_new_with_free_func (topic_free);
   gate->topics_by_name = g_hash_table_new (g_str_hash, g_str_equal);
   gate->retired = g_ptr_array_new_with_free_func (g_free);
@@ -374,6 +386,8 @@ bg_gate_free (BgGate *gate)
   g_clear_pointer (&gate->plan_barriers, g_hash_table_unref);
   g_free (gate->plan_id);
   g_free (gate->plan_past_reason);
+  g_free (gate->plan_past_unnamed);
+  g_array_unref (gate->plan_past);
   g_cond_clear (&gate->cond);
   g_mutex_clear (&gate->lock);
   g_free (gate);
@@ -733,7 +747,11 @@ bg_gate_steer (BgGate *gate, const BgGateSteering *st, char **reason)
       }
 
   g_mutex_lock (&gate->lock);
-  if (plan_prepared_locked (gate))
+  /* Only the decision may end a prepared plan: the same plan, committed
+   * (with its final barriers), in the same snapshot as the new ranges. */
+  if (plan_prepared_locked (gate)
+      && !(st->plan != NULL && st->plan_state == BG_PLAN_STATE_COMMITTED
+           && g_strcmp0 (st->plan->id, gate->plan_id) == 0))
     {
       if (reason != NULL)
         *reason = g_strdup ("another plan is prepared");
@@ -864,16 +882,24 @@ past_barrier_locked (BgGate *gate)
 {
   GHashTableIter iter;
   gpointer k, v;
+  char *first = NULL;
+
+  g_array_set_size (gate->plan_past, 0);
+  g_clear_pointer (&gate->plan_past_unnamed, g_free);
   g_hash_table_iter_init (&iter, gate->plan_barriers);
   while (g_hash_table_iter_next (&iter, &k, &v))
     {
       gint64 key = *(const gint64 *) k;
       int64_t barrier = *(const gint64 *) v;
       int64_t highest = highest_position_locked (gate, bg_part_key_topic (key), bg_part_key_partition (key));
-      if (highest > barrier)
-        return past_reason (bg_part_key_topic (key), bg_part_key_partition (key), highest, barrier, false);
+      if (highest <= barrier)
+        continue;
+      PastPosition pp = { bg_part_key_topic (key), bg_part_key_partition (key), highest };
+      g_array_append_val (gate->plan_past, pp);
+      if (first == NULL)
+        first = past_reason (pp.topic, pp.partition, highest, barrier, false);
     }
-  for (guint t = 0; t < gate->topics->len; t++)
+  for (guint t = 0; t < gate->topics->len && gate->plan_past_unnamed == NULL; t++)
     {
       const BgTopic *topic = g_ptr_array_index (gate->topics, t);
       for (uint32_t p = 0; p < topic->n_partitions; p++)
@@ -884,17 +910,26 @@ past_barrier_locked (BgGate *gate)
             continue;
           highest = highest_position_locked (gate, topic->quark, (int32_t) p);
           if (highest > 0)
-            return past_reason (topic->quark, (int32_t) p, highest, 0, true);
+            {
+              gate->plan_past_unnamed = past_reason (topic->quark, (int32_t) p, highest, 0, true);
+              break;
+            }
         }
     }
   g_hash_table_iter_init (&iter, gate->untracked_highest);
-  while (g_hash_table_iter_next (&iter, &k, &v))
+  while (gate->plan_past_unnamed == NULL && g_hash_table_iter_next (&iter, &k, &v))
     {
       gint64 key = *(const gint64 *) k;
       if (!g_hash_table_contains (gate->plan_barriers, &key) && *(const gint64 *) v > 0)
-        return past_reason (bg_part_key_topic (key), bg_part_key_partition (key), *(const gint64 *) v, 0, true);
+        gate->plan_past_unnamed = past_reason (bg_part_key_topic (key), bg_part_key_partition (key),
+                                               *(const gint64 *) v, 0, true);
     }
-  return NULL;
+  if (gate->plan_past_unnamed != NULL)
+    {
+      g_free (first);
+      return g_strdup (gate->plan_past_unnamed);
+    }
+  return first;
 }
 
 BgPrepareResult
@@ -1062,6 +1097,42 @@ bg_gate_get_armed (BgGate *gate, const char *id, char **past_reason)
     *past_reason = armed ? g_strdup (gate->plan_past_reason) : NULL;
   g_mutex_unlock (&gate->lock);
   return armed;
+}
+
+gboolean
+bg_gate_get_armed_positions (BgGate *gate, const char *id, char **unnamed_reason, GPtrArray **positions)
+{
+  g_return_val_if_fail (gate != NULL, FALSE);
+  g_return_val_if_fail (id != NULL, FALSE);
+
+  g_mutex_lock (&gate->lock);
+  gboolean armed = plan_is_locked (gate, id, BG_PLAN_STATE_PREPARED);
+  if (unnamed_reason != NULL)
+    *unnamed_reason = armed ? g_strdup (gate->plan_past_unnamed) : NULL;
+  if (positions != NULL)
+    {
+      *positions = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_armed_position_free);
+      for (guint i = 0; armed && i < gate->plan_past->len; i++)
+        {
+          const PastPosition *pp = &g_array_index (gate->plan_past, PastPosition, i);
+          BgArmedPosition *ap = g_new0 (BgArmedPosition, 1);
+          ap->topic = g_strdup (g_quark_to_string (pp->topic));
+          ap->partition = pp->partition;
+          ap->position = pp->highest;
+          g_ptr_array_add (*positions, ap);
+        }
+    }
+  g_mutex_unlock (&gate->lock);
+  return armed;
+}
+
+void
+bg_armed_position_free (BgArmedPosition *ap)
+{
+  if (ap == NULL)
+    return;
+  g_free (ap->topic);
+  g_free (ap);
 }
 
 static void

@@ -305,7 +305,7 @@ make_conf (Loadgen *lg, const char *bootstrap, char **properties, GError **error
 {
   rd_kafka_conf_t *conf = rd_kafka_conf_new ();
   /* linger.ms=5 batches well against the mock; the short reconnect
-   * backoffs recover in seconds after a broker comes back (testing.md). */
+   * backoffs recover in seconds after a broker comes back (docs/testing.md). */
   if (!set_conf (conf, "bootstrap.servers", bootstrap, error) || !set_conf (conf, "linger.ms", "5", error)
       || !set_conf (conf, "reconnect.backoff.ms", "50", error)
       || !set_conf (conf, "reconnect.backoff.max.ms", "500", error)

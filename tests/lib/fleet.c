@@ -260,6 +260,14 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     g_string_append_printf (job, "LeadFactor=%s\n", g_ascii_dtostr (num, sizeof num, o->lead_sec));
   if (!write_file (job_path, job->str, 0644, error))
     return FALSE;
+  if (o->extra_job != NULL)
+    {
+      g_autofree char *name = g_strconcat (o->extra_job, ".job", NULL);
+      g_autofree char *extra_path = g_build_filename (jobs, name, NULL);
+      g_autofree char *extra = g_strdup_printf ("[Job]\nExecStart=/bin/true\nInputTopics=%s\n", BGT_FLEET_INPUT);
+      if (!write_file (extra_path, extra, 0644, error))
+        return FALSE;
+    }
 
   {
     const char *files[] = { unit, slice, NULL };

@@ -45,6 +45,10 @@ typedef struct {
   /* Per host (index < n_hosts): versions whose job crashes (killed) ~1.5 s
    * after it started, e.g. "v2"; NULL for none. */
   const char *crash_versions[16];
+  /* A second job configured on every host (same input, no slots ever
+   * started), e.g. to hold a cutover in flight that pins the control log;
+   * NULL (default): none. */
+  const char *extra_job;
 } BgtFleetOptions;
 
 typedef struct {

@@ -114,7 +114,7 @@ verify (Fixture *f, const char *outgoing, const char *incoming, GArray *barriers
   if (f->replays)
     /* With every broker down the groups' commits fail, and instances that
      * take over partitions re-read them: either way members re-read from
-     * their group's last committed offsets (at-least-once, design.md:
+     * their group's last committed offsets (at-least-once, docs/protocol.md:
      * within-version duplicates are counted apart). Each result re-emitted
      * that way is a within-version duplicate and, older than the results
      * emitted since, also an order violation; only order violations
