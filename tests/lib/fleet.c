@@ -1162,6 +1162,13 @@ has_all (const char *text, const char *const *needles)
 gint64
 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms)
 {
+  return bgt_fleet_control_wait_timed (fleet, from, needles, timeout_ms, NULL);
+}
+
+gint64
+bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms,
+                              gint64 *appeared_at)
+{
   g_autoptr (GError) error = NULL;
   gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
 
@@ -1184,6 +1191,16 @@ bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles
           if (has_all (text, needles))
             {
               gint64 offset = m->offset;
+              if (appeared_at != NULL)
+                {
+                  gint64 now = g_get_monotonic_time ();
+                  rd_kafka_timestamp_type_t type;
+                  gint64 ts_ms = rd_kafka_message_timestamp (m, &type);
+
+                  *appeared_at = now;
+                  if (ts_ms > 0 && type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+                    *appeared_at = MIN (now, ts_ms * 1000 - (g_get_real_time () - now));
+                }
               rd_kafka_message_destroy (m);
               return offset;
             }

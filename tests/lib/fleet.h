@@ -184,6 +184,12 @@ GPtrArray *bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
  * encoding is canonical: no whitespace); returns its offset, -1 on a
  * timeout. Polls with a 1 ms fetch wait, so it reacts within a few ms. */
 gint64 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms);
+/* The same, and when the record appeared in the log, as a monotonic time
+ * (µs): its timestamp (its producer's CreateTime), or when it was read if
+ * that is earlier or the record has none. For bounds measured from a
+ * record (e.g. "done within 2 s of the commit"). */
+gint64 bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms,
+                                     gint64 *appeared_at);
 /* The decisions ("commit"/"abort") for @id in the log, in log order. */
 GPtrArray *bgt_fleet_control_decisions (BgtFleet *fleet, const char *id, GError **error);
 
