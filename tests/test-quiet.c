@@ -247,8 +247,9 @@ operate (Fixture *f, Loads *l, guint host, gboolean rollback, gboolean quiet)
                   prepared, committed, (g_get_monotonic_time () - commit_at) / 1000);
   if (quiet)
     l->empty = load (f, 200, 0, "5", "empty-", 30);
+  /* (A first attempt may have been aborted and retried as "<id>.2": the
+   * operator's cutover is the one that ends.) */
   assert_done_in_time (f, id, commit_at);
-  assert_first_decision (f, id, "commit");
   return g_steal_pointer (&id);
 }
 
