@@ -30,6 +30,7 @@ struct _BgtFleet {
   GArray *subscriptions; /* guint per host */
   rd_kafka_t *rk;       /* producer: control-topic writes and watermarks */
   rd_kafka_t *consumer; /* control-topic reader, created on first use */
+  gint64 control_next;  /* the offset it reads next (-1: unknown) */
 };
 
 static const char job_script[] =
@@ -329,6 +330,7 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
   fleet->finished = g_ptr_array_new_with_free_func (finished_free);
   fleet->subscriptions = g_array_new (FALSE, TRUE, sizeof (guint));
   fleet->loads = g_ptr_array_new_with_free_func (load_free);
+  fleet->control_next = -1;
   if (g_mkdir_with_parents (fleet->dir, 0755) != 0)
     {
       g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "cannot create %s", fleet->dir);
@@ -898,6 +900,8 @@ struct _BgtLoad {
   char *out_path;
   gboolean exited;
   gboolean ok;    /* exit status 0 */
+  gboolean stopping;   /* we sent SIGTERM */
+  gboolean terminated; /* SIGTERM killed it: before it set up its handler */
 };
 
 static gboolean
@@ -932,8 +936,14 @@ load_exited (GObject *source, GAsyncResult *res, gpointer data)
 {
   BgtLoad *load = data;
 
+  GSubprocess *proc = G_SUBPROCESS (source);
+
   /* The fleet keeps the load alive until this ran (load_free waits). */
-  load->ok = g_subprocess_wait_check_finish (G_SUBPROCESS (source), res, NULL);
+  if (g_subprocess_wait_finish (proc, res, NULL))
+    {
+      load->ok = g_subprocess_get_if_exited (proc) && g_subprocess_get_exit_status (proc) == 0;
+      load->terminated = g_subprocess_get_if_signaled (proc) && g_subprocess_get_term_sig (proc) == SIGTERM;
+    }
   load->exited = TRUE;
 }
 
@@ -977,7 +987,7 @@ bgt_fleet_load_new (BgtFleet *fleet, const BgtLoadOptions *opts, GError **error)
       load_free (load);
       return NULL;
     }
-  g_subprocess_wait_check_async (load->proc, NULL, load_exited, load);
+  g_subprocess_wait_async (load->proc, NULL, load_exited, load);
   g_ptr_array_add (fleet->loads, load);
   g_test_message ("%s: rate %g/s, count %" G_GUINT64_FORMAT ", partitions %s, keys %s*", load->name, opts->rate,
                   opts->count, opts->partitions ? opts->partitions : "all",
@@ -997,6 +1007,12 @@ bgt_load_wait (BgtLoad *load, int timeout_ms, GError **error)
       g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "%s did not exit within %d ms", load->name, timeout_ms);
       return -1;
     }
+  if (load->stopping && load->terminated)
+    {
+      /* Stopped so soon after its start that it had not produced yet. */
+      g_test_message ("%s: stopped before it started", load->name);
+      return 0;
+    }
   if (g_file_get_contents (load->out_path, &text, NULL, NULL) && (p = strstr (text, "produced ")) != NULL)
     n = g_ascii_strtoll (p + strlen ("produced "), NULL, 10);
   g_test_message ("%s: %s", load->name, text ? g_strstrip (text) : "(no output)");
@@ -1014,7 +1030,10 @@ gint64
 bgt_load_stop (BgtLoad *load, GError **error)
 {
   if (!load->exited)
-    g_subprocess_send_signal (load->proc, SIGTERM);
+    {
+      load->stopping = TRUE;
+      g_subprocess_send_signal (load->proc, SIGTERM);
+    }
   return bgt_load_wait (load, 30000, error);
 }
 
@@ -1105,6 +1124,9 @@ control_assign (BgtFleet *fleet, gint64 from, GError **error)
         }
       rd_kafka_poll_set_consumer (fleet->consumer);
     }
+  else if (from == fleet->control_next)
+    return TRUE; /* reading on from where the last read stopped: no re-assign */
+  fleet->control_next = -1;
   parts = rd_kafka_topic_partition_list_new (1);
   rd_kafka_topic_partition_list_add (parts, BGT_FLEET_CONTROL, 0)->offset = from;
   err = rd_kafka_assign (fleet->consumer, parts);
@@ -1143,7 +1165,7 @@ bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         {
           g_ptr_array_add (out, g_strndup (m->payload ? m->payload : "", m->len));
-          next = m->offset + 1;
+          next = fleet->control_next = m->offset + 1;
         }
       rd_kafka_message_destroy (m);
     }
@@ -1162,12 +1184,12 @@ has_all (const char *text, const char *const *needles)
 gint64
 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms)
 {
-  return bgt_fleet_control_wait_timed (fleet, from, needles, timeout_ms, NULL);
+  return bgt_fleet_control_wait_timed (fleet, from, needles, timeout_ms, NULL, NULL);
 }
 
 gint64
 bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms,
-                              gint64 *appeared_at)
+                              gint64 *appeared_at, char **text_out)
 {
   g_autoptr (GError) error = NULL;
   gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
@@ -1188,8 +1210,11 @@ bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *n
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         {
           g_autofree char *text = g_strndup (m->payload ? m->payload : "", m->len);
+          fleet->control_next = m->offset + 1;
           if (has_all (text, needles))
             {
+              if (text_out != NULL)
+                *text_out = g_steal_pointer (&text);
               gint64 offset = m->offset;
               if (appeared_at != NULL)
                 {

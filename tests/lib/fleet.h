@@ -168,7 +168,7 @@ BgtLoad *bgt_fleet_load_new (BgtFleet *fleet, const BgtLoadOptions *opts, GError
  * produced; -1 with @error if it failed or did not exit in time. */
 gint64 bgt_load_wait (BgtLoad *load, int timeout_ms, GError **error);
 /* SIGTERM, then as bgt_load_wait(); a generator that exited already just
- * reports its count. */
+ * reports its count, one stopped before it could start counts 0. */
 gint64 bgt_load_stop (BgtLoad *load, GError **error);
 
 /* The input's high watermark per partition (gint64). */
@@ -186,10 +186,12 @@ GPtrArray *bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
 gint64 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms);
 /* The same, and when the record appeared in the log, as a monotonic time
  * (µs): its timestamp (its producer's CreateTime), or when it was read if
- * that is earlier or the record has none. For bounds measured from a
- * record (e.g. "done within 2 s of the commit"). */
+ * that is earlier or the record has none; for bounds measured from a
+ * record (e.g. "done within 2 s of the commit"). And the record itself
+ * (free it), if @text_out is not NULL. Reading on from the offset after
+ * the record returned last continues where the reader is (fast). */
 gint64 bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms,
-                                     gint64 *appeared_at);
+                                     gint64 *appeared_at, char **text_out);
 /* The decisions ("commit"/"abort") for @id in the log, in log order. */
 GPtrArray *bgt_fleet_control_decisions (BgtFleet *fleet, const char *id, GError **error);
 
