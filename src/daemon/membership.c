@@ -7,7 +7,22 @@
 
 typedef struct {
   gboolean ready[BG_N_COLORS];
+  /* The slot has a unit (starting, running or stopping): not stopped, not
+   * failed. */
+  gboolean running[BG_N_COLORS];
+  char *version[BG_N_COLORS];
+  gboolean has_live_color;
+  BgColor live_color;
+  gint64 ts;  /* of the hello these come from; 0: restored, not heard yet */
 } MemberEntry;
+
+static void
+member_entry_free (MemberEntry *e)
+{
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    g_free (e->version[c]);
+  g_free (e);
+}
 
 struct _BgdMembership {
   GHashTable *last_seen; /* host → gint64* */
@@ -47,7 +62,7 @@ job_members (BgdMembership *m, const char *job, gboolean create)
           g_message ("membership: %u jobs known already; job %s ignored", BGD_MEMBERSHIP_MAX_JOBS, job);
           return NULL;
         }
-      t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+      t = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) member_entry_free);
       g_hash_table_insert (m->jobs, g_strdup (job), t);
     }
   return t;
@@ -116,12 +131,26 @@ handle_hello (BgdMembership *m, const BgControlMessage *msg)
           g_hash_table_insert (members, g_strdup (msg->host), e);
           g_info ("membership: %s hosts job %s", msg->host, j->job);
         }
+      /* A replayed older hello (the log is read again from a pinned
+       * offset) does not overwrite what a newer one said. */
+      if (msg->ts < e->ts)
+        continue;
+      e->ts = msg->ts;
+      e->has_live_color = j->has_live_color;
+      e->live_color = j->live_color;
       for (guint c = 0; c < BG_N_COLORS; c++)
-        e->ready[c] = FALSE;
+        {
+          e->ready[c] = e->running[c] = FALSE;
+          g_clear_pointer (&e->version[c], g_free);
+        }
       for (guint s = 0; s < j->slots->len; s++)
         {
           const BgControlSlot *slot = j->slots->pdata[s];
           e->ready[slot->color] = slot->ready;
+          e->running[slot->color] = slot->state != NULL && !g_str_equal (slot->state, "stopped")
+                                    && !g_str_equal (slot->state, "failed");
+          g_free (e->version[slot->color]);
+          e->version[slot->color] = g_strdup (slot->version);
         }
     }
 }
@@ -210,4 +239,70 @@ bgd_membership_slot_ready (BgdMembership *m, const char *job, const char *host, 
   const MemberEntry *e = members ? g_hash_table_lookup (members, host) : NULL;
 
   return e != NULL && e->ready[color];
+}
+
+gboolean
+bgd_membership_slot_running (BgdMembership *m, const char *job, const char *host, BgColor color)
+{
+  GHashTable *members = job_members (m, job, FALSE);
+  const MemberEntry *e = members ? g_hash_table_lookup (members, host) : NULL;
+
+  return e != NULL && e->running[color];
+}
+
+char **
+bgd_membership_members (BgdMembership *m, const char *job)
+{
+  return bgd_membership_expected (m, job, NULL, NULL);
+}
+
+void
+bgd_membership_restore (BgdMembership *m, const char *job, const char *const *hosts)
+{
+  GHashTable *members;
+
+  if (hosts == NULL || hosts[0] == NULL)
+    return;
+  members = job_members (m, job, TRUE);
+  if (members == NULL)
+    return;
+  for (guint i = 0; hosts[i] != NULL; i++)
+    {
+      if (g_hash_table_contains (members, hosts[i]))
+        continue;
+      if (g_hash_table_size (members) >= BGD_MEMBERSHIP_MAX_HOSTS)
+        break;
+      g_hash_table_insert (members, g_strdup (hosts[i]), g_new0 (MemberEntry, 1));
+      g_info ("membership: %s hosts job %s (remembered from before this agent's restart)", hosts[i], job);
+    }
+}
+
+gboolean
+bgd_membership_fleet_live (BgdMembership *m, const char *job, const char *self, BgColor *color,
+                           char **version)
+{
+  GHashTable *members = job_members (m, job, FALSE);
+  const MemberEntry *newest = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  if (members == NULL)
+    return FALSE;
+  g_hash_table_iter_init (&iter, members);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const MemberEntry *e = value;
+
+      if (g_strcmp0 (key, self) == 0 || !e->has_live_color || !e->running[e->live_color]
+          || e->version[e->live_color] == NULL)
+        continue;
+      if (newest == NULL || e->ts > newest->ts)
+        newest = e;
+    }
+  if (newest == NULL)
+    return FALSE;
+  *color = newest->live_color;
+  if (version != NULL)
+    *version = g_strdup (newest->version[newest->live_color]);
+  return TRUE;
 }

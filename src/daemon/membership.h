@@ -52,4 +52,23 @@ gint64 bgd_membership_last_seen (BgdMembership *m, const char *host);
 gboolean bgd_membership_slot_ready (BgdMembership *m, const char *job, const char *host,
                                     BgColor color);
 
+/* Whether @host's latest hello shows a unit for @job's slot of @color
+ * (starting, running or stopping; not stopped, not failed). */
+gboolean bgd_membership_slot_running (BgdMembership *m, const char *job, const char *host,
+                                      BgColor color);
+
+/* Durable membership: the announced members of @job (sorted, without the
+ * static list or this host), for the state file; and, at start, the
+ * members the state file remembers, added before the log is replayed
+ * (their hellos may lie before the offset the replay starts from). A
+ * restored member counts as never heard until its next hello. */
+char **bgd_membership_members (BgdMembership *m, const char *job);
+void bgd_membership_restore (BgdMembership *m, const char *job, const char *const *hosts);
+
+/* The fleet's live color and version of @job, as the newest hello of
+ * another host than @self that runs its live slot says; FALSE if no such
+ * hello was read. @version (may be NULL) is newly allocated. */
+gboolean bgd_membership_fleet_live (BgdMembership *m, const char *job, const char *self,
+                                    BgColor *color, char **version);
+
 G_END_DECLS

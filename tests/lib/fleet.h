@@ -45,6 +45,10 @@ typedef struct {
   /* Per host (index < n_hosts): versions whose job crashes (killed) ~1.5 s
    * after it started, e.g. "v2"; NULL for none. */
   const char *crash_versions[16];
+  /* Bit i: host i is configured but its agent is not started (a host
+   * that joins later: bgt_fleet_systemctl (..., "start",
+   * "bluegreend.service")). Default 0. */
+  guint64 late_hosts;
 } BgtFleetOptions;
 
 typedef struct {
