@@ -30,8 +30,11 @@
 
 #include "fleet.h"
 
-#define WAIT_MS 30000
-#define LOAD_RATE 500
+#define WAIT_MS 60000
+/* The input consumed to its end once the load stops: generous, the
+ * machine may be shared with other test runs. */
+#define CATCH_UP_MS 180000
+#define LOAD_RATE 300
 #define A 0
 #define B 1
 #define C 2
@@ -58,6 +61,13 @@ fixture_setup (Fixture *f, gconstpointer data)
       return;
     }
   bgt_fleet_options_init (&f->opts);
+  /* Silent after 3 heartbeats: 1.5 s, which a loaded machine (2 cores
+   * shared with other test runs) does not reach by accident. */
+  f->opts.heartbeat_sec = 0.5;
+  /* Readiness is not what these tests are about: a loaded machine must
+   * not make a slot lose it (the cutover then only waits longer for the
+   * instances to reach their barriers). */
+  f->opts.max_lag = 20000;
   if (tweak != NULL)
     tweak (&f->opts);
   f->fleet = bgt_fleet_new (&f->opts, &error);
@@ -168,7 +178,7 @@ stop_load (Fixture *f, guint64 mask, const char *live_color)
 
   g_assert_no_error (error);
   g_assert_cmpint (n, >, 0);
-  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, mask, live_color, WAIT_MS));
+  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, mask, live_color, CATCH_UP_MS));
 }
 
 /* The verifier: no gap, no cross-version duplicate, no order violation
@@ -334,7 +344,6 @@ test_membership_restart (Fixture *f, gconstpointer data)
   assert_finished (f, id, 0, "done");
   barriers = assert_last_cutover (f, 0, id, "done");
   wait_job (f, 0, "LiveColor", "green");
-  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, "green", WAIT_MS));
   stop_load (f, 0, "green");
   report = verify (f, "blue", "green", barriers);
 }
@@ -393,7 +402,7 @@ test_observe_restart (Fixture *f, gconstpointer data)
   wait_job (f, 0, "Phase", "observing");
   /* Some of the window passes (the scenario, not a synchronisation), then
    * A's agent restarts inside it. */
-  bgt_wait_until (never, NULL, 4000);
+  bgt_wait_until (never, NULL, 6000);
   restart_agent (f, A);
   /* Back in the phase the fleet is in, not "ready". */
   g_assert_true (bgt_fleet_wait_string (f->fleet, MASK (A), BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, "Phase",
@@ -404,14 +413,13 @@ test_observe_restart (Fixture *f, gconstpointer data)
 
   /* Every host stops blue when the window ends, A too, and at about the
    * same time: A's timer runs from the done it persisted (if it ran from
-   * its restart, A would stop blue ~5 s after the others). */
+   * its restart, A would stop blue 7 s or more after the others). */
   g_assert_true (bgt_wait_until (all_blue_stopped, &sw, (OBSERVE_SEC + 20) * 1000));
   others = MAX (sw.stopped_at[B], sw.stopped_at[C]);
   g_test_message ("blue stopped: a %+.2f s, c %+.2f s after b",
                   (sw.stopped_at[A] - sw.stopped_at[B]) / 1e6, (sw.stopped_at[C] - sw.stopped_at[B]) / 1e6);
-  g_assert_cmpint (sw.stopped_at[A], <, others + 2500 * G_GINT64_CONSTANT (1000));
+  g_assert_cmpint (sw.stopped_at[A], <, others + 3500 * G_GINT64_CONSTANT (1000));
   wait_job (f, 0, "Phase", "live");
-  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, "green", WAIT_MS));
   stop_load (f, 0, "green");
   report = verify (f, "blue", "green", barriers);
 }
@@ -464,7 +472,6 @@ test_rollback_dead_slot (Fixture *f, gconstpointer data)
   assert_finished (f, id2, 0, "done");
   x2 = assert_last_cutover (f, 0, id2, "done");
   wait_job (f, 0, "LiveColor", "blue");
-  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, MASK (A) | MASK (B), "blue", WAIT_MS));
   stop_load (f, MASK (A) | MASK (B), "blue");
 
   /* Green emitted exactly [X1, X2) on every partition, blue the rest. */
@@ -539,7 +546,6 @@ test_join_late (Fixture *f, gconstpointer data)
   wait_slot (f, MASK (C), "blue", "State", "stopped");
   /* Green's group now has C's instance too: it takes partitions over. */
   f->replays = TRUE;
-  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, "green", 60000));
   stop_load (f, 0, "green");
   report = verify (f, "blue", "green", barriers);
 }

@@ -1509,6 +1509,25 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
     }
   hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
                                    (const char *const *) job->config->hosts, self);
+  /* The handoff needs an instance of the outgoing version somewhere: on
+   * each partition the incoming side waits until one has delivered
+   * everything below the barrier. A host where it died does not block
+   * the cutover (see cut_arm); no host at all would hold it for ever. */
+  {
+    gboolean anywhere = bgd_slot_is_active (live);
+
+    for (guint i = 0; hosts[i] != NULL && !anywhere; i++)
+      anywhere = !g_str_equal (hosts[i], self)
+                 && bgd_membership_slot_running (job->ctx->membership, job->config->name, hosts[i], outgoing);
+    if (!anywhere)
+      {
+        g_set_error (error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                     "the live %s slot of job '%s' runs on no host: no instance could hand its partitions "
+                     "over exactly (SetSinkMode is the manual way out)", bg_color_to_string (outgoing),
+                     job->config->name);
+        return FALSE;
+      }
+  }
   /* A rollback needs the old version running somewhere; a host where its
    * unit died does not block it (see cut_arm). */
   if (rollback)
@@ -1601,7 +1620,9 @@ job_try_auto (BgdJob *job)
      * nothing to arm (cut_arm), its partitions went to the instances of
      * its color on the other hosts, and the handoff on each partition
      * waits until one of those has delivered everything below the
-     * barrier. */
+     * barrier. If it failed on every host, start_cutover refuses (no
+     * instance could hand over) and the automation gives up with that
+     * reason in LastError. */
     method = JOB_METHOD_ROLLBACK;
   else
     return;
