@@ -192,6 +192,79 @@ test_fleet_live (void)
   }
 }
 
+static BgControlMessage *
+with_modes (BgControlMessage *msg, BgSinkMode blue, BgSinkMode green)
+{
+  BgControlJob *j = msg->jobs->pdata[0];
+
+  ((BgControlSlot *) j->slots->pdata[0])->sink_mode = blue;
+  ((BgControlSlot *) j->slots->pdata[1])->sink_mode = green;
+  return msg;
+}
+
+static BgControlMessage *
+decision (BgControlType type, const char *id)
+{
+  BgControlMessage *msg = bg_control_message_new (type, "a", 1);
+
+  msg->job = g_strdup (JOB);
+  msg->id = g_strdup (id);
+  if (type == BG_CONTROL_ABORT)
+    msg->reason = g_strdup ("x");
+  return msg;
+}
+
+/* A late host deploys only into a settled fleet: no prepare without its
+ * decision, no host with the non-live color still gated. */
+static void
+test_fleet_settled (void)
+{
+  g_autoptr(BgdMembership) m = bgd_membership_new ();
+  BgControlMessage *prepare;
+
+  g_assert_true (bgd_membership_fleet_settled (m, JOB, "c"));
+  feed (m, with_modes (hello ("a", 100, TRUE, BG_COLOR_BLUE, "v1", "running", "v2", "running"),
+                       BG_SINK_MODE_LIVE, BG_SINK_MODE_BLACKHOLE));
+  feed (m, with_modes (hello ("b", 101, TRUE, BG_COLOR_BLUE, "v1", "running", "v2", "running"),
+                       BG_SINK_MODE_LIVE, BG_SINK_MODE_BLACKHOLE));
+  g_assert_true (bgd_membership_fleet_settled (m, JOB, "c"));
+
+  /* Prepared (modes unchanged): not settled until the decision. */
+  prepare = bg_control_message_new (BG_CONTROL_PREPARE, "a", 110);
+  prepare->job = g_strdup (JOB);
+  prepare->id = g_strdup ("k1");
+  prepare->outgoing = BG_COLOR_BLUE;
+  prepare->incoming = BG_COLOR_GREEN;
+  prepare->deadline = g_get_real_time () + 10 * G_USEC_PER_SEC;
+  g_ptr_array_add (prepare->participants, g_strdup ("a"));
+  g_ptr_array_add (prepare->participants, g_strdup ("b"));
+  feed (m, prepare);
+  g_assert_false (bgd_membership_fleet_settled (m, JOB, "c"));
+  feed (m, decision (BG_CONTROL_COMMIT, "k1"));
+  /* Committed, not done: blue gated on a, the hosts disagree for now. */
+  feed (m, with_modes (hello ("a", 120, TRUE, BG_COLOR_GREEN, "v1", "running", "v2", "running"),
+                       BG_SINK_MODE_GATED, BG_SINK_MODE_GATED));
+  g_assert_false (bgd_membership_fleet_settled (m, JOB, "c"));
+  feed (m, with_modes (hello ("b", 121, TRUE, BG_COLOR_GREEN, "v1", "running", "v2", "running"),
+                       BG_SINK_MODE_BLACKHOLE, BG_SINK_MODE_GATED));
+  g_assert_false (bgd_membership_fleet_settled (m, JOB, "c"));
+  /* Done on both: blue blackholed. */
+  feed (m, with_modes (hello ("a", 130, TRUE, BG_COLOR_GREEN, "v1", "running", "v2", "running"),
+                       BG_SINK_MODE_BLACKHOLE, BG_SINK_MODE_GATED));
+  g_assert_true (bgd_membership_fleet_settled (m, JOB, "c"));
+  /* This host's own hello never counts; an aborted prepare settles. */
+  g_assert_true (bgd_membership_fleet_settled (m, JOB, "a"));
+  prepare = bg_control_message_new (BG_CONTROL_PREPARE, "b", 140);
+  prepare->job = g_strdup (JOB);
+  prepare->id = g_strdup ("k2");
+  prepare->deadline = g_get_real_time () + 10 * G_USEC_PER_SEC;
+  g_ptr_array_add (prepare->participants, g_strdup ("a"));
+  feed (m, prepare);
+  g_assert_false (bgd_membership_fleet_settled (m, JOB, "c"));
+  feed (m, decision (BG_CONTROL_ABORT, "k2"));
+  g_assert_true (bgd_membership_fleet_settled (m, JOB, "c"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -199,5 +272,6 @@ main (int argc, char **argv)
   g_test_add_func ("/restart-unit/[membership-restart]/state-file", test_members_round_trip);
   g_test_add_func ("/restart-unit/[membership-restart]/old-state-file", test_old_state_file);
   g_test_add_func ("/restart-unit/[join-late]/fleet-live", test_fleet_live);
+  g_test_add_func ("/restart-unit/[join-late]/fleet-settled", test_fleet_settled);
   return g_test_run ();
 }

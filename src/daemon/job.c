@@ -612,6 +612,14 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
       if (bgd_membership_fleet_live (job->ctx->membership, job->config->name, job->ctx->config->host_id,
                                      &fleet_color, &fleet_version))
         {
+          if (!bgd_membership_fleet_settled (job->ctx->membership, job->config->name,
+                                             job->ctx->config->host_id))
+            {
+              g_set_error (&error, BGD_ERROR, BGD_ERROR_BUSY,
+                           "job '%s' is cutting over on the other hosts (control log): nothing is live "
+                           "here yet, so Deploy waits until their cutover is done", job->config->name);
+              goto out;
+            }
           if (g_str_equal (version, fleet_version))
             {
               color = fleet_color;

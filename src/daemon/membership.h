@@ -36,7 +36,8 @@ BgdMembership *bgd_membership_new (void);
 void bgd_membership_free (BgdMembership *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdMembership, bgd_membership_free)
 
-/* Feeds one message from the log (hello, leave, evict; others ignored). */
+/* Feeds one message from the log (hello, leave, evict; prepare and its
+ * decision for bgd_membership_fleet_settled(); others ignored). */
 void bgd_membership_handle (BgdMembership *m, const BgControlMessage *msg);
 
 /* The expected hosts of @job, sorted, as a new NULL-terminated array:
@@ -70,5 +71,13 @@ void bgd_membership_restore (BgdMembership *m, const char *job, const char *cons
  * hello was read. @version (may be NULL) is newly allocated. */
 gboolean bgd_membership_fleet_live (BgdMembership *m, const char *job, const char *self,
                                     BgColor *color, char **version);
+
+/* Whether @job's fleet is settled: no prepare read without its decision
+ * (up to a minute past its deadline), and the other hosts' latest hellos
+ * agree on the live color with none running the other color gated (a
+ * cutover committed but not done there). A host joining a fleet that is
+ * not settled could start in the color that is about to change, or emit
+ * below a barrier that is still being handed over. */
+gboolean bgd_membership_fleet_settled (BgdMembership *m, const char *job, const char *self);
 
 G_END_DECLS
