@@ -19,8 +19,9 @@
  *   [join-late]           a host whose agent starts (empty) after the
  *                         fleet cut over to green learns the live color
  *                         and version from the log: 'live' with another
- *                         version is refused (ContradictsLog), a Deploy
- *                         of the live version joins green live.
+ *                         version is refused (ContradictsLog), another
+ *                         version is a blackholed candidate in blue, and
+ *                         a Deploy of the live version joins green live.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -531,6 +532,25 @@ test_join_late (Fixture *f, gconstpointer data)
   g_clear_error (&error);
   wait_slot (f, MASK (C), "blue", "State", "stopped");
   wait_slot (f, MASK (C), "green", "State", "stopped");
+
+  /* A plain Deploy of another version is a candidate next to the
+   * fleet's live color: blue, blackholed, and green is the live color. */
+  reply = call_job (f, C, "Deploy", g_variant_new_parsed ("('v3', @a{sv} {})"), "(o)", &error);
+  g_assert_no_error (error);
+  {
+    const char *slot = NULL;
+    g_variant_get (reply, "(&o)", &slot);
+    g_assert_cmpstr (slot, ==, BGT_FLEET_JOB_PATH "/blue");
+  }
+  g_clear_pointer (&reply, g_variant_unref);
+  wait_job (f, MASK (C), "LiveColor", "green");
+  wait_slot (f, MASK (C), "blue", "State", "running");
+  wait_slot (f, MASK (C), "blue", "SinkMode", "blackhole");
+  wait_slot (f, MASK (C), "green", "State", "stopped");
+  reply = call_job (f, C, "Retire", g_variant_new ("(s)", "blue"), NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&reply, g_variant_unref);
+  wait_slot (f, MASK (C), "blue", "State", "stopped");
 
   /* A plain Deploy of the live version joins green, live. */
   reply = call_job (f, C, "Deploy", g_variant_new_parsed ("('v2', @a{sv} {})"), "(o)", &error);
