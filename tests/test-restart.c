@@ -62,13 +62,16 @@ fixture_setup (Fixture *f, gconstpointer data)
       return;
     }
   bgt_fleet_options_init (&f->opts);
-  /* Silent after 3 heartbeats: 1.5 s, which a loaded machine (2 cores
-   * shared with other test runs) does not reach by accident. */
-  f->opts.heartbeat_sec = 0.5;
+  /* Silent after 3 heartbeats: 3 s, which a loaded machine (2 cores
+   * shared with other test runs, sanitizers) does not reach by accident
+   * (1.8 s late was seen with 0.5 s heartbeats). */
+  f->opts.heartbeat_sec = 1.0;
   /* Readiness is not what these tests are about: a loaded machine must
    * not make a slot lose it (the cutover then only waits longer for the
    * instances to reach their barriers). */
   f->opts.max_lag = 20000;
+  /* Nor is the deadline: arming took over 2 s at a load average of 50. */
+  f->opts.deadline_sec = 10;
   if (tweak != NULL)
     tweak (&f->opts);
   f->fleet = bgt_fleet_new (&f->opts, &error);
