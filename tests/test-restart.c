@@ -263,6 +263,40 @@ wait_hellos (Fixture *f, guint host, guint n)
   g_assert_true (bgt_wait_until (enough_hellos, &w, WAIT_MS));
 }
 
+typedef struct {
+  Fixture *f;
+  guint host;
+  gint64 usec;
+} SilentWait;
+
+/* Whether @host's newest hello in the log is older than @usec (by the
+ * "ts" it carries: the sender's wall clock, as the agents judge it). */
+static gboolean
+silent_long_enough (gpointer data)
+{
+  SilentWait *w = data;
+  g_autoptr (GPtrArray) all = bgt_fleet_control_read (w->f->fleet, 0, NULL);
+  g_autofree char *h = needle ("host", bgt_fleet_host_id (w->f->fleet, w->host));
+  gint64 last = 0;
+
+  for (guint i = 0; all != NULL && i < all->len; i++)
+    {
+      const char *text = g_ptr_array_index (all, i);
+      const char *ts = strstr (text, "\"ts\":");
+      if (ts != NULL && strstr (text, "\"type\":\"hello\"") != NULL && strstr (text, h) != NULL)
+        last = MAX (last, g_ascii_strtoll (ts + 5, NULL, 10));
+    }
+  return last > 0 && g_get_real_time () - last > w->usec;
+}
+
+/* Waits until host @i has been silent for @sec seconds. */
+static void
+wait_silent (Fixture *f, guint i, double sec)
+{
+  SilentWait w = { f, i, (gint64) (sec * G_USEC_PER_SEC) };
+  g_assert_true (bgt_wait_until (silent_long_enough, &w, WAIT_MS));
+}
+
 static char *
 hosts_of (Fixture *f, guint i)
 {
@@ -313,7 +347,9 @@ test_membership_restart (Fixture *f, gconstpointer data)
   /* C's agent stops; its job instances go on (they are not its children). */
   bgt_fleet_systemctl (f->fleet, C, "stop", "bluegreend.service", &error);
   g_assert_no_error (error);
-  wait_hellos (f, A, 6);
+  /* Silent for longer than 3 heartbeats, and A has read on since. */
+  wait_silent (f, C, 4 * f->opts.heartbeat_sec);
+  wait_hellos (f, A, 2);
   reply = call_job (f, A, "Cutover", g_variant_new_parsed ("(@a{sv} {},)"), "(s)", &error);
   g_assert_null (reply);
   assert_dbus_error (error, "org.bluegreen.Error.HostSilent", "host c ");
