@@ -332,24 +332,9 @@ agent_save_state (BgdAgent *agent)
   g_hash_table_iter_init (&iter, agent->state_records);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      const BgdJobRecord *old = value;
-      BgdJobRecord *copy;
-
       if (g_hash_table_contains (agent->jobs, key))
         continue;
-      copy = g_new0 (BgdJobRecord, 1);
-      copy->name = g_strdup (old->name);
-      copy->live_color = g_strdup (old->live_color);
-      copy->control_offset = old->control_offset;
-      copy->last_cutover = g_strdup (old->last_cutover);
-      for (guint c = 0; c < BG_N_COLORS; c++)
-        {
-          copy->slots[c].version = g_strdup (old->slots[c].version);
-          copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
-          copy->slots[c].generation = old->slots[c].generation;
-          copy->slots[c].steering = g_strdup (old->slots[c].steering);
-        }
-      g_ptr_array_add (records, copy);
+      g_ptr_array_add (records, bgd_job_record_copy (value));
     }
   if (!bgd_state_file_save_full (agent->state_path, records, agent_control_offset (agent), &error))
     g_message ("cannot write the state file: %s", error->message);
@@ -892,6 +877,19 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   if (agent->state_records == NULL)
     return NULL;
   agent->control_start = bgd_state_file_load_control_offset (agent->state_path);
+  /* Before the jobs and the replay: hellos of a host that went silent may
+   * lie before the offset the replay starts from. */
+  {
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init (&iter, agent->state_records);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      {
+        const BgdJobRecord *r = value;
+        bgd_membership_restore (agent->ctx.membership, r->name, (const char *const *) r->members);
+      }
+  }
 
   agent->ctx.bus = g_bus_get_sync (agent->ctx.user_manager ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM,
                                    NULL, error);

@@ -49,6 +49,10 @@ typedef struct {
    * started), e.g. to hold a cutover in flight that pins the control log;
    * NULL (default): none. */
   const char *extra_job;
+  /* Bit i: host i is configured but its agent is not started (a host
+   * that joins later: bgt_fleet_systemctl (..., "start",
+   * "bluegreend.service")). Default 0. */
+  guint64 late_hosts;
 } BgtFleetOptions;
 
 typedef struct {
