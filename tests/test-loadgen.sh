@@ -2,7 +2,8 @@
 # test-loadgen.sh — bluegreen-loadgen against the embedded Kafka: every
 # record arrives, the same seed gives the same keyed sequence (and a key
 # always the same partition), --start-index continues a sequence, --rate
-# paces, SIGTERM flushes and exits 0, bad arguments exit 2.
+# paces, SIGTERM flushes and exits 0, --partitions and --key-prefix drive
+# some partitions alone with their own keys, bad arguments exit 2.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -33,9 +34,9 @@ wait_for_file () {
   done
 }
 
-echo "1..10"
+echo "1..12"
 
-"$MOCK" --topic=in1:6 --topic=in2:6 --topic=in3:6 --topic=in4:6 --topic=paced:2 --topic=term:2 \
+"$MOCK" --topic=in1:6 --topic=in2:6 --topic=in3:6 --topic=in4:6 --topic=paced:2 --topic=term:2 --topic=parts:6 \
   --bootstrap-file=bootstrap </dev/null >mock.out 2>mock.err &
 mock_pid=$!
 trap 'kill -TERM $mock_pid 2>/dev/null' EXIT
@@ -117,9 +118,33 @@ in_topic=$(high_watermark_sum term 2)
 check "loadgen: SIGTERM flushes, exits 0, all produced records delivered" \
   sh -c 'test "$1" -eq 0 && test -n "$2" && test "$2" -ge 500 && test "$3" = "$2"' sh $rc "$delivered" "$in_topic"
 
+# Two generators side by side: one on partitions 0-2 by the default keys,
+# one on 4 alone with its own keys; 3 and 5 get nothing.
+"$LOADGEN" --bootstrap="$bs" --topic=parts --count=3000 --keys=30 --partitions=0-1,2 --quiet \
+  >parts1.out 2>&1
+rc1=$?
+"$LOADGEN" --bootstrap="$bs" --topic=parts --count=500 --keys=7 --partitions=4 --key-prefix=sparse- --quiet \
+  >parts2.out 2>&1
+rc2=$?
+dump parts >parts.dump
+echo "# --partitions runs: status $rc1 $rc2, per partition: $(cut -d' ' -f1 parts.dump | uniq -c | tr -s ' \n' ' ')"
+check "loadgen: --partitions produces only to the listed partitions, every one of them" \
+  awk -v rc1=$rc1 -v rc2=$rc2 '
+       $1 == 3 || $1 == 5 || $1 > 5 { bad = 1 }
+       $1 != 4 && $2 !~ /^key-000[0-2][0-9]$/ { bad = 1 }
+       $1 == 4 && $2 !~ /^sparse-0000[0-6]$/ { bad = 1 }
+       { n[$1]++; if (($2 in part) && part[$2] != $1) bad = 1; part[$2] = $1 }
+       END { exit !(bad == 0 && rc1 == 0 && rc2 == 0 && n[0] > 0 && n[1] > 0 && n[2] > 0 \
+                    && n[0] + n[1] + n[2] == 3000 && n[4] == 500) }' parts.dump
+check "loadgen: --partitions with a partition the topic lacks exits 2 naming it" \
+  sh -c 'timeout 20 "$1" --bootstrap="$2" --topic=parts --count=5 --partitions=2,6 >bad.out 2>bad.err;
+         test $? -eq 2 && grep -q "^error: .*no partition 6" bad.err' sh "$LOADGEN" "$bs"
+
 bad_ok=1
 for args in "--topic=t --count=-1" "--topic=t --keys=0" "--topic=t --rate=-5" "--topic=t --seed=x" \
-    "--topic=t --nope" "--topic=t -X nosuch.setting=1" "--count=5"; do
+    "--topic=t --nope" "--topic=t -X nosuch.setting=1" "--count=5" "--topic=t --partitions=1,x" \
+    "--topic=t --partitions=3-1" "--topic=t --partitions=1,0-2" "--topic=t --partitions=" \
+    "--topic=t --key-prefix=0123456789012345678901234567890123456789"; do
   # No --topic in the last case: it is required.
   timeout 10 "$LOADGEN" --bootstrap="$bs" $args >bad.out 2>bad.err
   rc=$?

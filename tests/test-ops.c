@@ -417,8 +417,22 @@ wait_caught_up (Fixture *f, const char *color)
   PositionsWait w = { f, color, f->produced };
 
   if (!bgt_wait_until (positions_reach, &w, WAIT_MS))
-    g_test_message ("%s: positions %" G_GINT64_FORMAT ", produced %" G_GINT64_FORMAT, color,
-                    positions_sum (f, color), f->produced);
+    {
+      /* Tell "never steered" (AppliedGeneration behind Generation: the
+       * gate waits in mode unknown) from "steered, consumed nothing". */
+      g_autofree char *path = slot_path (color);
+      const char *props[] = { "State", "SinkMode", "Generation", "AppliedGeneration", "Positions", "Lag",
+                              "LastError", NULL };
+
+      g_test_message ("%s: positions %" G_GINT64_FORMAT ", produced %" G_GINT64_FORMAT, color,
+                      positions_sum (f, color), f->produced);
+      for (const char **p = props; *p != NULL; p++)
+        {
+          g_autoptr(GVariant) v = get_prop (f, path, SLOT_IFACE, *p);
+          g_autofree char *text = v != NULL ? g_variant_print (v, FALSE) : g_strdup ("(unreadable)");
+          g_test_message ("%s %s: %s", color, *p, text);
+        }
+    }
   g_assert_true (positions_reach (&w));
 }
 

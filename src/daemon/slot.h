@@ -112,15 +112,19 @@ void bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record);
 void bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_state,
                      const char *result, guint main_pid);
 
-/* Starts the slot's unit running @version of @job in @sink_mode, restoring
- * from @savepoint_dir if not NULL. Completes when systemd has started it
- * (the job sent READY=1) or failed. */
 /* Sets @spec's sandboxing from the job's [Sandbox] group (the borrowed
  * pointers stay the job's): user, hardening preset (without the two
  * settings a user manager cannot set up when @user_manager), paths,
  * credentials, environment files. */
 void bgd_slot_apply_sandbox (BgdUnitSpec *spec, const BgJobConfig *job, gboolean user_manager);
 
+/* Starts the slot's unit running @version of @job in @sink_mode, restoring
+ * from @savepoint_dir if not NULL, with the job's StartTimeoutSec= and
+ * WatchdogSec=. Completes when systemd has started it (the job sent
+ * READY=1), or with BGD_ERROR_START_FAILED when the unit did not start
+ * (could not be run, exited or was killed before READY=1, or no READY=1
+ * in time; the slot is then "failed" with the same message in LastError),
+ * or BGD_ERROR_FAILED when systemd would not create it. */
 void bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                            const char *sink_mode, const char *savepoint_dir,
                            GCancellable *cancellable, GAsyncReadyCallback callback,

@@ -287,6 +287,11 @@ restore_plan (Job *job, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *assigne
       if (committed <= 0 || p < 0 || p >= job->n_partitions)
         continue;
       job->restore_until[p] = committed;
+      /* What another instance of this version did below the committed
+       * offset counts as admitted here: a cutover barrier below it is
+       * passed, and the agent must hear of it (docs/protocol.md). */
+      if (job->gate_topic != NULL)
+        bg_gate_partition_resumed (job->gate, job->gate_topic, p, committed);
       for (int j = 0; j < assigned->cnt; j++)
         if (assigned->elems[j].partition == p)
           assigned->elems[j].offset = RD_KAFKA_OFFSET_BEGINNING;

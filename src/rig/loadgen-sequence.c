@@ -5,6 +5,7 @@
 #include "rig/loadgen-sequence.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void
 bg_loadgen_sequence_init (BgLoadgenSequence *seq, guint32 seed, guint32 n_keys, guint64 start_index)
@@ -38,4 +39,11 @@ int
 bg_loadgen_format_key (guint32 key_index, char buf[static 16])
 {
   return snprintf (buf, 16, "key-%05u", key_index);
+}
+
+int
+bg_loadgen_format_key_prefixed (const char *prefix, guint32 key_index, char buf[static BG_LOADGEN_KEY_BUF])
+{
+  g_return_val_if_fail (strlen (prefix) <= BG_LOADGEN_KEY_PREFIX_MAX, 0);
+  return snprintf (buf, BG_LOADGEN_KEY_BUF, "%s%05u", prefix, key_index);
 }

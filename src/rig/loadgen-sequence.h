@@ -7,8 +7,8 @@
  * the generator twice and compare, and a verifier can recompute what the
  * input was. --start-index continues a sequence by skipping the first draws.
  *
- * On the wire: key "key-%05u" (the key index), value the ASCII decimal of
- * an integer 1..1000.
+ * On the wire: key "key-%05u" (the key index; another prefix than "key-"
+ * may be chosen), value the ASCII decimal of an integer 1..1000.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -36,3 +36,11 @@ guint64 bg_loadgen_sequence_next (BgLoadgenSequence *seq, guint32 *key_index, gu
 /* Formats a key as it goes on the wire; @buf needs 16 bytes. Returns the
  * length. */
 int bg_loadgen_format_key (guint32 key_index, char buf[static 16]);
+
+/* The longest key prefix bg_loadgen_format_key_prefixed() takes. */
+#define BG_LOADGEN_KEY_PREFIX_MAX 32
+/* The key with @prefix instead of "key-" (at most
+ * BG_LOADGEN_KEY_PREFIX_MAX bytes); @buf needs BG_LOADGEN_KEY_BUF bytes.
+ * Returns the length. */
+#define BG_LOADGEN_KEY_BUF (BG_LOADGEN_KEY_PREFIX_MAX + 16)
+int bg_loadgen_format_key_prefixed (const char *prefix, guint32 key_index, char buf[static BG_LOADGEN_KEY_BUF]);

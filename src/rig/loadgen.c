@@ -5,7 +5,12 @@
  * loadgen-sequence.h) to one topic, at a given rate or as fast as possible,
  * for a count, a duration, or until SIGTERM. Keys are partitioned by
  * librdkafka's default partitioner, so a key always lands on the same
- * partition. On exit it flushes (bounded), prints
+ * partition; or, with --partitions=LIST, key index k goes to the k mod n-th
+ * listed partition, so a test can drive some partitions alone (a quiet
+ * one, a sparse one). --key-prefix replaces "key-", so generators that run
+ * side by side never share a key (a key on two partitions has no single
+ * order, and the verifier cannot check its state). On exit it flushes
+ * (bounded), prints
  * "produced N records (delivered N, failed N)" and fails if a delivery did.
  *
  * Pacing is a token bucket on the monotonic clock, refilled by a 10 ms
@@ -34,6 +39,8 @@ typedef struct {
   rd_kafka_t *rk;
   rd_kafka_topic_t *rkt;
   BgLoadgenSequence seq;
+  const char *key_prefix;
+  GArray *partitions; /* gint32; NULL: librdkafka's partitioner */
   gboolean has_pending; /* drawn but not yet accepted by librdkafka */
   guint32 pending_key;
   guint32 pending_value;
@@ -113,11 +120,14 @@ produce_batch (Loadgen *lg, guint64 n)
           bg_loadgen_sequence_next (&lg->seq, &lg->pending_key, &lg->pending_value);
           lg->has_pending = TRUE;
         }
-      char key[16];
+      char key[BG_LOADGEN_KEY_BUF];
       char value[16];
-      int key_len = bg_loadgen_format_key (lg->pending_key, key);
+      int key_len = bg_loadgen_format_key_prefixed (lg->key_prefix, lg->pending_key, key);
       int value_len = snprintf (value, sizeof value, "%u", lg->pending_value);
-      if (rd_kafka_produce (lg->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value, (size_t) value_len, key,
+      gint32 partition = RD_KAFKA_PARTITION_UA;
+      if (lg->partitions != NULL)
+        partition = g_array_index (lg->partitions, gint32, lg->pending_key % lg->partitions->len);
+      if (rd_kafka_produce (lg->rkt, partition, RD_KAFKA_MSG_F_COPY, value, (size_t) value_len, key,
                             (size_t) key_len, NULL)
           != 0)
         {
@@ -198,6 +208,86 @@ usage_error (const char *fmt, ...)
   return EXIT_USAGE;
 }
 
+/* "0,1,2" or "0-2,5": the partitions, each once. */
+static GArray *
+parse_partitions (const char *spec, GError **error)
+{
+  g_autoptr (GArray) out = g_array_new (FALSE, FALSE, sizeof (gint32));
+  g_auto (GStrv) items = g_strsplit (spec, ",", -1);
+
+  for (char **it = items; *it != NULL; it++)
+    {
+      g_auto (GStrv) range = g_strsplit (*it, "-", 2);
+      guint64 first = 0, last = 0;
+
+      if (range[0] == NULL
+          || !g_ascii_string_to_unsigned (range[0], 10, 0, G_MAXINT32, &first, NULL)
+          || !g_ascii_string_to_unsigned (range[1] != NULL ? range[1] : range[0], 10, first, G_MAXINT32,
+                                          &last, NULL))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--partitions: '%s' is not a partition N or a range N-M with N <= M", *it);
+          return NULL;
+        }
+      for (guint64 p = first; p <= last; p++)
+        {
+          gint32 v = (gint32) p;
+          for (guint i = 0; i < out->len; i++)
+            if (g_array_index (out, gint32, i) == v)
+              {
+                g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                             "--partitions: partition %d is listed twice", v);
+                return NULL;
+              }
+          if (out->len >= 65536)
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           "--partitions: more than 65536 partitions");
+              return NULL;
+            }
+          g_array_append_val (out, v);
+        }
+    }
+  if (out->len == 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--partitions: the list is empty");
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+/* Every listed partition exists in the topic: a record for a missing one
+ * would fail only at delivery, after the run started. */
+static gboolean
+check_partitions (rd_kafka_t *rk, rd_kafka_topic_t *rkt, const char *topic, GArray *partitions)
+{
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t err = rd_kafka_metadata (rk, 0, rkt, &md, FLUSH_TIMEOUT_MS);
+  int n = -1;
+
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        n = md->topics[0].partition_cnt;
+      else
+        err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+      rd_kafka_metadata_destroy (md);
+    }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    {
+      g_printerr ("error: --partitions: metadata of topic %s: %s\n", topic, rd_kafka_err2str (err));
+      return FALSE;
+    }
+  for (guint i = 0; i < partitions->len; i++)
+    if (g_array_index (partitions, gint32, i) >= n)
+      {
+        g_printerr ("error: --partitions: topic %s has no partition %d (it has %d)\n", topic,
+                    g_array_index (partitions, gint32, i), n);
+        return FALSE;
+      }
+  return TRUE;
+}
+
 static gboolean
 set_conf (rd_kafka_conf_t *conf, const char *key, const char *value, GError **error)
 {
@@ -257,12 +347,18 @@ main (int argc, char **argv)
   gboolean quiet = FALSE;
   gboolean verbose = FALSE;
   g_auto (GStrv) properties = NULL;
+  g_autofree char *partitions_spec = NULL;
+  g_autofree char *key_prefix = NULL;
+  g_autoptr (GArray) partitions = NULL;
   GOptionEntry entries[] = {
     { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &bootstrap, "Kafka bootstrap servers (required)", "HOST:PORT,..." },
     { "topic", 't', 0, G_OPTION_ARG_STRING, &topic, "Topic to produce to (required)", "NAME" },
     { "count", 'n', 0, G_OPTION_ARG_INT64, &count, "Records to produce; 0 = until --duration or SIGTERM (default 0)",
       "N" },
     { "keys", 'k', 0, G_OPTION_ARG_INT, &keys, "Number of distinct keys, key-00000 .. (default 100)", "K" },
+    { "key-prefix", 0, 0, G_OPTION_ARG_STRING, &key_prefix, "Keys are PREFIX%05u (default \"key-\")", "PREFIX" },
+    { "partitions", 'p', 0, G_OPTION_ARG_STRING, &partitions_spec,
+      "Produce only to these partitions: key index k to the (k mod n)-th listed", "N,N-M,..." },
     { "rate", 'r', 0, G_OPTION_ARG_DOUBLE, &rate, "Records per second; 0 = as fast as possible (default 0)", "R" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Seed of the key/value sequence, 0..4294967295 (default 1)", "S" },
     { "duration", 'd', 0, G_OPTION_ARG_DOUBLE, &duration, "Stop after SECONDS (default: no limit)", "SECONDS" },
@@ -280,10 +376,14 @@ main (int argc, char **argv)
     context,
     "Record i has key \"key-%05u\" and an ASCII integer value 1..1000, both drawn\n"
     "from a GRand seeded with --seed: the same seed and --keys give the same\n"
-    "sequence. Keys are partitioned by librdkafka's default partitioner.\n"
+    "sequence. Keys are partitioned by librdkafka's default partitioner, or\n"
+    "with --partitions=LIST key index k goes to the (k mod n)-th listed one;\n"
+    "either way a key always lands on the same partition. Generators that\n"
+    "run side by side should use different --key-prefix values.\n"
     "On exit (count reached, --duration, SIGTERM or SIGINT) it flushes for up to\n"
     "10 s and prints \"produced N records (delivered N, failed N)\" on stdout.\n"
-    "Exit status: 0 all delivered, 1 a delivery failed, 2 bad arguments.");
+    "Exit status: 0 all delivered, 1 a delivery failed, 2 bad arguments (a\n"
+    "--partitions entry the topic does not have included).");
 
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -306,6 +406,10 @@ main (int argc, char **argv)
     return usage_error ("--duration: %g is not a number of seconds >= 0", duration);
   if (start_index < 0)
     return usage_error ("--start-index: %" G_GINT64_FORMAT " is negative", start_index);
+  if (key_prefix != NULL && strlen (key_prefix) > BG_LOADGEN_KEY_PREFIX_MAX)
+    return usage_error ("--key-prefix: '%s' is longer than %d bytes", key_prefix, BG_LOADGEN_KEY_PREFIX_MAX);
+  if (partitions_spec != NULL && (partitions = parse_partitions (partitions_spec, &error)) == NULL)
+    return usage_error ("%s", error->message);
 
   /* stdout carries the program's output (bootstrap line and replies, or
    * the summary); GLib would log info and debug there too. */
@@ -317,6 +421,8 @@ main (int argc, char **argv)
     .count = (guint64) count,
     .rate = rate,
     .quiet = quiet,
+    .key_prefix = key_prefix != NULL ? key_prefix : "key-",
+    .partitions = partitions,
     /* Two ticks' worth, at least one record, so rates under 100/s work. */
     .burst = MAX (1.0, rate * 2 * TICK_MS / 1000.0),
   };
@@ -336,6 +442,12 @@ main (int argc, char **argv)
       g_printerr ("error: topic %s: %s\n", topic, rd_kafka_err2str (rd_kafka_last_error ()));
       rd_kafka_destroy (lg.rk);
       return EXIT_FAILURE;
+    }
+  if (partitions != NULL && !check_partitions (lg.rk, lg.rkt, topic, partitions))
+    {
+      rd_kafka_topic_destroy (lg.rkt);
+      rd_kafka_destroy (lg.rk);
+      return EXIT_USAGE;
     }
   bg_loadgen_sequence_init (&lg.seq, (guint32) seed, (guint32) keys, (guint64) start_index);
 

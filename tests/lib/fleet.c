@@ -25,10 +25,12 @@ struct _BgtFleet {
   GPtrArray *state_dirs;
   GSubprocess *loadgen;
   char *loadgen_out;
+  GPtrArray *loads;     /* BgtLoad*, from bgt_fleet_load_new() */
   GPtrArray *finished;  /* BgtFinished* */
   GArray *subscriptions; /* guint per host */
   rd_kafka_t *rk;       /* producer: control-topic writes and watermarks */
   rd_kafka_t *consumer; /* control-topic reader, created on first use */
+  gint64 control_next;  /* the offset it reads next (-1: unknown) */
 };
 
 static const char job_script[] =
@@ -188,6 +190,8 @@ bgt_fleet_wait_finished (BgtFleet *fleet, const char *id, guint64 mask, int time
 
 /* ---- set-up and teardown ------------------------------------------------------ */
 
+static void load_free (gpointer p);
+
 static gboolean
 host_exec_ok (BgtHost *host, const char *const *argv, GError **error)
 {
@@ -282,6 +286,8 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     if (!host_exec_ok (host, argv, error))
       return FALSE;
   }
+  if (i < 64 && (o->late_hosts & (G_GUINT64_CONSTANT (1) << i)) != 0)
+    return TRUE;
   {
     /* --no-block: the agents start in parallel; we wait for their names. */
     const char *argv[] = { "systemctl", "--user", "start", "--no-block", "bluegreend.service", NULL };
@@ -328,6 +334,8 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
   fleet->state_dirs = g_ptr_array_new_with_free_func (g_free);
   fleet->finished = g_ptr_array_new_with_free_func (finished_free);
   fleet->subscriptions = g_array_new (FALSE, TRUE, sizeof (guint));
+  fleet->loads = g_ptr_array_new_with_free_func (load_free);
+  fleet->control_next = -1;
   if (g_mkdir_with_parents (fleet->dir, 0755) != 0)
     {
       g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "cannot create %s", fleet->dir);
@@ -381,7 +389,8 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       g_array_append_val (fleet->subscriptions, sub);
     }
   for (guint i = 0; i < opts->n_hosts; i++)
-    if (!bgt_wait_bus_name (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, START_TIMEOUT_MS))
+    if (!(i < 64 && (opts->late_hosts & (G_GUINT64_CONSTANT (1) << i)) != 0)
+        && !bgt_wait_bus_name (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, START_TIMEOUT_MS))
       {
         g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agent of host %s did not start",
                      bgt_fleet_host_id (fleet, i));
@@ -390,7 +399,7 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       }
   /* Slots are started and steered only once an agent has replayed the
    * control log. */
-  if (!bgt_fleet_wait_string (fleet, G_MAXUINT64, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+  if (!bgt_fleet_wait_string (fleet, G_MAXUINT64 & ~opts->late_hosts, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
                               "ControlLog", "following", START_TIMEOUT_MS))
     {
       g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agents did not finish replaying the control log");
@@ -459,6 +468,7 @@ bgt_fleet_free (BgtFleet *fleet)
       g_subprocess_wait (fleet->loadgen, NULL, NULL);
       g_clear_object (&fleet->loadgen);
     }
+  g_clear_pointer (&fleet->loads, g_ptr_array_unref);
   if (g_test_failed () && fleet->hosts != NULL)
     {
       /* SIGCONT first: a stopped agent would hold its host's stop. */
@@ -770,6 +780,12 @@ bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out)
   return TRUE;
 }
 
+char *
+bgt_fleet_jobs_dir (BgtFleet *fleet, guint i)
+{
+  return g_build_filename (fleet->dir, bgt_fleet_host_id (fleet, i), "jobs", NULL);
+}
+
 /* ---- processes ----------------------------------------------------------- */
 
 guint32
@@ -890,6 +906,149 @@ bgt_fleet_load_stop (BgtFleet *fleet, GError **error)
   return n;
 }
 
+struct _BgtLoad {
+  GSubprocess *proc;
+  char *name;     /* "loadgen-N", its files in the fleet's directory */
+  char *out_path;
+  gboolean exited;
+  gboolean ok;    /* exit status 0 */
+  gboolean stopping;   /* we sent SIGTERM */
+  gboolean terminated; /* SIGTERM killed it: before it set up its handler */
+};
+
+static gboolean
+load_has_exited (gpointer data)
+{
+  return ((BgtLoad *) data)->exited;
+}
+
+static void
+load_free (gpointer p)
+{
+  BgtLoad *load = p;
+
+  /* Until its wait callback ran, which points at @load. */
+  if (load->proc != NULL && !load->exited)
+    {
+      g_subprocess_send_signal (load->proc, SIGTERM);
+      if (!bgt_wait_until (load_has_exited, load, 30000))
+        {
+          g_subprocess_force_exit (load->proc);
+          bgt_wait_until (load_has_exited, load, 30000);
+        }
+    }
+  g_clear_object (&load->proc);
+  g_free (load->name);
+  g_free (load->out_path);
+  g_free (load);
+}
+
+static void
+load_exited (GObject *source, GAsyncResult *res, gpointer data)
+{
+  BgtLoad *load = data;
+
+  GSubprocess *proc = G_SUBPROCESS (source);
+
+  /* The fleet keeps the load alive until this ran (load_free waits). */
+  if (g_subprocess_wait_finish (proc, res, NULL))
+    {
+      load->ok = g_subprocess_get_if_exited (proc) && g_subprocess_get_exit_status (proc) == 0;
+      load->terminated = g_subprocess_get_if_signaled (proc) && g_subprocess_get_term_sig (proc) == SIGTERM;
+    }
+  load->exited = TRUE;
+}
+
+BgtLoad *
+bgt_fleet_load_new (BgtFleet *fleet, const BgtLoadOptions *opts, GError **error)
+{
+  g_autofree char *loadgen = bgt_build_path ("bluegreen-loadgen");
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *err = NULL;
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
+  BgtLoad *load;
+
+  if (loadgen == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "bluegreen-loadgen is not built");
+      return NULL;
+    }
+  load = g_new0 (BgtLoad, 1);
+  load->name = g_strdup_printf ("loadgen-%u", fleet->loads->len + 1);
+  load->out_path = g_strdup_printf ("%s/%s.out", fleet->dir, load->name);
+  err = g_strdup_printf ("%s/%s.err", fleet->dir, load->name);
+  g_ptr_array_add (argv, g_steal_pointer (&loadgen));
+  g_ptr_array_add (argv, g_strdup_printf ("--bootstrap=%s", fleet->kafka->bootstrap));
+  g_ptr_array_add (argv, g_strdup ("--topic=" BGT_FLEET_INPUT));
+  g_ptr_array_add (argv, g_strdup_printf ("--keys=%u", opts->keys > 0 ? opts->keys : 300));
+  g_ptr_array_add (argv, g_strdup_printf ("--rate=%s", g_ascii_dtostr (num, sizeof num, opts->rate)));
+  g_ptr_array_add (argv, g_strdup_printf ("--count=%" G_GUINT64_FORMAT, opts->count));
+  if (opts->partitions != NULL)
+    g_ptr_array_add (argv, g_strdup_printf ("--partitions=%s", opts->partitions));
+  if (opts->key_prefix != NULL)
+    g_ptr_array_add (argv, g_strdup_printf ("--key-prefix=%s", opts->key_prefix));
+  g_ptr_array_add (argv, g_strdup ("--quiet"));
+  g_ptr_array_add (argv, NULL);
+  g_subprocess_launcher_set_stdout_file_path (launcher, load->out_path);
+  g_subprocess_launcher_set_stderr_file_path (launcher, err);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  load->proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, error);
+  if (load->proc == NULL)
+    {
+      load_free (load);
+      return NULL;
+    }
+  g_subprocess_wait_async (load->proc, NULL, load_exited, load);
+  g_ptr_array_add (fleet->loads, load);
+  g_test_message ("%s: rate %g/s, count %" G_GUINT64_FORMAT ", partitions %s, keys %s*", load->name, opts->rate,
+                  opts->count, opts->partitions ? opts->partitions : "all",
+                  opts->key_prefix ? opts->key_prefix : "key-");
+  return load;
+}
+
+gint64
+bgt_load_wait (BgtLoad *load, int timeout_ms, GError **error)
+{
+  g_autofree char *text = NULL;
+  const char *p;
+  gint64 n = -1;
+
+  if (!bgt_wait_until (load_has_exited, load, timeout_ms))
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "%s did not exit within %d ms", load->name, timeout_ms);
+      return -1;
+    }
+  if (load->stopping && load->terminated)
+    {
+      /* Stopped so soon after its start that it had not produced yet. */
+      g_test_message ("%s: stopped before it started", load->name);
+      return 0;
+    }
+  if (g_file_get_contents (load->out_path, &text, NULL, NULL) && (p = strstr (text, "produced ")) != NULL)
+    n = g_ascii_strtoll (p + strlen ("produced "), NULL, 10);
+  g_test_message ("%s: %s", load->name, text ? g_strstrip (text) : "(no output)");
+  if (!load->ok)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "%s failed (see %s)", load->name, load->out_path);
+      return -1;
+    }
+  if (n < 0)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_PROTOCOL, "%s printed no count", load->name);
+  return n;
+}
+
+gint64
+bgt_load_stop (BgtLoad *load, GError **error)
+{
+  if (!load->exited)
+    {
+      load->stopping = TRUE;
+      g_subprocess_send_signal (load->proc, SIGTERM);
+    }
+  return bgt_load_wait (load, 30000, error);
+}
+
 GArray *
 bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
 {
@@ -977,6 +1136,9 @@ control_assign (BgtFleet *fleet, gint64 from, GError **error)
         }
       rd_kafka_poll_set_consumer (fleet->consumer);
     }
+  else if (from == fleet->control_next)
+    return TRUE; /* reading on from where the last read stopped: no re-assign */
+  fleet->control_next = -1;
   parts = rd_kafka_topic_partition_list_new (1);
   rd_kafka_topic_partition_list_add (parts, BGT_FLEET_CONTROL, 0)->offset = from;
   err = rd_kafka_assign (fleet->consumer, parts);
@@ -1015,7 +1177,7 @@ bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         {
           g_ptr_array_add (out, g_strndup (m->payload ? m->payload : "", m->len));
-          next = m->offset + 1;
+          next = fleet->control_next = m->offset + 1;
         }
       rd_kafka_message_destroy (m);
     }
@@ -1033,6 +1195,13 @@ has_all (const char *text, const char *const *needles)
 
 gint64
 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms)
+{
+  return bgt_fleet_control_wait_timed (fleet, from, needles, timeout_ms, NULL, NULL);
+}
+
+gint64
+bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms,
+                              gint64 *appeared_at, char **text_out)
 {
   g_autoptr (GError) error = NULL;
   gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
@@ -1053,9 +1222,22 @@ bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         {
           g_autofree char *text = g_strndup (m->payload ? m->payload : "", m->len);
+          fleet->control_next = m->offset + 1;
           if (has_all (text, needles))
             {
+              if (text_out != NULL)
+                *text_out = g_steal_pointer (&text);
               gint64 offset = m->offset;
+              if (appeared_at != NULL)
+                {
+                  gint64 now = g_get_monotonic_time ();
+                  rd_kafka_timestamp_type_t type;
+                  gint64 ts_ms = rd_kafka_message_timestamp (m, &type);
+
+                  *appeared_at = now;
+                  if (ts_ms > 0 && type != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+                    *appeared_at = MIN (now, ts_ms * 1000 - (g_get_real_time () - now));
+                }
               rd_kafka_message_destroy (m);
               return offset;
             }

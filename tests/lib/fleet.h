@@ -56,6 +56,10 @@ typedef struct {
   /* Extra arguments for the example job (split by the job script's shell),
    * e.g. "--kafka-properties=kafka.properties"; NULL (default): none. */
   const char *job_args;
+  /* Bit i: host i is configured but its agent is not started (a host
+   * that joins later: bgt_fleet_systemctl (..., "start",
+   * "bluegreend.service")). Default 0. */
+  guint64 late_hosts;
 } BgtFleetOptions;
 
 typedef struct {
@@ -83,6 +87,9 @@ BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i);
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i);
 const char *bgt_fleet_bootstrap (BgtFleet *fleet);
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
+/* Host @i's jobs directory (JobsDirectory=): a test adds job files there
+ * and calls Agent1.Reload. Newly allocated. */
+char *bgt_fleet_jobs_dir (BgtFleet *fleet, guint i);
 /* Prints every agent's and job's log as test messages. */
 void bgt_fleet_dump_logs (BgtFleet *fleet);
 
@@ -155,6 +162,29 @@ gboolean bgt_fleet_systemctl (BgtFleet *fleet, guint i, const char *verb, const 
 gboolean bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error);
 gint64 bgt_fleet_load_stop (BgtFleet *fleet, GError **error);
 
+/* More generators beside that one, e.g. one per partition that a test
+ * drives alone (quiet after a moment, sparse, empty until later). */
+typedef struct {
+  double rate;            /* records/s; 0: as fast as possible (give a count) */
+  guint64 count;          /* records, then it exits; 0: until stopped */
+  const char *partitions; /* loadgen --partitions ("3", "0-2"); NULL: all, by key */
+  const char *key_prefix; /* loadgen --key-prefix; NULL: "key-", the main load's */
+  guint keys;             /* distinct keys; 0: 300 */
+} BgtLoadOptions;
+typedef struct _BgtLoad BgtLoad;
+
+/* Starts bluegreen-loadgen on the input with @opts. The fleet owns it
+ * (and stops it when it is freed). Generators that run side by side must
+ * not share keys: give each its own key_prefix, or one that a key cannot
+ * reach another partition with. */
+BgtLoad *bgt_fleet_load_new (BgtFleet *fleet, const BgtLoadOptions *opts, GError **error);
+/* Waits until @load exited by itself (a count) and returns the number it
+ * produced; -1 with @error if it failed or did not exit in time. */
+gint64 bgt_load_wait (BgtLoad *load, int timeout_ms, GError **error);
+/* SIGTERM, then as bgt_load_wait(); a generator that exited already just
+ * reports its count, one stopped before it could start counts 0. */
+gint64 bgt_load_stop (BgtLoad *load, GError **error);
+
 /* The input's high watermark per partition (gint64). */
 GArray *bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error);
 /* The control topic's high watermark. */
@@ -168,6 +198,14 @@ GPtrArray *bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
  * encoding is canonical: no whitespace); returns its offset, -1 on a
  * timeout. Polls with a 1 ms fetch wait, so it reacts within a few ms. */
 gint64 bgt_fleet_control_wait (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms);
+/* The same, and when the record appeared in the log, as a monotonic time
+ * (µs): its timestamp (its producer's CreateTime), or when it was read if
+ * that is earlier or the record has none; for bounds measured from a
+ * record (e.g. "done within 2 s of the commit"). And the record itself
+ * (free it), if @text_out is not NULL. Reading on from the offset after
+ * the record returned last continues where the reader is (fast). */
+gint64 bgt_fleet_control_wait_timed (BgtFleet *fleet, gint64 from, const char *const *needles, int timeout_ms,
+                                     gint64 *appeared_at, char **text_out);
 /* The decisions ("commit"/"abort") for @id in the log, in log order. */
 GPtrArray *bgt_fleet_control_decisions (BgtFleet *fleet, const char *id, GError **error);
 
