@@ -1059,17 +1059,8 @@ test_sandbox (Fixture *f, gconstpointer data)
 
   /* The job read the credential (it logs how many properties, never values). */
   /* (the agent sends the unit's output to STATE/logs/UNIT.log on a host
-   * without journald; the fleet keeps host a's state in fleet-N-PID/a/state) */
-  {
-    const char *tmp = g_getenv ("BG_TEST_TMPDIR");
-    g_autoptr (GDir) d = g_dir_open (tmp, 0, NULL);
-    const char *name;
-    g_assert_nonnull (d);
-    while (log_path == NULL && (name = g_dir_read_name (d)) != NULL)
-      if (g_str_has_prefix (name, "fleet-"))
-        log_path = g_strdup_printf ("%s/%s/a/state/logs/%s.log", tmp, name, unit);
-    g_assert_nonnull (log_path);
-  }
+   * without journald) */
+  log_path = g_strdup_printf ("%s/logs/%s.log", bgt_fleet_state_dir (f->fleet, 0), unit);
   g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
   g_assert_nonnull (strstr (log, "/kafka.properties: 3"));
   g_assert_null (strstr (log, SANDBOX_SECRET));

@@ -76,6 +76,7 @@ write_file (const char *path, const char *contents, int mode, GError **error)
 guint bgt_fleet_n_hosts (BgtFleet *fleet) { return fleet->hosts->len; }
 BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->hosts, i); }
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->host_ids, i); }
+const char *bgt_fleet_state_dir (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->state_dirs, i); }
 const char *bgt_fleet_bootstrap (BgtFleet *fleet) { return fleet->kafka->bootstrap; }
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet) { return fleet->kafka; }
 

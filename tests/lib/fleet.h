@@ -86,6 +86,8 @@ guint bgt_fleet_n_hosts (BgtFleet *fleet);
 BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i);
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i);
 const char *bgt_fleet_bootstrap (BgtFleet *fleet);
+/* Host @i's agent StateDirectory= (slot logs are in its logs/). */
+const char *bgt_fleet_state_dir (BgtFleet *fleet, guint i);
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
 /* Host @i's jobs directory (JobsDirectory=): a test adds job files there
  * and calls Agent1.Reload. Newly allocated. */
