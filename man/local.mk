@@ -3,6 +3,8 @@
 # Makefile.am). Pages are hand-written roff, so nothing is generated here.
 dist_man_MANS += \
 	man/bluegreenctl.1 \
+	man/bluegreen-verify.1 \
+	man/bluegreen-example-job.1 \
 	man/bluegreend.8 \
 	man/bluegreend.conf.5 \
 	man/bluegreen.job.5

@@ -14,5 +14,6 @@ include tests/quiet.mk
 include tests/cutover-unit.mk
 include tests/steering.mk
 include tests/exact.mk
+include tests/retention.mk
 include tests/agent-e2e.mk
 include tests/ops.mk

@@ -896,6 +896,276 @@ test_flip (Fixture *f, gconstpointer data)
   g_assert_cmpint (green.first_ms, <=, (t_us + FLIP_LIMIT_US) / 1000);
 }
 
+/* ---- [bad-job]: slots that cannot start ----------------------------------------------- */
+
+#define AGENT_PATH "/org/bluegreen/Agent1"
+#define AGENT_IFACE "org.bluegreen.Agent1"
+
+typedef struct {
+  const char *name;      /* the job (file name without .job) */
+  const char *exec;      /* ExecStart=, to which a token unique to this test process is appended */
+  const char *extra;     /* more [Job] lines, "" if none */
+  const char *reasons[3]; /* what the Deploy error must also say, besides the unit */
+  const char *result;    /* systemd's Result for the failed unit */
+} BadJob;
+
+/* A property of the agent's own unit, bluegreend.service, read from the
+ * host's user manager. */
+static GVariant *
+unit_property (Fixture *f, const char *unit, const char *iface, const char *prop)
+{
+  GDBusConnection *bus = bgt_fleet_host (f->fleet, 0)->bus;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autofree char *path = NULL;
+  GVariant *value = NULL;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                       "org.freedesktop.systemd1.Manager", "GetUnit", g_variant_new ("(s)", unit),
+                                       G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(o)", &path);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.systemd1", path, "org.freedesktop.DBus.Properties",
+                                       "Get", g_variant_new ("(ss)", iface, prop), G_VARIANT_TYPE ("(v)"),
+                                       G_DBUS_CALL_FLAGS_NONE, WAIT_MS, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+static guint32
+agent_n_restarts (Fixture *f)
+{
+  g_autoptr (GVariant) v = unit_property (f, "bluegreend.service", "org.freedesktop.systemd1.Service", "NRestarts");
+
+  return g_variant_get_uint32 (v);
+}
+
+static guint64
+unit_u64 (Fixture *f, const char *unit, const char *iface, const char *prop)
+{
+  g_autoptr (GVariant) v = unit_property (f, unit, iface, prop);
+
+  return g_variant_get_uint64 (v);
+}
+
+/* Whether a process whose command line holds @token runs anywhere. */
+static gboolean
+process_with_token_runs (const char *token)
+{
+  g_autoptr (GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const char *name;
+
+  g_assert_nonnull (proc);
+  while ((name = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *cmdline = NULL;
+      gsize len = 0;
+
+      if (!g_ascii_isdigit (name[0]))
+        continue;
+      path = g_build_filename ("/proc", name, "cmdline", NULL);
+      if (!g_file_get_contents (path, &cmdline, &len, NULL))
+        continue;
+      for (gsize i = 0; i + 1 < len; i++)
+        if (cmdline[i] == '\0')
+          cmdline[i] = ' ';
+      if (strstr (cmdline, token) != NULL)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+/* Writes jobs.d/@name.job on the host and reloads the agent; returns the
+ * Reload error (NULL if none). */
+static GError *
+add_job_file (Fixture *f, const char *name, const char *contents)
+{
+  g_autofree char *dir = bgt_fleet_jobs_dir (f->fleet, 0);
+  g_autofree char *file = g_strconcat (name, ".job", NULL);
+  g_autofree char *path = g_build_filename (dir, file, NULL);
+  g_autoptr (GVariant) reply = NULL;
+  GError *error = NULL;
+
+  g_assert_true (g_file_set_contents (path, contents, -1, NULL));
+  reply = bgt_fleet_call (f->fleet, 0, AGENT_PATH, AGENT_IFACE, "Reload", NULL, "()", WAIT_MS, &error);
+  return error;
+}
+
+static char *
+get_job (Fixture *f, const char *name, GError **error)
+{
+  g_autoptr (GVariant) reply = bgt_fleet_call (f->fleet, 0, AGENT_PATH, AGENT_IFACE, "GetJob",
+                                               g_variant_new ("(s)", name), "(o)", WAIT_MS, error);
+  char *path = NULL;
+
+  if (reply != NULL)
+    g_variant_get (reply, "(o)", &path);
+  return path;
+}
+
+static void
+assert_error_says (const GError *error, const char *dbus_name, const char *const *needles)
+{
+  g_autofree char *remote = NULL;
+
+  g_assert_nonnull (error);
+  remote = g_dbus_error_get_remote_error (error);
+  g_test_message ("error: %s", error->message);
+  g_assert_cmpstr (remote, ==, dbus_name);
+  for (const char *const *n = needles; *n != NULL; n++)
+    if (strstr (error->message, *n) == NULL)
+      g_error ("'%s' does not say '%s'", error->message, *n);
+}
+
+/* The agent still runs the same process, systemd never restarted it, and
+ * the fleet's own job still answers. */
+static void
+assert_agent_unharmed (Fixture *f, guint32 pid)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+
+  g_assert_cmpuint (bgt_fleet_agent_pid (f->fleet, 0), ==, pid);
+  g_assert_cmpuint (agent_n_restarts (f), ==, 0);
+  path = get_job (f, BGT_FLEET_JOB, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (path, ==, BGT_FLEET_JOB_PATH);
+}
+
+/* A Deploy whose slot cannot start: a registered error naming the unit and
+ * the reason, the slot "failed" with the same in LastError, the unit not
+ * running and nothing of it left, and the agent alive (NRestarts 0). A
+ * second Deploy fails the same way (the failed unit does not block its
+ * name). */
+static void
+test_bad_job (Fixture *f, gconstpointer data)
+{
+  const BadJob *bad = data;
+  g_autofree char *token = g_strdup_printf ("1%d", (int) getpid ());
+  g_autofree char *exec = g_strconcat (bad->exec, token, NULL);
+  g_autofree char *contents = NULL;
+  g_autofree char *unit = g_strdup_printf ("bluegreen-%s-blue.service", bad->name);
+  g_autofree char *job_path = NULL;
+  g_autofree char *slot_path = NULL;
+  g_autoptr (GError) error = NULL;
+  guint32 agent_pid;
+
+  if (f->fleet == NULL)
+    return;
+  agent_pid = bgt_fleet_agent_pid (f->fleet, 0);
+  g_assert_cmpuint (agent_pid, >, 0);
+  g_assert_cmpuint (agent_n_restarts (f), ==, 0);
+
+  contents = g_strdup_printf ("[Job]\nExecStart=%s\nInputTopics=%s:%d\n%s", exec, BGT_FLEET_INPUT, PARTITIONS,
+                              bad->extra);
+  error = add_job_file (f, bad->name, contents);
+  g_assert_no_error (error);
+  job_path = get_job (f, bad->name, &error);
+  g_assert_no_error (error);
+  slot_path = g_strconcat (job_path, "/blue", NULL);
+
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      g_autoptr (GVariant) reply = NULL;
+      g_autofree char *state = NULL;
+      g_autofree char *last_error = NULL;
+      g_autofree char *job_error = NULL;
+      g_autofree char *active = NULL;
+      const char *needles[G_N_ELEMENTS (bad->reasons) + 2] = { unit };
+
+      for (guint i = 0; i < G_N_ELEMENTS (bad->reasons); i++)
+        needles[i + 1] = bad->reasons[i];
+      g_clear_error (&error);
+      reply = bgt_fleet_call (f->fleet, 0, job_path, BGT_JOB_IFACE, "Deploy",
+                              g_variant_new ("(s@a{sv})", "v1", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
+                              "(o)", WAIT_MS, &error);
+      g_assert_null (reply);
+      assert_error_says (error, "org.bluegreen.Error.StartFailed", needles);
+      g_clear_error (&error);
+
+      state = bgt_fleet_get_string (f->fleet, 0, slot_path, BGT_SLOT_IFACE, "State");
+      g_assert_cmpstr (state, ==, "failed");
+      last_error = bgt_fleet_get_string (f->fleet, 0, slot_path, BGT_SLOT_IFACE, "LastError");
+      g_test_message ("slot LastError: %s", last_error);
+      g_assert_nonnull (strstr (last_error, unit));
+      g_assert_nonnull (strstr (last_error, bad->result));
+      job_error = bgt_fleet_get_string (f->fleet, 0, job_path, BGT_JOB_IFACE, "LastError");
+      g_assert_nonnull (strstr (job_error, unit));
+
+      /* systemd agrees: the unit failed and nothing of it runs. */
+      active = bgt_unit_active_state (bgt_fleet_host (f->fleet, 0), unit, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (active, ==, "failed");
+      g_assert_cmpuint (bgt_unit_main_pid (bgt_fleet_host (f->fleet, 0), unit, &error), ==, 0);
+      g_assert_no_error (error);
+      g_assert_false (process_with_token_runs (token));
+      {
+        g_autoptr (GVariant) result = unit_property (f, unit, "org.freedesktop.systemd1.Service", "Result");
+        g_assert_cmpstr (g_variant_get_string (result, NULL), ==, bad->result);
+      }
+
+      assert_agent_unharmed (f, agent_pid);
+    }
+}
+
+/* Type=notify gets 1 s for READY=1 (StartTimeoutSec=1): the unit is read
+ * back from systemd with that start timeout and the job's WatchdogSec=. */
+static void
+test_bad_job_never_ready (Fixture *f, gconstpointer data)
+{
+  g_autofree char *unit = NULL;
+
+  test_bad_job (f, data);
+  if (f->fleet == NULL)
+    return;
+  unit = g_strdup_printf ("bluegreen-%s-blue.service", ((const BadJob *) data)->name);
+  g_assert_cmpuint (unit_u64 (f, unit, "org.freedesktop.systemd1.Service", "TimeoutStartUSec"), ==,
+                    G_USEC_PER_SEC);
+  g_assert_cmpuint (unit_u64 (f, unit, "org.freedesktop.systemd1.Service", "WatchdogUSec"), ==,
+                    7 * G_USEC_PER_SEC);
+}
+
+/* A job file with a bad value: Reload names the file, the key and why;
+ * the job does not exist, and asking for it (what `bluegreenctl deploy`
+ * does first) says why; the agent is unharmed. */
+static void
+test_bad_job_file (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = NULL;
+  guint32 agent_pid;
+  g_autofree char *contents = NULL;
+  const char *reload_needles[] = { "broken.job", "[Job] StartTimeoutSec", "\"soon\"", NULL };
+  const char *get_needles[] = { "'broken'", "broken.job", "[Job] StartTimeoutSec", "\"soon\"", NULL };
+
+  if (f->fleet == NULL)
+    return;
+  agent_pid = bgt_fleet_agent_pid (f->fleet, 0);
+  contents = g_strdup_printf ("[Job]\nExecStart=/bin/sleep 1000\nInputTopics=%s:%d\nStartTimeoutSec=soon\n",
+                              BGT_FLEET_INPUT, PARTITIONS);
+  error = add_job_file (f, "broken", contents);
+  assert_error_says (error, "org.bluegreen.Error.Failed", reload_needles);
+  g_clear_error (&error);
+  path = get_job (f, "broken", &error);
+  g_assert_null (path);
+  assert_error_says (error, "org.bluegreen.Error.UnknownJob", get_needles);
+  assert_agent_unharmed (f, agent_pid);
+}
+
+static const BadJob bad_missing = {
+  "missing", "/nonexistent/bluegreen-job-", "", { "exit-code", "status 203/EXEC", NULL }, "exit-code",
+};
+static const BadJob bad_exits = {
+  "exits", "/bin/false ", "", { "exit-code", "status 1", NULL }, "exit-code",
+};
+static const BadJob bad_never_ready = {
+  "never", "/bin/sleep ", "StartTimeoutSec=1\nWatchdogSec=7\n",
+  { "timeout", "StartTimeoutSec=1", NULL }, "timeout",
+};
+
 int
 main (int argc, char **argv)
 {
@@ -907,5 +1177,13 @@ main (int argc, char **argv)
   g_test_add ("/agent/savepoint/restore-then-flip", Fixture, NULL, fixture_setup, test_savepoint,
               fixture_teardown);
   g_test_add ("/agent/flip/within-100ms", Fixture, NULL, fixture_setup, test_flip, fixture_teardown);
+  g_test_add ("/agent/[bad-job]/missing-binary", Fixture, &bad_missing, fixture_setup, test_bad_job,
+              fixture_teardown);
+  g_test_add ("/agent/[bad-job]/exits-before-ready", Fixture, &bad_exits, fixture_setup, test_bad_job,
+              fixture_teardown);
+  g_test_add ("/agent/[bad-job]/never-ready", Fixture, &bad_never_ready, fixture_setup,
+              test_bad_job_never_ready, fixture_teardown);
+  g_test_add ("/agent/[bad-job]/bad-job-file", Fixture, NULL, fixture_setup, test_bad_job_file,
+              fixture_teardown);
   return g_test_run ();
 }

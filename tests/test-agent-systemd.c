@@ -445,12 +445,37 @@ test_start_failure (void)
   g_test_message ("%s", error->message);
   g_assert_nonnull (strstr (error->message, "failed"));
   g_assert_nonnull (strstr (error->message, "exit-code"));
+  g_assert_nonnull (strstr (error->message, "main process exited with status 3"));
 
   /* The failed unit blocks its name; the driver resets it first, so the
    * same name starts again (and fails the same way, not with UnitExists). */
   g_clear_error (&error);
   g_assert_false (start_unit (sd, &spec, &error));
   g_assert_error (error, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_JOB_FAILED);
+}
+
+/* Type=notify that never sends READY=1: killed after TimeoutStartUSec,
+ * reported as a start timeout (not as how the killed process ended). */
+static void
+test_start_timeout (void)
+{
+  const char *unit = "bgtest-starttimeout.service";
+  const char *argv[] = { "/bin/sleep", "1000", NULL };
+  g_autofree char *out = log_path (unit);
+  BgdUnitSpec spec = { .name = unit, .argv = argv, .service_type = "notify", .notify_access = "all",
+                       .timeout_start_usec = G_USEC_PER_SEC / 2, .output_path = out };
+  g_autoptr(BgdSystemd) sd = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!need_host ())
+    return;
+  sd = new_driver ();
+  g_assert_false (start_unit (sd, &spec, &error));
+  g_test_message ("%s", error->message);
+  g_assert_error (error, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_START_TIMEOUT);
+  g_assert_nonnull (strstr (error->message, unit));
+  g_assert_nonnull (strstr (error->message, "within 0.5 s"));
+  g_assert_nonnull (strstr (error->message, "unit result: timeout"));
 }
 
 static void
@@ -900,6 +925,7 @@ main (int argc, char **argv)
   g_test_add_func ("/agent/systemd/bad-spec", test_bad_spec);
   g_test_add_func ("/agent/systemd/transient-properties", test_transient_properties);
   g_test_add_func ("/agent/systemd/start-failure", test_start_failure);
+  g_test_add_func ("/agent/systemd/start-timeout", test_start_timeout);
   g_test_add_func ("/agent/systemd/exit-code", test_exit_code);
   g_test_add_func ("/agent/systemd/watchdog", test_watchdog);
   g_test_add_func ("/agent/systemd/list-stop", test_list_stop);

@@ -82,6 +82,8 @@ test_job_example (void)
   g_assert_cmpstr (j->consumer_group, ==, "%j-%c");
   g_assert_cmpuint (g_strv_length (j->hosts), ==, 0);
   g_assert_cmpuint (g_strv_length (j->environment), ==, 0);
+  g_assert_cmpint (j->start_timeout_usec, ==, 300 * G_USEC_PER_SEC);
+  g_assert_cmpint (j->watchdog_usec, ==, 30 * G_USEC_PER_SEC);
   g_assert_cmpint (j->max_lag, ==, 1000);
   g_assert_cmpint (j->stable_usec, ==, 10 * G_USEC_PER_SEC);
   g_assert_null (j->health_argv);
@@ -172,6 +174,8 @@ test_job_full (void)
     "ConsumerGroup=grp-%j-%c-%v\n"
     "Hosts=host-a;host-b\n"
     "Environment=LANG=C.UTF-8;OPTS=a b=c\n"
+    "StartTimeoutSec=90.5\n"
+    "WatchdogSec=0\n"
     "[Readiness]\n"
     "MaxLag=0\n"
     "StableSec=2.5\n"
@@ -208,6 +212,8 @@ test_job_full (void)
   g_assert_cmpstrv (j->hosts, hosts);
   const char *const env[] = { "LANG=C.UTF-8", "OPTS=a b=c", NULL };
   g_assert_cmpstrv (j->environment, env);
+  g_assert_cmpint (j->start_timeout_usec, ==, 90500000);
+  g_assert_cmpint (j->watchdog_usec, ==, 0);
   g_assert_cmpint (j->max_lag, ==, 0);
   g_assert_cmpint (j->stable_usec, ==, 2500000);
   g_assert_cmpstr (j->health_argv[0], ==, "/usr/bin/check");
@@ -321,6 +327,12 @@ static const ErrorCase job_errors[] = {
   { JOB_OK "Description=bad escape \\q\n", BG_CONFIG_ERROR_PARSE, "Job", "Description" },
   { JOB_OK "Description=not UTF-8 \xff\n", BG_CONFIG_ERROR_PARSE, "Job", "Description" },
   { JOB_OK "Hosts=a\\q\n", BG_CONFIG_ERROR_PARSE, "Job", "Hosts" },
+  { JOB_OK "StartTimeoutSec=0\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartTimeoutSec" },
+  { JOB_OK "StartTimeoutSec=soon\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartTimeoutSec" },
+  { JOB_OK "StartTimeoutSec=-1\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartTimeoutSec" },
+  { JOB_OK "StartTimeoutSec=99999999999\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartTimeoutSec" },
+  { JOB_OK "WatchdogSec=30s\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "WatchdogSec" },
+  { JOB_OK "WatchdogSec=-1\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "WatchdogSec" },
   { JOB_OK "[Readiness]\nMaxLag=-1\n", BG_CONFIG_ERROR_INVALID_VALUE, "Readiness", "MaxLag" },
   { JOB_OK "[Readiness]\nMaxLag=lots\n", BG_CONFIG_ERROR_INVALID_VALUE, "Readiness", "MaxLag" },
   { JOB_OK "[Readiness]\nStableSec=1e3\n", BG_CONFIG_ERROR_INVALID_VALUE, "Readiness", "StableSec" },

@@ -105,7 +105,6 @@ test_replay_history (Fixture *f, gconstpointer data)
   g_autoptr (GArray) x2 = NULL;
   g_autoptr (JsonObject) report = NULL;
   guint64 generation, pid_before;
-  guint32 agent_pid;
 
   if (f->fleet == NULL)
     return;
@@ -130,11 +129,7 @@ test_replay_history (Fixture *f, gconstpointer data)
   generation = slot_u64 (f, A, "blue", "Generation");
   pid_before = slot_u64 (f, A, "blue", "MainPID");
   g_assert_cmpuint (pid_before, >, 0);
-  agent_pid = bgt_fleet_signal_agent (f->fleet, A, SIGKILL);
-  g_assert_cmpuint (agent_pid, >, 0);
-  g_assert_true (bgt_fleet_wait_agent_restarted (f->fleet, A, agent_pid, WAIT_MS));
-  g_assert_true (bgt_fleet_wait_string (f->fleet, MASK (A), "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
-                                        "ControlLog", "following", WAIT_MS));
+  kill_agent_and_wait (f, A);
 
   /* History stayed history: the live slot runs on, in the same process,
    * with the last cutover's steering at a generation never lower. */
@@ -171,18 +166,13 @@ test_restart_commit (Fixture *f, gconstpointer data)
   g_autoptr (GArray) barriers = NULL;
   g_autoptr (JsonObject) report = NULL;
   guint64 applied;
-  guint32 agent_pid;
 
   if (f->fleet == NULL)
     return;
   start_blue_then_green (f, 0);
   id = cutover (f, A, 0);
   g_assert_cmpint (wait_record (f, "commit", id, NULL, WAIT_MS), >=, 0);
-  agent_pid = bgt_fleet_signal_agent (f->fleet, B, SIGKILL);
-  g_assert_cmpuint (agent_pid, >, 0);
-  g_assert_true (bgt_fleet_wait_agent_restarted (f->fleet, B, agent_pid, WAIT_MS));
-  g_assert_true (bgt_fleet_wait_string (f->fleet, MASK (B), "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
-                                        "ControlLog", "following", WAIT_MS));
+  kill_agent_and_wait (f, B);
   wait_last_cutover (f, B, id, "done");
   wait_last_cutover (f, A, id, "done");
   wait_last_cutover (f, C, id, "done");

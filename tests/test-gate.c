@@ -585,6 +585,27 @@ test_side_effects (void)
   bg_gate_free (gate);
 }
 
+/* A partition the job no longer consumes stops counting in its position
+ * report, but what was admitted there still counts for arming. */
+static void
+test_partition_revoked (void)
+{
+  BgGate *gate = bg_gate_new (BG_SINK_MODE_LIVE);
+  BgTopic *t = bg_gate_topic (gate, "in", 2);
+  BgPlan *plan = plan_for_all ("c1", BG_PLAN_ROLE_OUTGOING, "in", 2, 10);
+  char *reason = NULL;
+
+  assert_try (gate, t, 1, 41, BG_VERDICT_EMIT);
+  g_assert_cmpint (bg_gate_position (gate, t, 1), ==, 42);
+  bg_gate_partition_revoked (gate, t, 1);
+  g_assert_cmpint (bg_gate_position (gate, t, 1), ==, -1);
+  g_assert_cmpint (bg_gate_prepare_checked (gate, plan, &reason), ==, BG_PREPARE_PAST_BARRIER);
+  g_assert_nonnull (strstr (reason, "in/1: position 42"));
+  free (reason);
+  bg_plan_free (plan);
+  bg_gate_free (gate);
+}
+
 /* ---- Ranges set in bulk (the agent client's restore path) ------------------------------- */
 
 static void
@@ -1010,6 +1031,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gate/handoff/abort-clears-holds", test_handoff_abort_clears_holds);
   g_test_add_func ("/gate/side-effects", test_side_effects);
   g_test_add_func ("/gate/set-ranges", test_set_ranges);
+  g_test_add_func ("/gate/partition-revoked", test_partition_revoked);
   g_test_add_func ("/gate/progress", test_progress);
   g_test_add_func ("/gate/stress/admit-while-swapping", test_stress);
   g_test_add_func ("/gate/stress/buffers-bounded", test_buffers_bounded);

@@ -415,8 +415,22 @@ wait_caught_up (Fixture *f, const char *color)
   PositionsWait w = { f, color, f->produced };
 
   if (!bgt_wait_until (positions_reach, &w, WAIT_MS))
-    g_test_message ("%s: positions %" G_GINT64_FORMAT ", produced %" G_GINT64_FORMAT, color,
-                    positions_sum (f, color), f->produced);
+    {
+      /* Tell "never steered" (AppliedGeneration behind Generation: the
+       * gate waits in mode unknown) from "steered, consumed nothing". */
+      g_autofree char *path = slot_path (color);
+      const char *props[] = { "State", "SinkMode", "Generation", "AppliedGeneration", "Positions", "Lag",
+                              "LastError", NULL };
+
+      g_test_message ("%s: positions %" G_GINT64_FORMAT ", produced %" G_GINT64_FORMAT, color,
+                      positions_sum (f, color), f->produced);
+      for (const char **p = props; *p != NULL; p++)
+        {
+          g_autoptr(GVariant) v = get_prop (f, path, SLOT_IFACE, *p);
+          g_autofree char *text = v != NULL ? g_variant_print (v, FALSE) : g_strdup ("(unreadable)");
+          g_test_message ("%s %s: %s", color, *p, text);
+        }
+    }
   g_assert_true (positions_reach (&w));
 }
 
@@ -743,6 +757,50 @@ wait_metric (Fixture *f, const char *name, const char *const *labels, double wan
       dump_file (path);
     }
   g_assert_true (metric_is (&w));
+}
+
+/* ---- [metrics-access] ----------------------------------------------------------------- */
+
+/* The agent runs with UMask=0077; the collector (node_exporter) runs as
+ * another user and must still read the file. And what the agent reports of
+ * itself: the control log's state and lag, whether the brokers are up,
+ * silent hosts per job. With every broker down, bluegreen_kafka_up drops to
+ * 0, and comes back. */
+static void
+test_metrics_access (Fixture *f, gconstpointer data)
+{
+  const char *following[] = { "host", HOST_ID, "state", "following", NULL };
+  const char *replaying[] = { "host", HOST_ID, "state", "replaying", NULL };
+  const char *host[] = { "host", HOST_ID, NULL };
+  const char *job[] = { "job", JOB, "host", HOST_ID, NULL };
+  g_autofree char *path = NULL;
+  g_autoptr(GPtrArray) samples = NULL;
+  g_autoptr(GError) error = NULL;
+  GStatBuf st;
+
+  if (f->host == NULL)
+    return;
+  path = g_build_filename (f->metrics_dir, "bluegreen.prom", NULL);
+  wait_metric (f, "bluegreen_control_log_state", following, 1);
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_test_message ("%s: mode %04o", path, (unsigned) (st.st_mode & 07777));
+  g_assert_cmpuint (st.st_mode & 07777, ==, 0644);
+  samples = read_metrics (f);
+  g_assert_nonnull (samples);
+  g_assert_cmpfloat (prom_value (samples, "bluegreen_control_log_state", replaying), ==, 0);
+  g_assert_cmpfloat (prom_value (samples, "bluegreen_control_log_lag", host), >=, 0);
+  g_assert_cmpfloat (prom_value (samples, "bluegreen_job_silent_hosts", job), ==, 0);
+  wait_metric (f, "bluegreen_kafka_up", host, 1);
+
+  /* Every broker down: librdkafka says so, the metric follows. */
+  g_assert_true (bgt_kafka_command (f->kafka, "down all", &error));
+  g_assert_no_error (error);
+  wait_metric (f, "bluegreen_kafka_up", host, 0);
+  g_assert_true (bgt_kafka_command (f->kafka, "up all", &error));
+  g_assert_no_error (error);
+  wait_metric (f, "bluegreen_kafka_up", host, 1);
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpuint (st.st_mode & 07777, ==, 0644);
 }
 
 /* ---- [metrics] ------------------------------------------------------------------------ */
@@ -1220,6 +1278,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/ops/metrics", Fixture, NULL, fixture_setup, test_metrics, fixture_teardown);
+  g_test_add ("/ops/[metrics-access]", Fixture, NULL, fixture_setup, test_metrics_access, fixture_teardown);
   g_test_add ("/ops/journal", Fixture, NULL, fixture_setup, test_journal, fixture_teardown);
   g_test_add ("/ops/capacity", Fixture, NULL, fixture_setup, test_capacity, fixture_teardown);
   g_test_add ("/ops/guard", Fixture, NULL, fixture_setup, test_guard, fixture_teardown);

@@ -511,7 +511,7 @@ load_key_file (const char *path, const char *data, GKeyFile **kf_out, GError **e
 
 static const char *const agent_keys[] = {
   "HostId", "Bus", "StateDirectory", "JobsDirectory", "MetricsDirectory",
-  "HeartbeatSec", "FleetKeyFile", "MaxJobs", NULL
+  "HeartbeatSec", "FleetKeyFile", "MaxJobs", "SlotLogMaxSize", NULL
 };
 static const char *const kafka_keys[] = { "BootstrapServers", "ControlTopic", NULL };
 
@@ -541,6 +541,7 @@ agent_config_new (const char *path)
   c->metrics_directory = g_strdup (BG_CONFIG_DEFAULT_METRICS_DIRECTORY);
   c->heartbeat_usec = BG_CONFIG_DEFAULT_HEARTBEAT_SEC * G_USEC_PER_SEC;
   c->max_jobs = BG_CONFIG_DEFAULT_MAX_JOBS;
+  c->slot_log_max_bytes = BG_CONFIG_DEFAULT_SLOT_LOG_MAX_BYTES;
   c->control_topic = g_strdup (BG_CONFIG_DEFAULT_CONTROL_TOPIC);
   c->kafka_properties = g_ptr_array_new_with_free_func ((GDestroyNotify) property_free);
   return c;
@@ -624,7 +625,8 @@ read_agent_group (const Ctx *ctx, BgAgentConfig *c, GError **error)
       !lookup_absolute_path (ctx, "Agent", "MetricsDirectory", TRUE, &c->metrics_directory, error) ||
       !lookup_absolute_path (ctx, "Agent", "FleetKeyFile", TRUE, &c->fleet_key_file, error) ||
       !lookup_seconds (ctx, "Agent", "HeartbeatSec", TRUE, &c->heartbeat_usec, error) ||
-      !lookup_uint (ctx, "Agent", "MaxJobs", 1, BG_CONFIG_MAX_MAX_JOBS, &max_jobs, error))
+      !lookup_uint (ctx, "Agent", "MaxJobs", 1, BG_CONFIG_MAX_MAX_JOBS, &max_jobs, error) ||
+      !lookup_size (ctx, "Agent", "SlotLogMaxSize", &c->slot_log_max_bytes, error))
     return FALSE;
   c->max_jobs = (guint) max_jobs;
   return TRUE;
@@ -711,7 +713,7 @@ bg_agent_config_load (const char *path, GError **error)
 
 static const char *const job_keys[] = {
   "Description", "ExecStart", "ExecSavepoint", "InputTopics", "OutputTopics",
-  "ConsumerGroup", "Hosts", "Environment", NULL
+  "ConsumerGroup", "Hosts", "Environment", "SavepointsKept", "StartTimeoutSec", "WatchdogSec", NULL
 };
 static const char *const readiness_keys[] = { "MaxLag", "StableSec", "HealthCommand", NULL };
 static const char *const resources_keys[] = { "CPUWeight", "CatchUpCPUWeight", "MemoryMax", "TasksMax", NULL };
@@ -752,6 +754,9 @@ job_config_new (const char *path, const char *name)
   j->deadline_usec = BG_CONFIG_DEFAULT_DEADLINE_SEC * G_USEC_PER_SEC;
   j->lead_usec = BG_CONFIG_DEFAULT_LEAD_USEC;
   j->cutover_attempts = BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS;
+  j->savepoints_kept = BG_CONFIG_DEFAULT_SAVEPOINTS_KEPT;
+  j->start_timeout_usec = BG_CONFIG_DEFAULT_START_TIMEOUT_SEC * G_USEC_PER_SEC;
+  j->watchdog_usec = BG_CONFIG_DEFAULT_WATCHDOG_SEC * G_USEC_PER_SEC;
   j->guard_environment = g_new0 (char *, 1);
   j->guard_ip_address_deny = g_new0 (char *, 1);
   return j;
@@ -854,8 +859,16 @@ read_job_group (const Ctx *ctx, BgJobConfig *j, GError **error)
       !lookup_string (ctx, "Job", "ConsumerGroup", &j->consumer_group, error) ||
       !lookup_list (ctx, "Job", "Hosts", &j->hosts, error) ||
       !lookup_list (ctx, "Job", "Environment", &j->environment, error) ||
-      !check_environment (ctx, "Job", "Environment", j->environment, error))
+      !check_environment (ctx, "Job", "Environment", j->environment, error) ||
+      !lookup_seconds (ctx, "Job", "StartTimeoutSec", TRUE, &j->start_timeout_usec, error) ||
+      !lookup_seconds (ctx, "Job", "WatchdogSec", FALSE, &j->watchdog_usec, error))
     return FALSE;
+  {
+    guint64 kept = j->savepoints_kept;
+    if (!lookup_uint (ctx, "Job", "SavepointsKept", 1, BG_CONFIG_MAX_SAVEPOINTS_KEPT, &kept, error))
+      return FALSE;
+    j->savepoints_kept = (guint) kept;
+  }
 
   for (gsize i = 0; j->output_topics[i] != NULL; i++)
     if (!topic_name_is_valid (j->output_topics[i]))

@@ -57,6 +57,15 @@ typedef enum {
 #define BG_CONFIG_DEFAULT_OBSERVATION_SEC 300
 #define BG_CONFIG_DEFAULT_DEADLINE_SEC 10
 #define BG_CONFIG_DEFAULT_CUTOVER_ATTEMPTS 3
+#define BG_CONFIG_DEFAULT_SAVEPOINTS_KEPT 3
+#define BG_CONFIG_MAX_SAVEPOINTS_KEPT 1000
+#define BG_CONFIG_DEFAULT_SLOT_LOG_MAX_BYTES (64 * 1024 * 1024)
+/* [Job] StartTimeoutSec=: how long a slot's unit may take to send READY=1
+ * (the job sends it once it consumes, which may wait for a consumer-group
+ * assignment); WatchdogSec=: the longest gap between two WATCHDOG=1 pings
+ * (0: no watchdog). */
+#define BG_CONFIG_DEFAULT_START_TIMEOUT_SEC 300
+#define BG_CONFIG_DEFAULT_WATCHDOG_SEC 30
 #define BG_CONFIG_MAX_CUTOVER_ATTEMPTS 10
 /* A fifth of a second of traffic: enough for every host to arm a plan before
  * a running instance reaches the barrier, short enough for a quick switch. */
@@ -87,6 +96,7 @@ typedef struct {
   gint64 heartbeat_usec;    /* > 0 */
   char *fleet_key_file;     /* absolute, or NULL: control messages are not signed */
   guint max_jobs;           /* 1 .. BG_CONFIG_MAX_MAX_JOBS */
+  guint64 slot_log_max_bytes; /* SlotLogMaxSize=: output files rotated past this; BG_CONFIG_INFINITY: never */
 
   /* [Kafka] */
   char *bootstrap_servers;  /* required */
@@ -109,12 +119,15 @@ typedef struct {
   char **exec_start_argv;     /* split, not expanded; argv[0] is absolute */
   char *exec_savepoint;       /* NULL if not set (%v %j %d %%) */
   char **exec_savepoint_argv; /* NULL if not set */
+  guint savepoints_kept;      /* SavepointsKept=: 1 .. BG_CONFIG_MAX_SAVEPOINTS_KEPT */
   char **input_topics;        /* at least one; names only */
   gint32 *input_partitions;   /* same length; from "name:N", 0 if not given (ask Kafka) */
   char **output_topics;       /* informative; may be empty */
   char *consumer_group;       /* template (%j %c %v %%), default BG_CONFIG_DEFAULT_CONSUMER_GROUP */
   char **hosts;               /* static host list; empty: membership from the control topic */
   char **environment;         /* KEY=VALUE */
+  gint64 start_timeout_usec;  /* > 0: systemd's TimeoutStartSec= for the slot's unit */
+  gint64 watchdog_usec;       /* >= 0: WatchdogSec=; 0: no watchdog */
 
   /* [Readiness] */
   gint64 max_lag;             /* records, >= 0 */

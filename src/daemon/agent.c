@@ -8,6 +8,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "common/config.h"
@@ -19,6 +20,7 @@
 #include "daemon/membership.h"
 #include "daemon/job.h"
 #include "daemon/metrics.h"
+#include "daemon/retention.h"
 #include "daemon/state-file.h"
 
 
@@ -50,6 +52,9 @@ struct _BgdAgent {
   guint watchdog_id;
   guint signal_ids[3];
   GHashTable *lag_queries;   /* job name → TRUE while a query runs */
+  /* The errors of the job files skipped by the last load ("PATH: ..."):
+   * GetJob says why a job named in a bad file does not exist. */
+  GPtrArray *bad_job_files;
   GCancellable *cancellable;
   gulong closed_id;
 
@@ -195,7 +200,7 @@ agent_apply_jobs (BgdAgent *agent, GPtrArray *configs)
  * entry capped in hosts (membership.h): the agent's memory is bounded by
  * its configuration, not by what the control topic or the jobs send. */
 static GPtrArray *
-agent_load_jobs (BgAgentConfig *config, GString *problems, GError **error)
+agent_load_jobs (BgdAgent *agent, BgAgentConfig *config, GString *problems, GError **error)
 {
   g_autoptr(GPtrArray) file_errors = NULL;
   g_autoptr(GPtrArray) configs = NULL;
@@ -203,14 +208,35 @@ agent_load_jobs (BgAgentConfig *config, GString *problems, GError **error)
   configs = bg_job_configs_load_dir (config->jobs_directory, config->max_jobs, &file_errors, error);
   if (configs == NULL)
     return NULL;
+  g_clear_pointer (&agent->bad_job_files, g_ptr_array_unref);
+  agent->bad_job_files = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; file_errors != NULL && i < file_errors->len; i++)
     {
       const GError *e = file_errors->pdata[i];
       g_message ("bad job file, skipped: %s", e->message);
+      g_ptr_array_add (agent->bad_job_files, g_strdup (e->message));
       if (problems != NULL)
         g_string_append_printf (problems, "%s%s", problems->len ? "; " : "", e->message);
     }
   return g_steal_pointer (&configs);
+}
+
+/* The error of job @name's file if the last load skipped it (every
+ * config error starts with the file's path), else NULL. */
+static const char *
+agent_bad_job_file (BgdAgent *agent, const char *name)
+{
+  g_autofree char *file = g_strconcat (name, ".job", NULL);
+  g_autofree char *path = g_build_filename (agent->ctx.config->jobs_directory, file, NULL);
+  gsize len = strlen (path);
+
+  for (guint i = 0; agent->bad_job_files != NULL && i < agent->bad_job_files->len; i++)
+    {
+      const char *message = agent->bad_job_files->pdata[i];
+      if (strncmp (message, path, len) == 0 && message[len] == ':')
+        return message;
+    }
+  return NULL;
 }
 
 gboolean
@@ -241,7 +267,7 @@ bgd_agent_reload (BgdAgent *agent, GError **error)
     }
   /* Bus, state directory and Kafka are fixed for the life of the process;
    * the jobs are what a reload is for. */
-  configs = agent_load_jobs (config, problems, &local_error);
+  configs = agent_load_jobs (agent, config, problems, &local_error);
   if (configs == NULL)
     {
       g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED, "%s (old configuration kept)",
@@ -306,23 +332,9 @@ agent_save_state (BgdAgent *agent)
   g_hash_table_iter_init (&iter, agent->state_records);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      const BgdJobRecord *old = value;
-      BgdJobRecord *copy;
-
       if (g_hash_table_contains (agent->jobs, key))
         continue;
-      copy = g_new0 (BgdJobRecord, 1);
-      copy->name = g_strdup (old->name);
-      copy->live_color = g_strdup (old->live_color);
-      copy->control_offset = old->control_offset;
-      for (guint c = 0; c < BG_N_COLORS; c++)
-        {
-          copy->slots[c].version = g_strdup (old->slots[c].version);
-          copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
-          copy->slots[c].generation = old->slots[c].generation;
-          copy->slots[c].steering = g_strdup (old->slots[c].steering);
-        }
-      g_ptr_array_add (records, copy);
+      g_ptr_array_add (records, bgd_job_record_copy (value));
     }
   if (!bgd_state_file_save_full (agent->state_path, records, agent_control_offset (agent), &error))
     g_message ("cannot write the state file: %s", error->message);
@@ -385,7 +397,42 @@ agent_metrics_collect (gpointer user_data)
   BgdAgent *agent = user_data;
   g_autoptr(GPtrArray) jobs = table_values (agent->jobs);
 
-  return bgd_metrics_render (agent->ctx.config->host_id, PACKAGE_VERSION, jobs);
+  BgdMetricsAgent a = {
+    .host = agent->ctx.config->host_id,
+    .version = PACKAGE_VERSION,
+    .control_log = bg_agent1_get_control_log (agent->iface),
+    .control_lag = agent->control != NULL ? bgd_control_lag (agent->control) : -1,
+    .kafka_up = agent->control != NULL ? bgd_control_brokers_up (agent->control) : -1,
+  };
+
+  return bgd_metrics_render (&a, jobs);
+}
+
+/* Where no journald takes the units' output, it goes to files in the
+ * logs directory: each is kept under SlotLogMaxSize= (one older part
+ * beside it, "<unit>.log.1"). */
+static void
+agent_rotate_slot_logs (BgdAgent *agent)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (agent->ctx.have_journal || agent->ctx.config->slot_log_max_bytes == BG_CONFIG_INFINITY)
+    return;
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    for (guint c = 0; c < BG_N_COLORS; c++)
+      {
+        BgdSlot *slot = bgd_job_get_slot (value, (BgColor) c);
+        g_autofree char *path = g_strdup_printf ("%s/%s.log", agent->ctx.logs_directory, bgd_slot_get_unit (slot));
+        g_autoptr(GError) error = NULL;
+        gboolean rotated = FALSE;
+
+        if (!bgd_retention_rotate_log (path, (goffset) agent->ctx.config->slot_log_max_bytes, &rotated, &error))
+          g_message ("slot output: %s", error->message);
+        else if (rotated)
+          g_info ("slot output: %s rotated (SlotLogMaxSize=)", path);
+      }
 }
 
 static gboolean
@@ -394,6 +441,7 @@ metrics_timer_cb (gpointer user_data)
   BgdAgent *agent = user_data;
 
   bgd_metrics_changed (agent->metrics);
+  agent_rotate_slot_logs (agent);
   return G_SOURCE_CONTINUE;
 }
 
@@ -611,8 +659,12 @@ handle_get_job (BgAgent1 *iface, GDBusMethodInvocation *invocation, const char *
   job = g_hash_table_lookup (agent->jobs, name);
   if (job == NULL)
     {
+      const char *bad_file = agent_bad_job_file (agent, name);
+
       g_dbus_method_invocation_return_error (invocation, BGD_ERROR, BGD_ERROR_UNKNOWN_JOB,
-                                             "name: no job '%s' on this host", name);
+                                             "name: no job '%s' on this host%s%s", name,
+                                             bad_file ? ": its job file was skipped: " : "",
+                                             bad_file ? bad_file : "");
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
   bg_agent1_complete_get_job (iface, invocation, bgd_job_get_path (job));
@@ -825,6 +877,19 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   if (agent->state_records == NULL)
     return NULL;
   agent->control_start = bgd_state_file_load_control_offset (agent->state_path);
+  /* Before the jobs and the replay: hellos of a host that went silent may
+   * lie before the offset the replay starts from. */
+  {
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init (&iter, agent->state_records);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      {
+        const BgdJobRecord *r = value;
+        bgd_membership_restore (agent->ctx.membership, r->name, (const char *const *) r->members);
+      }
+  }
 
   agent->ctx.bus = g_bus_get_sync (agent->ctx.user_manager ? G_BUS_TYPE_SESSION : G_BUS_TYPE_SYSTEM,
                                    NULL, error);
@@ -870,7 +935,7 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
   g_signal_connect (agent->iface, "handle-reload", G_CALLBACK (handle_reload), agent);
   g_signal_connect (agent->iface, "handle-get-job", G_CALLBACK (handle_get_job), agent);
 
-  configs = agent_load_jobs (config, NULL, error);
+  configs = agent_load_jobs (agent, config, NULL, error);
   if (configs == NULL)
     return NULL;
   agent_apply_jobs (agent, configs);
@@ -940,6 +1005,7 @@ bgd_agent_free (BgdAgent *agent)
         }
       g_hash_table_unref (agent->jobs);
     }
+  g_clear_pointer (&agent->bad_job_files, g_ptr_array_unref);
   if (agent->closed_id != 0)
     g_clear_signal_handler (&agent->closed_id, agent->ctx.bus);
   if (agent->iface != NULL && g_dbus_interface_skeleton_get_connection (G_DBUS_INTERFACE_SKELETON (agent->iface)) != NULL)

@@ -54,6 +54,9 @@ struct _BgdControl {
   BgKeyring *keyring;        /* NULL: no signing, no verifying */
   BgReplayGuard *guard;
   guint64 n_rejected;
+  /* librdkafka's last word on the brokers: all down (until something is
+   * read or appended again). For the metrics. */
+  gboolean brokers_down;
   gint64 log_period_start;   /* monotonic µs */
   guint log_lines;           /* in this period */
   guint64 log_suppressed;
@@ -78,8 +81,12 @@ conf_set (rd_kafka_conf_t *conf, const char *key, const char *value, GError **er
 static void
 on_rd_error (rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
+  BgdControl *ctl = opaque;
+
   /* Brokers come and go; librdkafka retries by itself. */
   g_message ("control log: %s (%s)", reason, rd_kafka_err2name (err));
+  if (ctl != NULL && err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    ctl->brokers_down = TRUE;
 }
 
 static void
@@ -94,9 +101,13 @@ on_rd_log (const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static void
 on_delivery (rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
+  BgdControl *ctl = rd_kafka_opaque (rk);
+
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
     g_message ("control log: a message could not be appended: %s", rd_kafka_err2str (m->err));
-  else
+  else if (ctl != NULL)
+    ctl->brokers_down = FALSE;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
     g_debug ("control log: appended at offset %" G_GINT64_FORMAT, (gint64) m->offset);
 }
 
@@ -231,6 +242,8 @@ consume (BgdControl *ctl)
 
       if (m == NULL)
         return TRUE;
+      if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        ctl->brokers_down = FALSE;
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         {
           if (!ctl->replayed)
@@ -350,6 +363,7 @@ bgd_control_new (const char *bootstrap_servers, GPtrArray *properties, const cha
   conf = make_conf (bootstrap_servers, properties, TRUE, error);
   if (conf == NULL)
     return NULL;
+  rd_kafka_conf_set_opaque (conf, ctl);
   ctl->consumer = rd_kafka_new (RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
   if (ctl->consumer == NULL)
     {
@@ -360,6 +374,7 @@ bgd_control_new (const char *bootstrap_servers, GPtrArray *properties, const cha
   conf = make_conf (bootstrap_servers, properties, FALSE, error);
   if (conf == NULL)
     return NULL;
+  rd_kafka_conf_set_opaque (conf, ctl);
   ctl->producer = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (ctl->producer == NULL)
     {
@@ -510,4 +525,29 @@ bgd_control_free (BgdControl *ctl)
   g_clear_pointer (&ctl->guard, bg_replay_guard_free);
   g_free (ctl->topic);
   g_free (ctl);
+}
+
+gint64
+bgd_control_lag (BgdControl *ctl)
+{
+  int64_t low = -1, high = -1;
+  rd_kafka_topic_partition_list_t *parts;
+  gint64 position;
+
+  if (rd_kafka_get_watermark_offsets (ctl->consumer, ctl->topic, 0, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR
+      || high < 0)
+    return -1;
+  parts = rd_kafka_topic_partition_list_new (1);
+  rd_kafka_topic_partition_list_add (parts, ctl->topic, 0);
+  position = rd_kafka_position (ctl->consumer, parts) == RD_KAFKA_RESP_ERR_NO_ERROR ? parts->elems[0].offset : -1;
+  rd_kafka_topic_partition_list_destroy (parts);
+  if (position < 0)
+    return -1;
+  return MAX (high - position, 0);
+}
+
+gboolean
+bgd_control_brokers_up (BgdControl *ctl)
+{
+  return !ctl->brokers_down;
 }

@@ -70,5 +70,11 @@ void bgd_control_set_keyring (BgdControl *ctl, BgKeyring *keyring);
 /* Messages ignored so far for a bad or missing signature or as replays
  * (not counting those the codec refused). */
 guint64 bgd_control_n_rejected (BgdControl *ctl);
+/* Messages on the control topic this agent has not read yet (from
+ * librdkafka's cached high watermark, no broker call), -1 if unknown. */
+gint64 bgd_control_lag (BgdControl *ctl);
+/* FALSE while librdkafka reports every broker down (until something is
+ * read or appended again). */
+gboolean bgd_control_brokers_up (BgdControl *ctl);
 
 G_END_DECLS

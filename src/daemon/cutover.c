@@ -32,6 +32,8 @@ struct _BgdCutover {
   guint deadline_source;
   guint done_source;        /* a batched done waiting for its interval */
   gint64 last_done;         /* monotonic µs of this host's last done */
+  const BgdCutoverClock *clock; /* NULL: GLib's */
+  gpointer clock_data;
 
   /* id → "commit"/"abort" of decided plans, the oldest dropped first. */
   GHashTable *decided;
@@ -54,6 +56,44 @@ bgd_cutover_state_to_string (BgdCutoverState state)
     case BGD_CUTOVER_DONE: return "done";
     default: g_assert_not_reached ();
     }
+}
+
+static gint64
+cut_real_time (BgdCutover *cut)
+{
+  return cut->clock != NULL ? cut->clock->real_time (cut->clock_data) : g_get_real_time ();
+}
+
+static gint64
+cut_monotonic_time (BgdCutover *cut)
+{
+  return cut->clock != NULL ? cut->clock->monotonic_time (cut->clock_data) : g_get_monotonic_time ();
+}
+
+static guint
+cut_timeout_add (BgdCutover *cut, guint ms, GSourceFunc func)
+{
+  return cut->clock != NULL ? cut->clock->timeout_add (cut->clock_data, ms, func, cut)
+                            : g_timeout_add (ms, func, cut);
+}
+
+static void
+cut_clear_source (BgdCutover *cut, guint *id)
+{
+  if (*id == 0)
+    return;
+  if (cut->clock != NULL)
+    cut->clock->source_remove (cut->clock_data, *id);
+  else
+    g_source_remove (*id);
+  *id = 0;
+}
+
+void
+bgd_cutover_set_clock (BgdCutover *cut, const BgdCutoverClock *clock, gpointer data)
+{
+  cut->clock = clock;
+  cut->clock_data = data;
 }
 
 static void
@@ -117,8 +157,8 @@ bgd_cutover_free (BgdCutover *cut)
 {
   if (cut == NULL)
     return;
-  g_clear_handle_id (&cut->deadline_source, g_source_remove);
-  g_clear_handle_id (&cut->done_source, g_source_remove);
+  cut_clear_source (cut, &cut->deadline_source);
+  cut_clear_source (cut, &cut->done_source);
   plan_free (cut->plan);
   g_free (cut->nack_reason);
   g_hash_table_unref (cut->acks);
@@ -211,7 +251,7 @@ remember_ignored (BgdCutover *cut, const char *id)
 static BgControlMessage *
 new_message (BgdCutover *cut, BgControlType type)
 {
-  BgControlMessage *msg = bg_control_message_new (type, cut->host, g_get_real_time ());
+  BgControlMessage *msg = bg_control_message_new (type, cut->host, cut_real_time (cut));
 
   msg->job = g_strdup (cut->job);
   if (cut->plan != NULL)
@@ -324,8 +364,8 @@ arm_local (BgdCutover *cut)
 static void
 reset_plan_state (BgdCutover *cut)
 {
-  g_clear_handle_id (&cut->deadline_source, g_source_remove);
-  g_clear_handle_id (&cut->done_source, g_source_remove);
+  cut_clear_source (cut, &cut->deadline_source);
+  cut_clear_source (cut, &cut->done_source);
   g_clear_pointer (&cut->nack_reason, g_free);
   plan_free (cut->plan);
   cut->plan = NULL;
@@ -436,14 +476,14 @@ note_armed (BgdCutover *cut)
   for (guint i = 0; p->participants[i] != NULL; i++)
     if (!g_hash_table_contains (cut->acks, p->participants[i]))
       return;
-  p->armed_after = MAX (g_get_real_time () - p->prepared_at, 1);
+  p->armed_after = MAX (cut_real_time (cut) - p->prepared_at, 1);
 }
 
 static void
 handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
 {
   BgdCutoverPlan *p;
-  gint64 now = g_get_real_time ();
+  gint64 now = cut_real_time (cut);
 
   if ((cut->plan != NULL && g_str_equal (cut->plan->id, msg->id))
       || g_hash_table_contains (cut->decided, msg->id) || g_hash_table_contains (cut->ignored, msg->id))
@@ -506,8 +546,8 @@ handle_prepare (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
       bgd_cutover_check_deadline (cut, now);
       return;
     }
-  cut->deadline_source = g_timeout_add ((guint) MIN ((p->deadline - now) / 1000 + 1, G_MAXUINT),
-                                        deadline_cb, cut);
+  cut->deadline_source = cut_timeout_add (cut, (guint) MIN ((p->deadline - now) / 1000 + 1, G_MAXUINT),
+                                          deadline_cb);
   /* Replaying: the decision may follow in the log; arming waits for the
    * end of the replay (bgd_cutover_set_replaying). */
   if (!cut->replaying)
@@ -524,7 +564,7 @@ maybe_commit (BgdCutover *cut)
   for (guint i = 0; p->participants[i] != NULL; i++)
     if (!g_hash_table_contains (cut->acks, p->participants[i]))
       return;
-  if (g_get_real_time () >= p->deadline)
+  if (cut_real_time (cut) >= p->deadline)
     return; /* the deadline rule appends the abort */
   append_decision (cut, TRUE, NULL);
 }
@@ -547,7 +587,7 @@ maybe_done (BgdCutover *cut)
   if (p->state != BGD_CUTOVER_COMMITTED || g_hash_table_size (cut->released) < p->barriers->len)
     return;
   p->state = BGD_CUTOVER_DONE;
-  p->finished_at = g_get_real_time ();
+  p->finished_at = cut_real_time (cut);
   cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "done: every partition handed over");
   cut->ops->done (cut->data, p);
 }
@@ -572,12 +612,12 @@ decide (BgdCutover *cut, const BgControlMessage *msg)
       return;
     }
   remember_decision (cut, msg->id, commit ? "commit" : "abort");
-  g_clear_handle_id (&cut->deadline_source, g_source_remove);
+  cut_clear_source (cut, &cut->deadline_source);
   if (!commit)
     {
       p->state = BGD_CUTOVER_ABORTED;
       p->reason = g_strdup (msg->reason);
-      p->finished_at = g_get_real_time ();
+      p->finished_at = cut_real_time (cut);
       p->retry_id = retry_id_of_abort (p, msg);
       cut_log (cut, G_LOG_LEVEL_MESSAGE, p->id, "aborted (by %s): %s", msg->host, msg->reason);
       cut->ops->abort (cut->data, p);
@@ -665,6 +705,13 @@ bgd_cutover_handle (BgdCutover *cut, const BgControlMessage *msg, gint64 offset)
         {
           cut->answered = TRUE; /* ours, perhaps from before a restart */
           cut->nacked |= msg->type == BG_CONTROL_NACK;
+          /* What that ack certified: an instance answering the same
+           * positions again (after this agent's restart) is no news. */
+          for (guint i = 0; i < msg->positions->len; i++)
+            {
+              const BgControlOffset *o = msg->positions->pdata[i];
+              note_past (cut->armed_past, o->topic, o->partition, o->offset);
+            }
         }
       if (cut->plan->state != BGD_CUTOVER_PREPARED || !is_participant (cut->plan, msg->host))
         return;
@@ -710,7 +757,7 @@ void
 bgd_cutover_set_replaying (BgdCutover *cut, gboolean replaying)
 {
   BgdCutoverPlan *p = cut->plan;
-  gint64 now = g_get_real_time ();
+  gint64 now = cut_real_time (cut);
 
   if (cut->replaying == replaying)
     return;
@@ -811,15 +858,15 @@ bgd_cutover_check_delivered (BgdCutover *cut)
 {
   BgdCutoverPlan *p = cut->plan;
   BgControlMessage *msg = NULL;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = cut_monotonic_time (cut);
 
   if (p == NULL || p->state != BGD_CUTOVER_COMMITTED || cut->replaying || cut->done_source != 0)
     return;
   if (cut->last_done != 0 && now - cut->last_done < BGD_CUTOVER_DONE_INTERVAL_USEC)
     {
       /* Batched: whatever is done by then goes in one message. */
-      cut->done_source = g_timeout_add ((guint) ((BGD_CUTOVER_DONE_INTERVAL_USEC - (now - cut->last_done)) / 1000 + 1),
-                                        done_interval_cb, cut);
+      cut->done_source = cut_timeout_add (cut, (guint) ((BGD_CUTOVER_DONE_INTERVAL_USEC - (now - cut->last_done)) / 1000 + 1),
+                                          done_interval_cb);
       return;
     }
   for (guint i = 0; i < p->barriers->len; i++)
@@ -850,7 +897,7 @@ BgControlMessage *
 bgd_cutover_make_prepare (BgdCutover *cut, BgColor outgoing, BgColor incoming, GPtrArray *barriers,
                           gint64 deadline, const char *const *participants)
 {
-  BgControlMessage *msg = bg_control_message_new (BG_CONTROL_PREPARE, cut->host, g_get_real_time ());
+  BgControlMessage *msg = bg_control_message_new (BG_CONTROL_PREPARE, cut->host, cut_real_time (cut));
   g_autofree char *uuid = g_uuid_string_random ();
 
   msg->job = g_strdup (cut->job);

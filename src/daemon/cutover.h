@@ -121,8 +121,22 @@ gboolean bgd_cutover_reason_is_past_barrier (const char *reason);
 
 typedef struct _BgdCutover BgdCutover;
 
+/* Where the machine gets its time and timers from: GLib's (wall and
+ * monotonic clocks, g_timeout_add on the default main context) unless a
+ * clock is set. The protocol simulator (tests/sim) sets one to run many
+ * hosts in simulated time, deterministically. Every field is required. */
+typedef struct {
+  gint64 (*real_time) (gpointer data);      /* wall clock µs */
+  gint64 (*monotonic_time) (gpointer data); /* monotonic µs */
+  /* Calls @func (@func_data) once after @ms; returns a non-zero id. */
+  guint (*timeout_add) (gpointer data, guint ms, GSourceFunc func, gpointer func_data);
+  void (*source_remove) (gpointer data, guint id);
+} BgdCutoverClock;
+
 BgdCutover *bgd_cutover_new (const char *host, const char *job, const BgdCutoverOps *ops, gpointer data);
 void bgd_cutover_free (BgdCutover *cut);
+/* Replaces GLib's clock and timers (before the first message is fed). */
+void bgd_cutover_set_clock (BgdCutover *cut, const BgdCutoverClock *clock, gpointer data);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdCutover, bgd_cutover_free)
 
 /* While replaying, this host appends nothing and arms nothing: it only

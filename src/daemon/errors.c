@@ -18,6 +18,8 @@ static const GDBusErrorEntry bgd_error_entries[] = {
   { BGD_ERROR_ACCESS_DENIED, "org.bluegreen.Error.AccessDenied" },
   { BGD_ERROR_NO_RESOURCES, "org.bluegreen.Error.NoResources" },
   { BGD_ERROR_TIMEOUT, "org.bluegreen.Error.Timeout" },
+  { BGD_ERROR_START_FAILED, "org.bluegreen.Error.StartFailed" },
+  { BGD_ERROR_CONTRADICTS_LOG, "org.bluegreen.Error.ContradictsLog" },
 };
 
 G_STATIC_ASSERT (G_N_ELEMENTS (bgd_error_entries) == BGD_N_ERRORS);

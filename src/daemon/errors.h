@@ -28,9 +28,11 @@ typedef enum {
   BGD_ERROR_ACCESS_DENIED,   /* org.bluegreen.Error.AccessDenied */
   BGD_ERROR_NO_RESOURCES,    /* org.bluegreen.Error.NoResources */
   BGD_ERROR_TIMEOUT,         /* org.bluegreen.Error.Timeout */
+  BGD_ERROR_START_FAILED,    /* org.bluegreen.Error.StartFailed */
+  BGD_ERROR_CONTRADICTS_LOG, /* org.bluegreen.Error.ContradictsLog */
 } BgdError;
 
-#define BGD_N_ERRORS (BGD_ERROR_TIMEOUT + 1)
+#define BGD_N_ERRORS (BGD_ERROR_CONTRADICTS_LOG + 1)
 
 /* The D-Bus name of @code, e.g. "org.bluegreen.Error.WrongState". */
 const char *bgd_error_to_dbus_name (BgdError code);

@@ -15,6 +15,8 @@
 #include "daemon/errors.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"
+#include "daemon/retention.h"
+#include "daemon/history.h"
 #include "daemon/steering.h"
 
 
@@ -40,6 +42,13 @@ struct _BgdJob {
   char *pending_id;          /* a Cutover/Rollback call whose prepare is not read yet */
   gint64 call_started;       /* wall clock µs of this host's Cutover call */
   BgdJobPhase phase_before;  /* to go back to on abort */
+  /* The observation window after a done: @observe_outgoing runs on,
+   * blackholed, from @observe_since (wall clock µs) for ObservationSec=,
+   * then it is stopped. Persisted, so that an agent restart keeps both
+   * the phase and the window's end. */
+  gboolean observing;
+  BgColor observe_outgoing;
+  gint64 observe_since;
   guint observation_id;
   /* A plan whose arming waits until the local instances applied the
    * previous plan's decision (see cut_arm). */
@@ -176,6 +185,8 @@ job_check_replayed (BgdJob *job, JobMethod method, GError **error)
 }
 
 static void job_maybe_auto (BgdJob *job);
+static void job_end_observation (BgdJob *job);
+static void job_arm_observation (BgdJob *job);
 
 static const char *
 job_live_color (BgdJob *job)
@@ -321,6 +332,22 @@ deploy_fail (DeployOp *op, GError *error)
   g_error_free (error);
 }
 
+/* Keeps the job's newest SavepointsKept= savepoints (the one just used
+ * among them); a failure to prune is logged, never a failed deploy. */
+static void
+job_prune_savepoints (BgdJob *job)
+{
+  g_autofree char *base = g_build_filename (job->ctx->state_directory, "savepoints", job->config->name, NULL);
+  g_autoptr(GError) error = NULL;
+  guint removed = 0;
+
+  if (!bgd_retention_prune_savepoints (base, job->config->savepoints_kept, &removed, &error))
+    bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL, "%s", error->message);
+  else if (removed > 0)
+    bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, NULL, NULL, NULL,
+                 "removed %u old savepoints (SavepointsKept=%u)", removed, job->config->savepoints_kept);
+}
+
 static void
 deploy_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -334,6 +361,8 @@ deploy_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
       return;
     }
   bgd_job_set_last_error (op->job, "");
+  if (op->savepoint_dir != NULL)
+    job_prune_savepoints (op->job);
   op->job->auto_cutover = op->auto_cutover && !op->live;
   op->job->auto_rollback = op->auto_rollback && !op->live;
   op->job->auto_color = op->color;
@@ -513,6 +542,9 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
     }
   else
     {
+      BgColor fleet_color;
+      g_autofree char *fleet_version = NULL;
+
       if (g_str_equal (from, "savepoint"))
         {
           g_set_error (&error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
@@ -523,6 +555,45 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
       /* Nothing live: a slot that runs blackholed is replaced, else blue. */
       if (bgd_slot_is_active (job->slots[BG_COLOR_GREEN]) && !bgd_slot_is_active (job->slots[BG_COLOR_BLUE]))
         color = BG_COLOR_GREEN;
+      /* Nothing live here, but the log says the fleet is live (this host
+       * joins late, or comes back empty): join it, never start a second
+       * live group of another color or version. */
+      if (bgd_membership_fleet_live (job->ctx->membership, job->config->name, job->ctx->config->host_id,
+                                     &fleet_color, &fleet_version))
+        {
+          if (!bgd_membership_fleet_settled (job->ctx->membership, job->config->name,
+                                             job->ctx->config->host_id))
+            {
+              g_set_error (&error, BGD_ERROR, BGD_ERROR_BUSY,
+                           "job '%s' is cutting over on the other hosts (control log): nothing is live "
+                           "here yet, so Deploy waits until their cutover is done", job->config->name);
+              goto out;
+            }
+          if (g_str_equal (version, fleet_version))
+            {
+              color = fleet_color;
+              live = TRUE;
+            }
+          else if (live)
+            {
+              g_set_error (&error, BGD_ERROR, BGD_ERROR_CONTRADICTS_LOG,
+                           "options: 'live' contradicts the control log: job '%s' is live in %s with "
+                           "version %s on the fleet; deploy %s to join it live, or %s without 'live' "
+                           "as a candidate", job->config->name, bg_color_to_string (fleet_color),
+                           fleet_version, fleet_version, version);
+              goto out;
+            }
+          else
+            {
+              /* A candidate next to the fleet's live color. */
+              color = bg_color_other (fleet_color);
+              job_set_live_color (job, bg_color_to_string (fleet_color));
+            }
+          bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (fleet_color),
+                       fleet_version, NULL, "nothing live on this host; the fleet is live in %s with %s "
+                       "(control log): %s joins as %s", bg_color_to_string (fleet_color), fleet_version,
+                       version, live ? "a live instance" : "a candidate");
+        }
     }
 
   op = g_new0 (DeployOp, 1);
@@ -536,6 +607,9 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   op->auto_rollback = auto_rollback;
   /* A new Deploy replaces what an earlier one asked for. */
   job->auto_cutover = job->auto_rollback = FALSE;
+  /* It replaces the observed old version too: no timer may stop it. */
+  if (job->observing && color == job->observe_outgoing)
+    job_end_observation (job);
   job->deploy_in_flight = TRUE;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_DEPLOY_STARTED, job->config->name, bg_color_to_string (color),
                version, NULL, "deploying %s in %s (from %s%s%s)", version, bg_color_to_string (color), from,
@@ -664,20 +738,6 @@ out:
 
 /* ---- the fleet-wide cutover (cutover.c drives; this steers the slots) ---- */
 
-static GVariant *
-barriers_variant (const BgdCutoverPlan *plan)
-{
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(six)"));
-  for (guint i = 0; i < plan->barriers->len; i++)
-    {
-      const BgControlOffset *o = plan->barriers->pdata[i];
-      g_variant_builder_add (&b, "(six)", o->topic, o->partition, o->offset);
-    }
-  return g_variant_builder_end (&b);
-}
-
 static void
 job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *result, const char *reason,
                       gint64 started, gint64 duration)
@@ -689,7 +749,7 @@ job_set_last_cutover (BgdJob *job, const BgdCutoverPlan *plan, const char *resul
                                            bg_color_to_string (plan->outgoing),
                                            bg_color_to_string (plan->incoming), result,
                                            reason ? reason : "", (guint64) MAX (started, 0),
-                                           (guint64) MAX (duration, 0), barriers_variant (plan)));
+                                           (guint64) MAX (duration, 0), bgd_steering_barriers_variant (plan)));
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
 }
 
@@ -710,19 +770,6 @@ static void
 cut_append (gpointer data, BgControlMessage *msg)
 {
   job_append (data, msg);
-}
-
-static gboolean
-plan_variant_is (GVariant *plan, const char *id, const char **state)
-{
-  const char *pid, *role, *st;
-  gint64 deadline;
-  g_autoptr(GVariant) barriers = NULL;
-
-  g_variant_get (plan, "(&s&s&sx@a(six))", &pid, &role, &st, &deadline, &barriers);
-  if (state != NULL)
-    *state = st;
-  return g_str_equal (pid, id);
 }
 
 static void
@@ -759,15 +806,14 @@ static gboolean
 slot_decision_unconfirmed (BgdSlot *slot, const char *id)
 {
   g_autoptr(BgSlot1) iface = bg_object_get_slot1 (BG_OBJECT (bgd_slot_get_object (slot)));
-  GVariant *plan = bgd_slot_get_plan (slot);
-  const char *state = NULL, *pid = NULL;
+  g_autoptr(BgdSteering) cur = NULL;
 
-  if (iface == NULL || plan == NULL || plan_variant_is (plan, id, &state) || !bgd_slot_is_active (slot))
+  if (iface == NULL)
     return FALSE;
-  g_variant_get_child (plan, 0, "&s", &pid);
-  if (*pid == '\0' || g_strcmp0 (state, "prepared") == 0)
-    return FALSE;
-  return bg_slot1_get_applied_generation (iface) < bg_slot1_get_generation (iface);
+  cur = bgd_slot_dup_steering (slot);
+  return bgd_steering_decision_unconfirmed (cur, id, bgd_slot_is_active (slot),
+                                            bg_slot1_get_applied_generation (iface),
+                                            bg_slot1_get_generation (iface));
 }
 
 static gboolean cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason);
@@ -829,12 +875,32 @@ cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
       bgd_slot_apply_steering (slot, bgd_steering_arm (cur, plan, c == 0));
     }
   job_changed (job);
-  if (!bgd_slot_is_active (out) || !bgd_slot_is_active (in))
+  if (!bgd_slot_is_active (out) && !bgd_slot_is_active (in))
     {
-      *reason = g_strdup_printf ("the %s slot is %s on this host",
-                                 bg_color_to_string (bgd_slot_is_active (out) ? plan->incoming : plan->outgoing),
-                                 bgd_slot_state_to_string (bgd_slot_get_state (bgd_slot_is_active (out) ? in : out)));
+      *reason = g_strdup_printf ("neither slot runs on this host (%s %s, %s %s)",
+                                 bg_color_to_string (plan->outgoing),
+                                 bgd_slot_state_to_string (bgd_slot_get_state (out)),
+                                 bg_color_to_string (plan->incoming),
+                                 bgd_slot_state_to_string (bgd_slot_get_state (in)));
       return FALSE;
+    }
+  /* A slot without a unit (stopped, failed) has no instance that could
+   * emit, and its color's consumer group has given its partitions to the
+   * instances of that color on the other hosts, which are armed there:
+   * nothing to arm here, so it is answered for at once and this host acks
+   * when its running slot has armed (Job1.Rollback in the D-Bus XML). */
+  for (guint c = 0; c < 2; c++)
+    {
+      BgdSlot *slot = c == 0 ? out : in;
+
+      if (!bgd_slot_is_active (slot))
+        {
+          bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (bgd_slot_get_color (slot)),
+                       NULL, plan->id, "cutover %s: the %s slot is %s on this host: nothing to arm there",
+                       plan->id, bg_color_to_string (bgd_slot_get_color (slot)),
+                       bgd_slot_state_to_string (bgd_slot_get_state (slot)));
+          bgd_cutover_plan_armed (job->cutover, bgd_slot_get_color (slot), plan->id, TRUE, NULL);
+        }
     }
   return TRUE;
 }
@@ -868,6 +934,10 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
 {
   BgdJob *job = data;
 
+  /* LastCutover first, written ahead with the steering below. */
+  job_set_last_cutover (job, plan, "aborted", plan->reason, plan->read_at,
+                        plan->finished_at - plan->read_at);
+
   for (guint c = 0; c < 2; c++)
     {
       BgdSlot *slot = job->slots[c == 0 ? plan->outgoing : plan->incoming];
@@ -877,8 +947,6 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
     }
   if (g_strcmp0 (job->pending_id, plan->id) == 0)
     g_clear_pointer (&job->pending_id, g_free);
-  job_set_last_cutover (job, plan, "aborted", plan->reason, plan->read_at,
-                        plan->finished_at - plan->read_at);
   job->cutovers[BGD_JOB_CUTOVER_ABORTED]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_ABORTED, job->config->name,
                bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
@@ -889,6 +957,7 @@ cut_abort (gpointer data, const BgdCutoverPlan *plan)
         {
           job->phase = BGD_JOB_PHASE_OBSERVING;
           bg_job1_set_phase (job->iface, bgd_job_phase_to_string (job->phase));
+          job_arm_observation (job); /* prepare stopped the timer */
         }
       else
         {
@@ -941,6 +1010,7 @@ observation_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
                  error->message);
   if (job->disposed)
     return;
+  job->observing = FALSE;
   if (job->phase == BGD_JOB_PHASE_OBSERVING)
     {
       job->phase = BGD_JOB_PHASE_LIVE;
@@ -954,14 +1024,58 @@ observation_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 static void
 job_stop_outgoing (BgdJob *job)
 {
-  const BgdCutoverPlan *plan = bgd_cutover_get_plan (job->cutover);
+  BgColor out = job->observe_outgoing;
 
-  if (plan == NULL || plan->state != BGD_CUTOVER_DONE)
+  if (!job->observing || bgd_cutover_in_flight (job->cutover))
     return;
-  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (plan->outgoing),
-               bgd_slot_get_version (job->slots[plan->outgoing]), plan->id,
-               "observation window over, stopping the %s slot", bg_color_to_string (plan->outgoing));
-  bgd_slot_stop_async (job->slots[plan->outgoing], NULL, observation_stopped_cb, job_ref (job));
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (out),
+               bgd_slot_get_version (job->slots[out]), NULL,
+               "observation window over, stopping the %s slot", bg_color_to_string (out));
+  bgd_slot_stop_async (job->slots[out], NULL, observation_stopped_cb, job_ref (job));
+}
+
+/* (Re)arms the observation timer for what is left of the window (a
+ * restarted agent: from the persisted done time, not from its start). */
+static void
+job_arm_observation (BgdJob *job)
+{
+  gint64 left = job->observe_since + job->config->observation_usec - g_get_real_time ();
+
+  g_clear_handle_id (&job->observation_id, g_source_remove);
+  if (!job->observing)
+    return;
+  if (left <= 0)
+    {
+      job_stop_outgoing (job);
+      return;
+    }
+  job->observation_id = g_timeout_add ((guint) MIN (left / 1000 + 1, G_MAXUINT), observation_end_cb, job);
+}
+
+static void
+job_begin_observation (BgdJob *job, BgColor outgoing, gint64 since)
+{
+  job->observing = TRUE;
+  job->observe_outgoing = outgoing;
+  job->observe_since = since;
+  job_arm_observation (job);
+}
+
+/* The window ends without the timer (a Deploy replaces the observed
+ * slot): the phase follows the slots again. */
+static void
+job_end_observation (BgdJob *job)
+{
+  g_clear_handle_id (&job->observation_id, g_source_remove);
+  if (!job->observing)
+    return;
+  job->observing = FALSE;
+  if (job->phase == BGD_JOB_PHASE_OBSERVING)
+    {
+      job->phase = BGD_JOB_PHASE_LIVE;
+      bg_job1_set_phase (job->iface, "live");
+      job_update_phase (job);
+    }
 }
 
 static void
@@ -972,13 +1086,15 @@ cut_done (gpointer data, const BgdCutoverPlan *plan)
   gint64 started = g_str_equal (plan->coordinator, job->ctx->config->host_id) && job->call_started > 0
                    ? job->call_started : plan->read_at;
 
+  /* LastCutover first: the steering below is written ahead to the state
+   * file, and after a restart a done cutover's messages are history. */
+  job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
   /* Everything below every barrier is delivered: the old version emits
    * nothing more, for good. */
   {
     g_autoptr(BgdSteering) cur = bgd_slot_dup_steering (out);
     bgd_slot_apply_steering (out, bgd_steering_done_outgoing (cur));
   }
-  job_set_last_cutover (job, plan, "done", "", started, plan->finished_at - started);
   job->cutovers[BGD_JOB_CUTOVER_DONE]++;
   bgd_log_job (G_LOG_LEVEL_MESSAGE, BGD_MESSAGE_CUTOVER_DONE, job->config->name,
                bg_color_to_string (plan->incoming), bgd_slot_get_version (job->slots[plan->incoming]), plan->id,
@@ -993,11 +1109,7 @@ cut_done (gpointer data, const BgdCutoverPlan *plan)
   }
   job_changed (job);
   job->call_started = 0;
-  if (job->config->observation_usec <= 0)
-    job_stop_outgoing (job);
-  else
-    job->observation_id = g_timeout_add ((guint) MIN (job->config->observation_usec / 1000, G_MAXUINT),
-                                         observation_end_cb, job);
+  job_begin_observation (job, plan->outgoing, plan->finished_at);
 }
 
 static gint64
@@ -1207,6 +1319,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   gint64 now = g_get_real_time ();
   gint64 silence = 3 * job->ctx->config->heartbeat_usec;
   const char *self = job->ctx->config->host_id;
+  gboolean rollback;
   CutoverCall *call;
 
   if (!bg_dbus_args_parse_cutover_options (options, job_method_names[method], &deadline_ms, &have_lead,
@@ -1220,12 +1333,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
     }
   outgoing = bgd_slot_get_color (live);
   incoming = bg_color_other (outgoing);
-  if (method == JOB_METHOD_ROLLBACK && !bgd_slot_is_active (job->slots[incoming]))
-    {
-      g_set_error (error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
-                   "the previous version has stopped; a rollback is a new deploy");
-      return FALSE;
-    }
+  rollback = method == JOB_METHOD_ROLLBACK;
   if (bgd_cutover_in_flight (job->cutover) || job->pending_id != NULL)
     {
       g_set_error (error, BGD_ERROR, BGD_ERROR_BUSY, "a cutover of job '%s' is in flight", job->config->name);
@@ -1239,6 +1347,41 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
     }
   hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
                                    (const char *const *) job->config->hosts, self);
+  /* The handoff needs an instance of the outgoing version somewhere: on
+   * each partition the incoming side waits until one has delivered
+   * everything below the barrier. A host where it died does not block
+   * the cutover (see cut_arm); no host at all would hold it for ever. */
+  {
+    gboolean anywhere = bgd_slot_is_active (live);
+
+    for (guint i = 0; hosts[i] != NULL && !anywhere; i++)
+      anywhere = !g_str_equal (hosts[i], self)
+                 && bgd_membership_slot_running (job->ctx->membership, job->config->name, hosts[i], outgoing);
+    if (!anywhere)
+      {
+        g_set_error (error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                     "the live %s slot of job '%s' runs on no host: no instance could hand its partitions "
+                     "over exactly (SetSinkMode is the manual way out)", bg_color_to_string (outgoing),
+                     job->config->name);
+        return FALSE;
+      }
+  }
+  /* A rollback needs the old version running somewhere; a host where its
+   * unit died does not block it (see cut_arm). */
+  if (rollback)
+    {
+      gboolean anywhere = bgd_slot_is_active (job->slots[incoming]);
+
+      for (guint i = 0; hosts[i] != NULL && !anywhere; i++)
+        anywhere = !g_str_equal (hosts[i], self)
+                   && bgd_membership_slot_running (job->ctx->membership, job->config->name, hosts[i], incoming);
+      if (!anywhere)
+        {
+          g_set_error (error, BGD_ERROR, BGD_ERROR_WRONG_STATE,
+                       "the previous version has stopped; a rollback is a new deploy");
+          return FALSE;
+        }
+    }
   for (guint i = 0; hosts[i] != NULL; i++)
     {
       gint64 seen;
@@ -1248,7 +1391,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
       seen = bgd_membership_last_seen (job->ctx->membership, hosts[i]);
       if (now - seen > silence)
         {
-          g_autofree char *ago = seen == 0 ? g_strdup ("never heard")
+          g_autofree char *ago = seen == 0 ? g_strdup ("not heard since this agent started")
                                            : g_strdup_printf ("last heard %.1f s ago", (now - seen) / 1e6);
           g_set_error (error, BGD_ERROR, BGD_ERROR_HOST_SILENT,
                        "host %s is silent (%s); it blocks the cutover until it is back or evicted",
@@ -1256,7 +1399,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
           return FALSE;
         }
     }
-  if (!bgd_slot_get_ready (job->slots[incoming]))
+  if (!bgd_slot_get_ready (job->slots[incoming]) && !(rollback && !bgd_slot_is_active (job->slots[incoming])))
     {
       g_set_error (error, BGD_ERROR, BGD_ERROR_NOT_READY, "the %s slot of job '%s' is not ready on host %s",
                    bg_color_to_string (incoming), job->config->name, self);
@@ -1264,7 +1407,9 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
     }
   for (guint i = 0; hosts[i] != NULL; i++)
     if (!g_str_equal (hosts[i], self)
-        && !bgd_membership_slot_ready (job->ctx->membership, job->config->name, hosts[i], incoming))
+        && !bgd_membership_slot_ready (job->ctx->membership, job->config->name, hosts[i], incoming)
+        && !(rollback && !bgd_membership_slot_running (job->ctx->membership, job->config->name, hosts[i],
+                                                       incoming)))
       {
         g_set_error (error, BGD_ERROR, BGD_ERROR_NOT_READY, "the %s slot of job '%s' is not ready on host %s",
                      bg_color_to_string (incoming), job->config->name, hosts[i]);
@@ -1278,7 +1423,7 @@ start_cutover (BgdJob *job, GDBusMethodInvocation *invocation, JobMethod method,
   call->incoming = incoming;
   call->deadline_usec = deadline_ms > 0 ? deadline_ms * (gint64) 1000 : job->config->deadline_usec;
   call->participants = g_steal_pointer (&hosts);
-  call->rollback = method == JOB_METHOD_ROLLBACK;
+  call->rollback = rollback;
   call->attempt = 1;
   job->pending_id = g_strdup (""); /* Busy from now on */
   job->call_started = now;
@@ -1308,10 +1453,13 @@ job_try_auto (BgdJob *job)
   else if (job->auto_rollback && job->phase == BGD_JOB_PHASE_OBSERVING && live != NULL
            && bgd_slot_get_color (live) == job->auto_color && bgd_slot_get_state (live) == BGD_SLOT_FAILED)
     /* The new version's unit failed while the old one still runs. The
-     * rollback goes through the same protocol, so it commits only if
-     * every instance can be armed: an outgoing instance that is gone
-     * cannot be, and the cutover then aborts with that reason rather
-     * than skip the records it never emitted. */
+     * rollback goes through the same protocol: the failed instance has
+     * nothing to arm (cut_arm), its partitions went to the instances of
+     * its color on the other hosts, and the handoff on each partition
+     * waits until one of those has delivered everything below the
+     * barrier. If it failed on every host, start_cutover refuses (no
+     * instance could hand over) and the automation gives up with that
+     * reason in LastError. */
     method = JOB_METHOD_ROLLBACK;
   else
     return;
@@ -1467,7 +1615,7 @@ bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
   /* Replay is history, not command (docs/protocol.md, "What survives a
    * restart"): re-applying an old prepare, commit or done would move the
    * slots' steering back, or stop a live slot. */
-  if (offset < job->replay_from)
+  if (bgd_history_is_past (offset, job->replay_from))
     {
       bgd_log_job (G_LOG_LEVEL_DEBUG, NULL, job->config->name, NULL, NULL, msg->id,
                    "control log: %s at offset %" G_GINT64_FORMAT " is history (state from %" G_GINT64_FORMAT ")",
@@ -1480,17 +1628,15 @@ bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
 gint64
 bgd_job_control_offset (BgdJob *job, gint64 next)
 {
-  gint64 pinned = bgd_cutover_pinned_offset (job->cutover);
-
-  if (pinned >= 0)
-    return pinned;
-  return MAX (next, job->replay_from);
+  return bgd_history_control_offset (bgd_cutover_pinned_offset (job->cutover), next, job->replay_from);
 }
 
 void
 bgd_job_set_replaying (BgdJob *job, gboolean replaying)
 {
   bgd_cutover_set_replaying (job->cutover, replaying);
+  if (!replaying && job->observing && job->phase == BGD_JOB_PHASE_OBSERVING && job->observation_id == 0)
+    job_arm_observation (job);
 }
 
 gint64
@@ -1679,8 +1825,15 @@ bgd_job_make_record (BgdJob *job)
   r->name = g_strdup (job->config->name);
   r->live_color = g_strdup (job_live_color (job));
   r->control_offset = -1; /* the agent knows where the log is */
+  r->last_cutover = g_variant_print (bg_job1_get_last_cutover (job->iface), TRUE);
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_fill_record (job->slots[c], &r->slots[c]);
+  r->members = bgd_membership_members (job->ctx->membership, job->config->name);
+  if (job->observing)
+    {
+      r->observing_color = g_strdup (bg_color_to_string (job->observe_outgoing));
+      r->observing_since = job->observe_since;
+    }
   return r;
 }
 
@@ -1690,9 +1843,31 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_restore_record (job->slots[c], &record->slots[c]);
   job->replay_from = record->control_offset;
+  if (record->last_cutover != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) last = g_variant_parse (G_VARIANT_TYPE ("(ssssstta(six))"), record->last_cutover, NULL,
+                                                 NULL, &error);
+      if (last != NULL)
+        bg_job1_set_last_cutover (job->iface, last);
+      else
+        bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL,
+                     "stored LastCutover ignored: %s", error->message);
+    }
   bg_job1_set_live_color (job->iface, record->live_color ? record->live_color : "");
   job_apply_liveness (job);
   job_update_phase (job);
+  if (record->observing_color != NULL && bg_color_from_string (record->observing_color, &job->observe_outgoing))
+    {
+      /* Back in the observation window the done started; its timer is
+       * re-armed once the log is replayed and the units adopted. */
+      job->observing = TRUE;
+      job->observe_since = record->observing_since;
+      job->phase = BGD_JOB_PHASE_OBSERVING;
+      bg_job1_set_phase (job->iface, bgd_job_phase_to_string (job->phase));
+      bgd_log_job (G_LOG_LEVEL_INFO, NULL, job->config->name, record->observing_color, NULL, NULL,
+                   "restored: observing since %.1f s ago", (g_get_real_time () - job->observe_since) / 1e6);
+    }
 }
 
 void
@@ -1759,4 +1934,21 @@ const char *
 bgd_job_get_live_color (BgdJob *job)
 {
   return job_live_color (job);
+}
+
+guint
+bgd_job_n_silent_hosts (BgdJob *job)
+{
+  g_auto(GStrv) hosts = bgd_membership_expected (job->ctx->membership, job->config->name,
+                                                 (const char *const *) job->config->hosts,
+                                                 job->ctx->config->host_id);
+  gint64 now = g_get_real_time ();
+  gint64 silence = 3 * job->ctx->config->heartbeat_usec;
+  guint n = 0;
+
+  for (guint i = 0; hosts[i] != NULL; i++)
+    if (!g_str_equal (hosts[i], job->ctx->config->host_id)
+        && now - bgd_membership_last_seen (job->ctx->membership, hosts[i]) > silence)
+      n++;
+  return n;
 }

@@ -91,6 +91,10 @@ const char *bgd_job_cutover_result_to_string (BgdJobCutoverResult result);
 GVariant *bgd_job_get_last_cutover (BgdJob *job);
 const char *bgd_job_get_live_color (BgdJob *job);
 
+/* How many of the job's expected hosts (this one aside) are silent: no
+ * hello for three heartbeats. For the metrics. */
+guint bgd_job_n_silent_hosts (BgdJob *job);
+
 /* One-line summary for STATUS=, e.g. "example: live blue v1, green v2 deploying". */
 char *bgd_job_describe (BgdJob *job);
 

@@ -36,7 +36,8 @@ BgdMembership *bgd_membership_new (void);
 void bgd_membership_free (BgdMembership *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdMembership, bgd_membership_free)
 
-/* Feeds one message from the log (hello, leave, evict; others ignored). */
+/* Feeds one message from the log (hello, leave, evict; prepare and its
+ * decision for bgd_membership_fleet_settled(); others ignored). */
 void bgd_membership_handle (BgdMembership *m, const BgControlMessage *msg);
 
 /* The expected hosts of @job, sorted, as a new NULL-terminated array:
@@ -51,5 +52,32 @@ gint64 bgd_membership_last_seen (BgdMembership *m, const char *host);
 /* Whether @host's latest hello shows @job's slot of @color ready. */
 gboolean bgd_membership_slot_ready (BgdMembership *m, const char *job, const char *host,
                                     BgColor color);
+
+/* Whether @host's latest hello shows a unit for @job's slot of @color
+ * (starting, running or stopping; not stopped, not failed). */
+gboolean bgd_membership_slot_running (BgdMembership *m, const char *job, const char *host,
+                                      BgColor color);
+
+/* Durable membership: the announced members of @job (sorted, without the
+ * static list or this host), for the state file; and, at start, the
+ * members the state file remembers, added before the log is replayed
+ * (their hellos may lie before the offset the replay starts from). A
+ * restored member counts as never heard until its next hello. */
+char **bgd_membership_members (BgdMembership *m, const char *job);
+void bgd_membership_restore (BgdMembership *m, const char *job, const char *const *hosts);
+
+/* The fleet's live color and version of @job, as the newest hello of
+ * another host than @self that runs its live slot says; FALSE if no such
+ * hello was read. @version (may be NULL) is newly allocated. */
+gboolean bgd_membership_fleet_live (BgdMembership *m, const char *job, const char *self,
+                                    BgColor *color, char **version);
+
+/* Whether @job's fleet is settled: no prepare read without its decision
+ * (up to a minute past its deadline), and the other hosts' latest hellos
+ * agree on the live color with none running the other color gated (a
+ * cutover committed but not done there). A host joining a fleet that is
+ * not settled could start in the color that is about to change, or emit
+ * below a barrier that is still being handed over. */
+gboolean bgd_membership_fleet_settled (BgdMembership *m, const char *job, const char *self);
 
 G_END_DECLS

@@ -5,6 +5,9 @@
 #include "daemon/metrics.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
@@ -54,6 +57,10 @@ enum {
   F_SLOT_DROPPED,
   F_CUTOVERS,
   F_LAST_CUTOVER_DURATION,
+  F_CONTROL_LOG,
+  F_CONTROL_LAG,
+  F_KAFKA_UP,
+  F_SILENT_HOSTS,
   N_FAMILIES,
 };
 
@@ -80,6 +87,14 @@ families_init (Family *f)
                      "Cutovers and rollbacks this agent applied since it started, by result (committed, aborted, done).", NULL },
     [F_LAST_CUTOVER_DURATION] = { "bluegreen_last_cutover_duration_seconds", "gauge",
                                   "How long the job's last finished cutover took (done: from the call to the last done; aborted: until the abort).", NULL },
+    [F_CONTROL_LOG] = { "bluegreen_control_log_state", "gauge",
+                        "1 for the control log's state (replaying, following, unavailable), 0 for the others.", NULL },
+    [F_CONTROL_LAG] = { "bluegreen_control_log_lag", "gauge",
+                        "Control-topic messages this agent has not read yet (absent while unknown).", NULL },
+    [F_KAFKA_UP] = { "bluegreen_kafka_up", "gauge",
+                     "0 while librdkafka reports every broker of the control topic down, else 1.", NULL },
+    [F_SILENT_HOSTS] = { "bluegreen_job_silent_hosts", "gauge",
+                         "Expected hosts of the job that sent no hello for three heartbeats (they block cutovers).", NULL },
   };
 
   for (guint i = 0; i < N_FAMILIES; i++)
@@ -150,6 +165,8 @@ render_job (Family *f, BgdJob *job, const char *host)
 
   for (guint c = 0; c < BG_N_COLORS; c++)
     render_slot (f, job, bgd_job_get_slot (job, (BgColor) c), host);
+  g_string_append_printf (f[F_SILENT_HOSTS].samples, "bluegreen_job_silent_hosts{job=\"%s\",host=\"%s\"} %u\n",
+                          job_l, host, bgd_job_n_silent_hosts (job));
   for (guint r = 0; r < BGD_JOB_N_CUTOVER_RESULTS; r++)
     g_string_append_printf (f[F_CUTOVERS].samples,
                             "bluegreen_cutovers_total{job=\"%s\",host=\"%s\",result=\"%s\"} %" G_GUINT64_FORMAT "\n",
@@ -170,11 +187,12 @@ render_job (Family *f, BgdJob *job, const char *host)
 }
 
 char *
-bgd_metrics_render (const char *host, const char *version, GPtrArray *jobs)
+bgd_metrics_render (const BgdMetricsAgent *agent, GPtrArray *jobs)
 {
+  static const char *const control_states[] = { "replaying", "following", "unavailable" };
   g_autoptr(GPtrArray) sorted = g_ptr_array_copy (jobs, NULL, NULL);
-  g_autofree char *host_l = bgd_metrics_escape_label (host);
-  g_autofree char *version_l = bgd_metrics_escape_label (version);
+  g_autofree char *host_l = bgd_metrics_escape_label (agent->host);
+  g_autofree char *version_l = bgd_metrics_escape_label (agent->version);
   GString *out = g_string_new (NULL);
   Family f[N_FAMILIES];
 
@@ -182,6 +200,14 @@ bgd_metrics_render (const char *host, const char *version, GPtrArray *jobs)
   g_ptr_array_sort (sorted, compare_jobs);
   g_string_append_printf (f[F_AGENT_INFO].samples, "bluegreen_agent_info{version=\"%s\",host=\"%s\"} 1\n",
                           version_l, host_l);
+  for (guint i = 0; i < G_N_ELEMENTS (control_states); i++)
+    g_string_append_printf (f[F_CONTROL_LOG].samples, "bluegreen_control_log_state{host=\"%s\",state=\"%s\"} %d\n",
+                            host_l, control_states[i], g_strcmp0 (agent->control_log, control_states[i]) == 0);
+  if (agent->control_lag >= 0)
+    g_string_append_printf (f[F_CONTROL_LAG].samples, "bluegreen_control_log_lag{host=\"%s\"} %" G_GINT64_FORMAT "\n",
+                            host_l, agent->control_lag);
+  if (agent->kafka_up >= 0)
+    g_string_append_printf (f[F_KAFKA_UP].samples, "bluegreen_kafka_up{host=\"%s\"} %d\n", host_l, agent->kafka_up);
   for (guint i = 0; i < sorted->len; i++)
     render_job (f, sorted->pdata[i], host_l);
   for (guint i = 0; i < N_FAMILIES; i++)
@@ -198,10 +224,48 @@ bgd_metrics_write (const char *directory, const char *text, GError **error)
 {
   g_autofree char *path = g_build_filename (directory, BGD_METRICS_FILE_NAME, NULL);
 
+  g_autofree char *tmp = g_build_filename (directory, "." BGD_METRICS_FILE_NAME ".XXXXXX", NULL);
+  gsize len = strlen (text);
+  gsize done = 0;
+  int fd, errsv = 0;
+
   /* Temporary file in the same directory, fsync, rename: the collector
-   * sees the old file or the new one, never a part. Its name does not end
-   * in .prom, so the collector never reads it either. */
-  return g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, error);
+   * sees the old file or the new one, never a part; its name does not end
+   * in .prom, so the collector never reads it either. Made readable for
+   * every user explicitly: the agent runs with UMask=0077, and the
+   * collector (node_exporter) as another user. */
+  fd = g_mkstemp_full (tmp, O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0)
+    {
+      errsv = errno;
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv), "cannot create a file in %s: %s",
+                   directory, g_strerror (errsv));
+      return FALSE;
+    }
+  if (fchmod (fd, 0644) != 0)
+    errsv = errno;
+  while (errsv == 0 && done < len)
+    {
+      ssize_t n = write (fd, text + done, len - done);
+      if (n < 0 && errno != EINTR)
+        errsv = errno;
+      else if (n > 0)
+        done += (gsize) n;
+    }
+  if (errsv == 0 && fsync (fd) != 0)
+    errsv = errno;
+  if (close (fd) != 0 && errsv == 0)
+    errsv = errno;
+  if (errsv == 0 && rename (tmp, path) != 0)
+    errsv = errno;
+  if (errsv != 0)
+    {
+      g_unlink (tmp);
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv), "cannot write %s: %s", path,
+                   g_strerror (errsv));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---- the rate-limited writer ---------------------------------------------------- */

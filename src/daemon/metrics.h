@@ -23,11 +23,22 @@ G_BEGIN_DECLS
 #define BGD_METRICS_FILE_NAME "bluegreen.prom"
 #define BGD_METRICS_MIN_INTERVAL_USEC G_USEC_PER_SEC
 
-/* The exposition text for @jobs (BgdJob*, any order; sorted by name
- * here) on host @host, agent version @version. */
-char *bgd_metrics_render (const char *host, const char *version, GPtrArray *jobs);
+/* What the agent itself reports. */
+typedef struct {
+  const char *host;
+  const char *version;
+  const char *control_log;  /* Agent1.ControlLog: replaying, following, unavailable */
+  gint64 control_lag;       /* messages not read yet, -1: unknown */
+  int kafka_up;             /* 1, 0, or -1: unknown (no control log) */
+} BgdMetricsAgent;
 
-/* Writes @text to @directory/bluegreen.prom atomically. */
+/* The exposition text for @jobs (BgdJob*, any order; sorted by name
+ * here) of the agent @agent. */
+char *bgd_metrics_render (const BgdMetricsAgent *agent, GPtrArray *jobs);
+
+/* Writes @text to @directory/bluegreen.prom atomically, readable by every
+ * user (0644 whatever the agent's umask: the collector runs as another
+ * user). */
 gboolean bgd_metrics_write (const char *directory, const char *text, GError **error);
 
 /* Escapes a label value for the text format (\\, \", \n). */

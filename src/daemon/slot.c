@@ -10,13 +10,9 @@
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/caller.h"
 #include "daemon/errors.h"
+#include "daemon/history.h"
 #include "daemon/log.h"
 
-
-/* systemd waits this long for READY=1: the job sends it once it consumes,
- * which may need a consumer-group assignment first. */
-#define SLOT_TIMEOUT_START_USEC (5 * 60 * G_USEC_PER_SEC)
-#define SLOT_WATCHDOG_USEC (30 * G_USEC_PER_SEC)
 
 struct _BgdSlot {
   gint ref_count;
@@ -154,8 +150,10 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
     slot_transition (slot, BGD_SLOT_STOPPING, NULL);
   else if (g_strcmp0 (active_state, "failed") == 0)
     {
-      g_autofree char *text = g_strdup_printf ("unit %s failed: result %s", slot->unit,
-                                               result && *result ? result : "unknown");
+      /* A slot already failed keeps the reason it has: a failed start
+       * says more (exit status, start timeout) than the Result here. */
+      g_autofree char *text = slot->state == BGD_SLOT_FAILED ? NULL
+        : g_strdup_printf ("unit %s failed: result %s", slot->unit, result && *result ? result : "unknown");
       slot_transition (slot, BGD_SLOT_FAILED, text);
     }
   else if (g_strcmp0 (active_state, "inactive") == 0)
@@ -165,7 +163,8 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
       if (result != NULL && *result != '\0' && g_strcmp0 (result, "success") != 0
           && slot->state != BGD_SLOT_STOPPING)
         {
-          g_autofree char *text = g_strdup_printf ("unit %s failed: result %s", slot->unit, result);
+          g_autofree char *text = slot->state == BGD_SLOT_FAILED ? NULL
+            : g_strdup_printf ("unit %s failed: result %s", slot->unit, result);
           slot_transition (slot, BGD_SLOT_FAILED, text);
         }
       else
@@ -590,6 +589,12 @@ bgd_slot_set_sink_mode (BgdSlot *slot, const char *mode)
   slot_emit_changed (slot);
 }
 
+static void
+slot_flush (gpointer iface)
+{
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (iface));
+}
+
 void
 bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVariant *plan,
                        GVariant *holds)
@@ -614,9 +619,7 @@ bgd_slot_set_steering (BgdSlot *slot, const char *mode, GVariant *ranges, GVaria
    * restarted at any point never hands out an older steering under a
    * generation an instance already applied. Nothing runs in between: the
    * main loop answers GetSteering only after this returns. */
-  if (slot->ctx->persist != NULL)
-    slot->ctx->persist (slot->ctx->agent);
-  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  bgd_history_write_ahead (slot->ctx->persist, slot->ctx->agent, slot_flush, slot->iface);
   slot_log (slot, G_LOG_LEVEL_INFO, "steering: %s (generation %" G_GUINT64_FORMAT ")",
             bg_slot1_get_sink_mode (slot->iface), generation);
   slot_emit_changed (slot);
@@ -742,24 +745,59 @@ slot_cpu_weight (const BgJobConfig *job, gboolean live)
   return job->cpu_weight;
 }
 
+/* What a start needs when it completes. The task has no source object:
+ * the slot is here, referenced for as long as the start runs. */
+typedef struct {
+  BgdSlot *slot;
+  gint64 start_timeout_usec; /* the job's StartTimeoutSec=, for the message */
+} SlotStart;
+
+static void
+slot_start_free (SlotStart *start)
+{
+  bgd_slot_unref (start->slot);
+  g_free (start);
+}
+
+/* Why the unit did not start, as the slot's LastError and the Deploy error
+ * say it: the driver's message names the unit and systemd's reason. */
+static char *
+slot_start_failure_text (const SlotStart *start, const GError *error)
+{
+  if (g_error_matches (error, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_START_TIMEOUT))
+    return g_strdup_printf ("%s: no READY=1 within StartTimeoutSec=%g (unit result: timeout)", start->slot->unit,
+                            (double) start->start_timeout_usec / G_USEC_PER_SEC);
+  if (g_str_has_prefix (error->message, start->slot->unit))
+    return g_strdup (error->message);
+  return g_strdup_printf ("%s: %s", start->slot->unit, error->message);
+}
+
 static void
 slot_start_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   g_autoptr(GTask) task = user_data;
-  BgdSlot *slot = g_task_get_source_object (task);
+  SlotStart *start = g_task_get_task_data (task);
+  BgdSlot *slot = start->slot;
   g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  gboolean did_not_start;
 
-  if (!bgd_systemd_start_transient_finish (BGD_SYSTEMD (source), res, &error))
+  if (bgd_systemd_start_transient_finish (BGD_SYSTEMD (source), res, &error))
     {
-      if (slot->state != BGD_SLOT_FAILED)
-        slot_transition (slot, BGD_SLOT_FAILED, error->message);
-      else
-        bg_slot1_set_last_error (slot->iface, error->message);
-      g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_FAILED, "%s: %s",
-                               slot->unit, error->message);
+      g_task_return_boolean (task, TRUE);
       return;
     }
-  g_task_return_boolean (task, TRUE);
+  /* The unit ran and failed (StartFailed), or was never made (Failed). */
+  did_not_start = g_error_matches (error, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_JOB_FAILED)
+                  || g_error_matches (error, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_START_TIMEOUT);
+  text = slot_start_failure_text (start, error);
+  if (slot->state != BGD_SLOT_FAILED)
+    slot_transition (slot, BGD_SLOT_FAILED, text);
+  else
+    bg_slot1_set_last_error (slot->iface, text);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  g_task_return_new_error (task, BGD_ERROR, did_not_start ? BGD_ERROR_START_FAILED : BGD_ERROR_FAILED,
+                           "%s", text);
 }
 
 void
@@ -779,10 +817,11 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   g_auto(GStrv) environment = NULL;
   BgdUnitSpec spec = { 0 };
   gboolean live = g_strcmp0 (sink_mode, "live") == 0;
+  SlotStart *start = g_new0 (SlotStart, 1);
 
-  /* The task's source object is the slot: keep it alive across the call. */
-  g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
-  g_object_set_data (G_OBJECT (task), "slot", slot);
+  start->slot = bgd_slot_ref (slot);
+  start->start_timeout_usec = job->start_timeout_usec;
+  g_task_set_task_data (task, start, (GDestroyNotify) slot_start_free);
 
   argv = bg_job_config_expand_exec (job, version, &error);
   if (argv != NULL)
@@ -831,8 +870,10 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
     spec.ip_address_deny = (const char *const *) job->guard_ip_address_deny;
   spec.memory_max = job->memory_max;
   spec.tasks_max = job->tasks_max;
-  spec.watchdog_usec = SLOT_WATCHDOG_USEC;
-  spec.timeout_start_usec = SLOT_TIMEOUT_START_USEC;
+  /* systemd waits StartTimeoutSec= for READY=1: the job sends it once it
+   * consumes, which may need a consumer-group assignment first. */
+  spec.watchdog_usec = (guint64) job->watchdog_usec;
+  spec.timeout_start_usec = (guint64) job->start_timeout_usec;
   spec.output_path = output;
 
   /* The new version is announced before the unit starts so that a job

@@ -112,8 +112,12 @@ void bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_st
                      const char *result, guint main_pid);
 
 /* Starts the slot's unit running @version of @job in @sink_mode, restoring
- * from @savepoint_dir if not NULL. Completes when systemd has started it
- * (the job sent READY=1) or failed. */
+ * from @savepoint_dir if not NULL, with the job's StartTimeoutSec= and
+ * WatchdogSec=. Completes when systemd has started it (the job sent
+ * READY=1), or with BGD_ERROR_START_FAILED when the unit did not start
+ * (could not be run, exited or was killed before READY=1, or no READY=1
+ * in time; the slot is then "failed" with the same message in LastError),
+ * or BGD_ERROR_FAILED when systemd would not create it. */
 void bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                            const char *sink_mode, const char *savepoint_dir,
                            GCancellable *cancellable, GAsyncReadyCallback callback,

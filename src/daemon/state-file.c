@@ -16,6 +16,7 @@ bgd_job_record_free (BgdJobRecord *record)
   if (record == NULL)
     return;
   g_free (record->name);
+  g_free (record->last_cutover);
   g_free (record->live_color);
   for (guint c = 0; c < BG_N_COLORS; c++)
     {
@@ -23,7 +24,31 @@ bgd_job_record_free (BgdJobRecord *record)
       g_free (record->slots[c].sink_mode);
       g_free (record->slots[c].steering);
     }
+  g_strfreev (record->members);
+  g_free (record->observing_color);
   g_free (record);
+}
+
+BgdJobRecord *
+bgd_job_record_copy (const BgdJobRecord *old)
+{
+  BgdJobRecord *copy = g_new0 (BgdJobRecord, 1);
+
+  copy->name = g_strdup (old->name);
+  copy->live_color = g_strdup (old->live_color);
+  copy->control_offset = old->control_offset;
+  copy->last_cutover = g_strdup (old->last_cutover);
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    {
+      copy->slots[c].version = g_strdup (old->slots[c].version);
+      copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
+      copy->slots[c].generation = old->slots[c].generation;
+      copy->slots[c].steering = g_strdup (old->slots[c].steering);
+    }
+  copy->members = g_strdupv (old->members);
+  copy->observing_color = g_strdup (old->observing_color);
+  copy->observing_since = old->observing_since;
+  return copy;
 }
 
 static char *
@@ -67,6 +92,7 @@ bgd_state_file_load (const char *path, GError **error)
       r->live_color = get_string_or_null (kf, group, "LiveColor");
       if (r->live_color == NULL)
         r->live_color = g_strdup ("");
+      r->last_cutover = get_string_or_null (kf, group, "LastCutover");
       {
         g_autoptr(GError) offset_error = NULL;
         r->control_offset = g_key_file_get_int64 (kf, group, "ControlOffset", &offset_error);
@@ -85,6 +111,9 @@ bgd_state_file_load (const char *path, GError **error)
           r->slots[c].sink_mode = get_string_or_null (kf, group, km);
           r->slots[c].generation = g_key_file_get_uint64 (kf, group, kg, NULL);
         }
+      r->members = g_key_file_get_string_list (kf, group, "Members", NULL, NULL);
+      r->observing_color = get_string_or_null (kf, group, "ObservingColor");
+      r->observing_since = g_key_file_get_int64 (kf, group, "ObservingSince", NULL);
       g_hash_table_replace (table, r->name, r);
     }
   return g_steal_pointer (&table);
@@ -124,6 +153,8 @@ bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_o
       g_key_file_set_string (kf, group, "LiveColor", r->live_color ? r->live_color : "");
       if (r->control_offset >= 0)
         g_key_file_set_int64 (kf, group, "ControlOffset", r->control_offset);
+      if (r->last_cutover != NULL)
+        g_key_file_set_string (kf, group, "LastCutover", r->last_cutover);
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);
@@ -138,6 +169,14 @@ bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_o
           if (r->slots[c].sink_mode != NULL)
             g_key_file_set_string (kf, group, km, r->slots[c].sink_mode);
           g_key_file_set_uint64 (kf, group, kg, r->slots[c].generation);
+        }
+      if (r->members != NULL && r->members[0] != NULL)
+        g_key_file_set_string_list (kf, group, "Members", (const char *const *) r->members,
+                                    g_strv_length (r->members));
+      if (r->observing_color != NULL)
+        {
+          g_key_file_set_string (kf, group, "ObservingColor", r->observing_color);
+          g_key_file_set_int64 (kf, group, "ObservingSince", r->observing_since);
         }
     }
   if (control_offset >= 0)

@@ -13,6 +13,17 @@
  *   BlueGeneration=3
  *   GreenVersion=v2
  *   ...
+ *   Members=a;b;c
+ *   ObservingColor=blue
+ *   ObservingSince=1764650000000000
+ *
+ * Members= is the job's sticky membership (the hosts that announced it
+ * and did not leave), so a restarted agent still knows a host that went
+ * silent before the offset its replay starts from. ObservingColor= and
+ * ObservingSince= (wall clock µs) are the observation window after a
+ * cutover's done: which color is kept blackholed for a rollback, and since
+ * when. Files written before these keys existed read as "no members
+ * remembered" and "not observing".
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -38,8 +49,17 @@ typedef struct {
    * steering reflects everything before (docs/protocol.md, "What survives
    * a restart"); -1 if unknown (a state file of an older agent). */
   gint64 control_offset;
+  /* Job1.LastCutover as GVariant text, NULL if none: what the operator sees
+   * of the last cutover outlives the agent (its messages may be history). */
+  char *last_cutover;
   BgdSlotRecord slots[BG_N_COLORS];
+  char **members;         /* NULL: none remembered */
+  char *observing_color;  /* "blue"/"green" while observing, else NULL */
+  gint64 observing_since; /* wall clock µs of the done */
 } BgdJobRecord;
+
+/* A deep copy of @record. */
+BgdJobRecord *bgd_job_record_copy (const BgdJobRecord *record);
 
 void bgd_job_record_free (BgdJobRecord *record);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdJobRecord, bgd_job_record_free)

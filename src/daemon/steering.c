@@ -99,8 +99,8 @@ bgd_steering_to_reply (const BgdSteering *s, guint64 generation)
   return g_variant_new ("(s@a(sixx)@(sssxa(six))@a(si)t)", s->mode, s->ranges, s->plan, s->holds, generation);
 }
 
-static GVariant *
-barriers_variant (const BgdCutoverPlan *plan)
+GVariant *
+bgd_steering_barriers_variant (const BgdCutoverPlan *plan)
 {
   GVariantBuilder b;
 
@@ -117,7 +117,7 @@ static GVariant *
 plan_variant (const BgdCutoverPlan *plan, gboolean outgoing, const char *state)
 {
   return g_variant_new ("(sssx@a(six))", plan->id, outgoing ? "outgoing" : "incoming", state, plan->deadline,
-                        barriers_variant (plan));
+                        bgd_steering_barriers_variant (plan));
 }
 
 /* The result of a step: NULL when it equals @cur. */
@@ -141,9 +141,10 @@ holds_for_plan (const BgdCutoverPlan *plan)
   for (guint i = 0; i < plan->barriers->len; i++)
     {
       const BgControlOffset *b = plan->barriers->pdata[i];
-      /* Nothing below offset 0 to wait for. */
-      if (b->offset > 0)
-        g_variant_builder_add (&holds, "(si)", b->topic, b->partition);
+      /* Every barrier partition, barrier 0 too: the commit may move a
+       * barrier up (an instance was past it), and then there is something
+       * below it to wait for. One still at 0 is released at the commit. */
+      g_variant_builder_add (&holds, "(si)", b->topic, b->partition);
     }
   return g_variant_builder_end (&holds);
 }
@@ -224,14 +225,14 @@ bgd_steering_commit (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolea
 BgdSteering *
 bgd_steering_abort (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolean outgoing, gboolean slot_active)
 {
-  const char *state = bgd_steering_plan_state (cur);
-
-  /* Also when the slot's plan is an older one: the instance may have armed
-   * this plan from before an agent restart whose state did not have it
-   * yet, and it holds at its barriers until it reads this abort. An abort
-   * of a plan an instance never armed changes nothing there. Only another
-   * plan still in flight is left alone. */
-  if (!g_str_equal (bgd_steering_plan_id (cur), plan->id) && (g_str_equal (state, "prepared") || !slot_active))
+  /* Only a slot that carries @plan: a slot that never armed it (arming
+   * waited for the previous decision, or failed) keeps the previous plan's
+   * decision, which an instance may not have fetched yet: replacing it
+   * would leave that instance holding the previous plan armed for good
+   * (it never guesses a decision). Write-ahead makes sure a slot restored
+   * after a restart carries every plan its instances could have armed. */
+  (void) slot_active;
+  if (!g_str_equal (bgd_steering_plan_id (cur), plan->id))
     return NULL;
   return changed_or_null (cur, bgd_steering_new_full (cur->mode, cur->ranges,
                                                       plan_variant (plan, outgoing, "aborted"), empty_holds ()));
@@ -258,4 +259,15 @@ BgdSteering *
 bgd_steering_done_outgoing (const BgdSteering *cur)
 {
   return changed_or_null (cur, bgd_steering_new_full ("blackhole", NULL, cur->plan, NULL));
+}
+
+gboolean
+bgd_steering_decision_unconfirmed (const BgdSteering *cur, const char *id, gboolean active,
+                                   guint64 applied_generation, guint64 generation)
+{
+  const char *pid = bgd_steering_plan_id (cur);
+
+  if (!active || g_str_equal (pid, id) || *pid == '\0' || g_str_equal (bgd_steering_plan_state (cur), "prepared"))
+    return FALSE;
+  return applied_generation < generation;
 }

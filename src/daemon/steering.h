@@ -54,6 +54,9 @@ gboolean bgd_steering_equal (const BgdSteering *a, const BgdSteering *b);
 const char *bgd_steering_plan_id (const BgdSteering *s);
 const char *bgd_steering_plan_state (const BgdSteering *s);
 
+/* @plan's barriers as a(six) (floating). */
+GVariant *bgd_steering_barriers_variant (const BgdCutoverPlan *plan);
+
 /* Slot1.GetSteering's reply, (sa(sixx)(sssxa(six))a(si)t). */
 GVariant *bgd_steering_to_reply (const BgdSteering *s, guint64 generation);
 
@@ -61,9 +64,10 @@ GVariant *bgd_steering_to_reply (const BgdSteering *s, guint64 generation);
  * changes nothing for this slot (already applied: a replayed log, a
  * repeated message). @outgoing: the slot's role in @plan. */
 
-/* Arms @plan. The incoming side holds every partition whose barrier is
- * above 0 from now on (the hold travels with the prepared plan, so no
- * instance can see the commit before the hold). Never moves a slot back
+/* Arms @plan. The incoming side holds every barrier partition from now
+ * on (the hold travels with the prepared plan, so no
+ * instance can see the commit before the hold); on every barrier partition,
+ * since the commit may move a barrier up. Never moves a slot back
  * from a decision on @plan to "prepared". */
 BgdSteering *bgd_steering_arm (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolean outgoing);
 /* The commit: outgoing keeps [from, barrier) of what it emitted on each
@@ -71,14 +75,24 @@ BgdSteering *bgd_steering_arm (const BgdSteering *cur, const BgdCutoverPlan *pla
  * and every partition the plan does not name. Holds are kept. */
 BgdSteering *bgd_steering_commit (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolean outgoing);
 /* The abort: the ranges stay what they were before the plan; no holds.
- * Applied also when the slot names an older decided plan (an instance may
- * hold this plan armed from before an agent restart); NULL when the slot
- * has another plan prepared. */
+ * NULL when the slot names another plan (it never armed @plan: its
+ * instances cannot hold it, and the other plan's decision must stay
+ * visible to an instance that has not fetched it yet). @slot_active is
+ * not used any more (kept for the callers). */
 BgdSteering *bgd_steering_abort (const BgdSteering *cur, const BgdCutoverPlan *plan, gboolean outgoing,
                                  gboolean slot_active);
 /* (topic, partition) is handed over: the incoming side's hold on it goes. */
 BgdSteering *bgd_steering_release (const BgdSteering *cur, const char *topic, gint32 partition);
 /* Every partition is handed over: the outgoing side emits nothing more. */
 BgdSteering *bgd_steering_done_outgoing (const BgdSteering *cur);
+
+/* Whether arming plan @id must wait for a slot's instances: the slot is
+ * active and its steering @cur names another plan, decided, whose
+ * generation the instances have not confirmed yet (@applied_generation <
+ * @generation). Steering is one set of properties: a new prepared plan
+ * published before the instances fetched that decision would hide it, and
+ * an instance that never guesses a decision would keep the old plan armed. */
+gboolean bgd_steering_decision_unconfirmed (const BgdSteering *cur, const char *id, gboolean active,
+                                            guint64 applied_generation, guint64 generation);
 
 G_END_DECLS

@@ -19,6 +19,7 @@
  */
 #include "daemon/systemd.h"
 
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -253,6 +254,7 @@ typedef struct {
   char *unit;
   char *job_path;
   GVariant *properties; /* start only; owned until the call is made */
+  guint64 timeout_start_usec; /* start only; 0: the manager's default */
 } JobData;
 
 static void
@@ -308,6 +310,47 @@ static void fetch_state_async (BgdSystemd *self, const char *unit, GCancellable 
                                GAsyncReadyCallback callback, gpointer user_data);
 static BgdUnitInfo *fetch_state_finish (BgdSystemd *self, GAsyncResult *result, GError **error);
 
+/* systemd's own exit statuses (systemd.exec(5), "Process exit codes"):
+ * the ones a misconfigured job meets, so the reason reads "203/EXEC". */
+static const char *
+exec_status_name (int status)
+{
+  switch (status)
+    {
+    case 200: return "CHDIR";
+    case 203: return "EXEC";
+    case 209: return "STDOUT";
+    case 216: return "GROUP";
+    case 217: return "USER";
+    case 226: return "NAMESPACE";
+    case 243: return "CREDENTIALS";
+    default: return NULL;
+    }
+}
+
+/* How the main process ended, e.g. "main process exited with status
+ * 203/EXEC", "main process killed by signal 9 (Killed)"; NULL if none ended. */
+static char *
+describe_main_exit (const BgdUnitInfo *info)
+{
+  const char *name;
+
+  switch (info->exec_main_code)
+    {
+    case CLD_EXITED:
+      name = exec_status_name (info->exec_main_status);
+      return g_strdup_printf ("main process exited with status %d%s%s", info->exec_main_status,
+                              name ? "/" : "", name ? name : "");
+    case CLD_KILLED:
+    case CLD_DUMPED:
+      return g_strdup_printf ("main process killed by signal %d (%s)%s", info->exec_main_status,
+                              g_strsignal (info->exec_main_status),
+                              info->exec_main_code == CLD_DUMPED ? ", core dumped" : "");
+    default:
+      return NULL;
+    }
+}
+
 static void
 job_result_got_unit_result (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -316,10 +359,24 @@ job_result_got_unit_result (GObject *source, GAsyncResult *res, gpointer user_da
   const char *job_result = g_object_get_data (G_OBJECT (task), "job-result");
   g_autoptr(BgdUnitInfo) info = fetch_state_finish (BGD_SYSTEMD (source), res, NULL);
   const char *unit_result = info != NULL && info->result != NULL && *info->result ? info->result : "unknown";
+  g_autofree char *exit = info != NULL ? describe_main_exit (info) : NULL;
 
+  if (d->kind == JOB_START && g_str_equal (unit_result, "timeout"))
+    {
+      /* The process was killed for the timeout: how it ended says nothing. */
+      g_autofree char *within = NULL;
+
+      if (d->timeout_start_usec > 0)
+        within = g_strdup_printf (" within %g s", (double) d->timeout_start_usec / G_USEC_PER_SEC);
+      g_task_return_new_error (task, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_START_TIMEOUT,
+                               "%s: not started%s: start job %s (unit result: timeout)", d->unit,
+                               within ? within : " within its start timeout", job_result);
+      return;
+    }
   g_task_return_new_error (task, BGD_SYSTEMD_ERROR, BGD_SYSTEMD_ERROR_JOB_FAILED,
-                           "%s: %s job %s (unit result: %s)", d->unit,
-                           d->kind == JOB_START ? "start" : "stop", job_result, unit_result);
+                           "%s: %s job %s (unit result: %s%s%s)", d->unit,
+                           d->kind == JOB_START ? "start" : "stop", job_result, unit_result,
+                           exit ? "; " : "", exit ? exit : "");
 }
 
 static void
@@ -451,6 +508,7 @@ bgd_systemd_start_transient_async (BgdSystemd *self, const BgdUnitSpec *spec, GC
   d->kind = JOB_START;
   d->unit = g_strdup (spec->name);
   d->properties = g_variant_ref_sink (props);
+  d->timeout_start_usec = spec->timeout_start_usec;
   g_task_set_task_data (task, d, (GDestroyNotify) job_data_free);
 
   /* A failed transient unit blocks its name until it is reset. */
@@ -566,6 +624,7 @@ apply_props (BgdUnitInfo *info, GVariant *dict)
 {
   const char *s;
   guint32 u;
+  gint32 i;
 
   if (g_variant_lookup (dict, "ActiveState", "&s", &s))
     g_free (info->active_state), info->active_state = g_strdup (s);
@@ -575,6 +634,10 @@ apply_props (BgdUnitInfo *info, GVariant *dict)
     g_free (info->result), info->result = g_strdup (s);
   if (g_variant_lookup (dict, "MainPID", "u", &u))
     info->main_pid = u;
+  if (g_variant_lookup (dict, "ExecMainCode", "i", &i))
+    info->exec_main_code = i;
+  if (g_variant_lookup (dict, "ExecMainStatus", "i", &i))
+    info->exec_main_status = i;
 }
 
 static void

@@ -36,6 +36,10 @@ typedef enum {
   BGD_SYSTEMD_ERROR_INVALID_SPEC,
   /* The manager went away while a job was pending. */
   BGD_SYSTEMD_ERROR_DISCONNECTED,
+  /* The start job failed because the unit ran out of its start timeout
+   * (TimeoutStartUSec; for Type=notify: no READY=1 in time); the unit's
+   * Result is "timeout". */
+  BGD_SYSTEMD_ERROR_START_TIMEOUT,
 } BgdSystemdError;
 
 /* What a transient service is started with. Every pointer is borrowed for
@@ -74,6 +78,11 @@ typedef struct {
   char *sub_state;    /* "running", "start", "dead", ... */
   char *result;       /* the service's Result: "success", "exit-code", "watchdog", ... */
   guint32 main_pid;   /* 0 if none */
+  /* How the last main process ended: ExecMainCode (CLD_EXITED 1,
+   * CLD_KILLED 2, CLD_DUMPED 3; 0 if none ended) and ExecMainStatus (the
+   * exit status, or the signal). */
+  gint32 exec_main_code;
+  gint32 exec_main_status;
 } BgdUnitInfo;
 
 void bgd_unit_info_free (BgdUnitInfo *info);
@@ -102,7 +111,9 @@ gboolean bgd_systemd_init_finish (BgdSystemd *self, GAsyncResult *result, GError
  * exist is fine), then StartTransientUnit in mode "fail", and completes
  * when the start job has finished: with success if its result is "done"
  * (for Type=notify that is after READY=1), else with
- * BGD_SYSTEMD_ERROR_JOB_FAILED. @cancellable cancels the D-Bus calls; once
+ * BGD_SYSTEMD_ERROR_START_TIMEOUT when the unit ran out of its start
+ * timeout, or BGD_SYSTEMD_ERROR_JOB_FAILED; the message names the unit,
+ * its Result and how its main process ended. @cancellable cancels the D-Bus calls; once
  * the job is queued, the wait for it is bounded by the unit's own start
  * timeout and is not cancelled. */
 void bgd_systemd_start_transient_async (BgdSystemd *self,

@@ -287,6 +287,11 @@ restore_plan (Job *job, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *assigne
       if (committed <= 0 || p < 0 || p >= job->n_partitions)
         continue;
       job->restore_until[p] = committed;
+      /* What another instance of this version did below the committed
+       * offset counts as admitted here: a cutover barrier below it is
+       * passed, and the agent must hear of it (docs/protocol.md). */
+      if (job->gate_topic != NULL)
+        bg_gate_partition_resumed (job->gate, job->gate_topic, p, committed);
       for (int j = 0; j < assigned->cnt; j++)
         if (assigned->elems[j].partition == p)
           assigned->elems[j].offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -323,6 +328,11 @@ rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
   else
     {
       g_message ("partitions revoked (%s)", rd_kafka_err2name (err));
+      /* Another instance may get them: their positions here would only
+       * grow this instance's lag from now on. */
+      for (int i = 0; i < parts->cnt; i++)
+        if (job->gate_topic != NULL && strcmp (parts->elems[i].topic, job->cfg->input) == 0)
+          bg_gate_partition_revoked (job->gate, job->gate_topic, parts->elems[i].partition);
       rd_kafka_assign (rk, NULL);
     }
 }

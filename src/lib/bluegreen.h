@@ -165,6 +165,22 @@ BG_API void bg_gate_release_partition (BgGate *gate, BgTopic *topic, int32_t par
 /* The next offset after the last admitted record on (topic, partition),
  * or -1 if none was admitted. */
 BG_API int64_t bg_gate_position (BgGate *gate, BgTopic *topic, int32_t partition);
+/* The job no longer consumes (topic, partition) (its consumer group moved
+ * it to another instance): its position goes back to -1, so it is no
+ * longer reported and no longer counts in this instance's lag (a stale
+ * position there would grow the lag for ever). What was admitted still
+ * counts when a plan is armed. Call it from the thread that admits the
+ * partition, e.g. in the rebalance callback. */
+BG_API void bg_gate_partition_revoked (BgGate *gate, BgTopic *topic, int32_t partition);
+/* The job takes (topic, partition) over and resumes it at @next_offset,
+ * without admitting the records below it (another instance of this version
+ * processed them: its consumer group's committed offset, a restore from a
+ * changelog or savepoint). For the gate they count as admitted: a cutover
+ * barrier below @next_offset is passed, and says so when a plan is armed
+ * (then the commit moves the barrier up to it). Without this call a barrier
+ * between the barrier and @next_offset would be emitted twice or never.
+ * Call it before admitting the first record of the partition. */
+BG_API void bg_gate_partition_resumed (BgGate *gate, BgTopic *topic, int32_t partition, int64_t next_offset);
 BG_API uint64_t bg_gate_emitted (BgGate *gate);
 BG_API uint64_t bg_gate_dropped (BgGate *gate);
 

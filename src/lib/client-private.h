@@ -35,6 +35,13 @@ BgGate *bg_client_gate_new (const char *slot, const char *bus, const char *sink_
 gboolean bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_holds,
                                    GError **error);
 
+/* Test hook for the protocol simulator (tests/sim): @func runs at every
+ * point where bg_client_apply_steering() has changed @gate and will change
+ * it again, which is where a job's processing threads may admit records
+ * in between. Process-wide; NULL (the default) for none. */
+typedef void (*BgClientInterleaveFunc) (BgGate *gate, gpointer user_data);
+void bg_client_debug_set_interleave (BgClientInterleaveFunc func, gpointer user_data);
+
 /* Test hook: the link's state ("connecting", "no-agent", "fetching",
  * "steered", "stopping"), or NULL for a stand-alone gate. */
 const char *bg_client_debug_state (BgGate *gate);

@@ -107,6 +107,11 @@ struct _BgClient {
 
   gboolean steered_once;
   guint64 applied_generation;
+  /* The steering last applied, and the gate's past serial when its
+   * prepared plan was last answered: a partition resumed past a barrier
+   * after that is answered again (PlanArmedAt with the new positions). */
+  GVariant *applied_steering;
+  guint64 answered_past_serial;
   GHashTable *applied_holds; /* "partition:topic" we put on the gate */
 
   GSource *report_timer;
@@ -356,6 +361,26 @@ note_holds (GHashTable *applied, const BgGateHold *holds, gsize n)
     g_hash_table_add (applied, hold_key (holds[i].topic, holds[i].partition));
 }
 
+/* The simulator's view of the job's own threads: they may admit records
+ * whenever the link has changed the gate and not yet finished (see
+ * client-private.h). NULL outside the simulator. */
+static BgClientInterleaveFunc interleave_func;
+static gpointer interleave_data;
+
+void
+bg_client_debug_set_interleave (BgClientInterleaveFunc func, gpointer user_data)
+{
+  interleave_func = func;
+  interleave_data = user_data;
+}
+
+static void
+interleave (BgGate *gate)
+{
+  if (interleave_func != NULL)
+    interleave_func (gate, interleave_data);
+}
+
 gboolean
 bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_holds,
                           GError **error)
@@ -417,6 +442,7 @@ bg_client_apply_steering (BgGate *gate, GVariant *steering, GHashTable *applied_
                        "the gate refused the decision on plan %s", plan_id);
           return FALSE;
         }
+      interleave (gate);
     }
 
   if (mode == BG_SINK_MODE_UNKNOWN)
@@ -532,6 +558,8 @@ link_report (BgClient *client, gboolean force)
 {
   if (client->state != LINK_STEERED)
     return;
+  if (client->applied_steering != NULL && bg_gate_past_serial (client->gate) != client->answered_past_serial)
+    link_answer_armed (client, client->applied_steering, NULL);
   if (client->report_in_flight)
     {
       client->report_forced |= force;
@@ -660,6 +688,8 @@ fetch_done (GObject *source, GAsyncResult *result, gpointer user_data)
       client->fetch_backoff_ms = 0;
       client->steered_once = TRUE;
       g_variant_get_child (reply, 4, "t", &client->applied_generation);
+      g_clear_pointer (&client->applied_steering, g_variant_unref);
+      client->applied_steering = g_variant_ref (reply);
       link_set_state (client, LINK_STEERED);
       link_answer_armed (client, reply, NULL);
       link_report (client, TRUE);
@@ -741,6 +771,7 @@ link_answer_armed (BgClient *client, GVariant *steering, const GError *error)
   g_variant_get_child (steering, 2, "(&s&s&sx@a(six))", &id, NULL, &state, NULL, NULL);
   if (*id == '\0' || strcmp (state, "prepared") != 0 || client->connection == NULL)
     return;
+  client->answered_past_serial = bg_gate_past_serial (client->gate);
 
   g_autofree char *unnamed = NULL;
   g_autofree char *reason = NULL;
@@ -1209,6 +1240,7 @@ client_free (gpointer data)
   g_thread_join (client->thread);
 
   g_clear_pointer (&client->last_report, g_variant_unref);
+  g_clear_pointer (&client->applied_steering, g_variant_unref);
   g_clear_pointer (&client->applied_holds, g_hash_table_unref);
   g_clear_pointer (&client->delivered, g_hash_table_unref);
   g_clear_object (&client->cancellable);

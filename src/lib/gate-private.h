@@ -116,6 +116,9 @@ typedef struct {
 void bg_armed_position_free (BgArmedPosition *ap);
 gboolean bg_gate_get_armed_positions (BgGate *gate, const char *id, char **unnamed_reason,
                                       GPtrArray **positions);
+/* Changes whenever what the prepared plan found passed grows after arming
+ * (bg_gate_partition_resumed()): the link then answers PlanArmedAt again. */
+guint64 bg_gate_past_serial (BgGate *gate);
 
 /* The agent link (client.c) attached to a gate: bg_gate_free() calls
  * @destroy (@client) first, so the link's thread stops before the gate goes. */

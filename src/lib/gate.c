@@ -148,6 +148,9 @@ struct _BgGate {
    * plan does not name (its implicit barrier 0 cannot move), or NULL. */
   GArray *plan_past;
   char *plan_past_unnamed;
+  /* Bumped whenever what a prepared plan found passed changes after it was
+   * armed (a partition resumed past its barrier). */
+  guint64 past_serial;
 
   GPtrArray *topics;          /* BgTopic, registration order */
   GHashTable *topics_by_name; /* name -> BgTopic */
@@ -1173,6 +1176,69 @@ bg_gate_position (BgGate *gate, BgTopic *topic, int32_t partition)
   if (partition < 0 || (uint32_t) partition >= topic->n_partitions)
     return -1;
   return atomic_load_explicit (&topic->stats[partition].position, memory_order_relaxed);
+}
+
+void
+bg_gate_partition_revoked (BgGate *gate, BgTopic *topic, int32_t partition)
+{
+  g_return_if_fail (gate != NULL);
+  g_return_if_fail (topic != NULL);
+
+  if (partition < 0 || (uint32_t) partition >= topic->n_partitions)
+    return;
+  PartStats *st = &topic->stats[partition];
+  int64_t prev = atomic_load_explicit (&st->position, memory_order_relaxed);
+  /* The highest position keeps what was admitted, for arming checks. */
+  if (prev > atomic_load_explicit (&st->highest, memory_order_relaxed))
+    atomic_store_explicit (&st->highest, prev, memory_order_relaxed);
+  atomic_store_explicit (&st->position, -1, memory_order_relaxed);
+}
+
+void
+bg_gate_partition_resumed (BgGate *gate, BgTopic *topic, int32_t partition, int64_t next_offset)
+{
+  g_return_if_fail (gate != NULL);
+  g_return_if_fail (topic != NULL);
+
+  if (partition < 0 || next_offset <= 0)
+    return;
+  g_mutex_lock (&gate->lock);
+  if ((uint32_t) partition < topic->n_partitions)
+    {
+      PartStats *st = &topic->stats[partition];
+      if (next_offset > atomic_load_explicit (&st->highest, memory_order_relaxed))
+        atomic_store_explicit (&st->highest, next_offset, memory_order_relaxed);
+    }
+  else
+    {
+      gint64 key = bg_part_key (topic->quark, partition);
+      gint64 *highest = g_hash_table_lookup (gate->untracked_highest, &key);
+      if (highest == NULL)
+        {
+          gint64 v = next_offset;
+          g_hash_table_insert (gate->untracked_highest, g_memdup2 (&key, sizeof key), g_memdup2 (&v, sizeof v));
+        }
+      else if (next_offset > *highest)
+        *highest = next_offset;
+    }
+  /* A plan armed already learns it now: what it found passed grows, and
+   * the agent link answers again (bg_gate_get_armed_positions). */
+  if (plan_prepared_locked (gate))
+    {
+      g_free (gate->plan_past_reason);
+      gate->plan_past_reason = past_barrier_locked (gate);
+      gate->past_serial++;
+    }
+  g_mutex_unlock (&gate->lock);
+}
+
+guint64
+bg_gate_past_serial (BgGate *gate)
+{
+  g_mutex_lock (&gate->lock);
+  guint64 serial = gate->past_serial;
+  g_mutex_unlock (&gate->lock);
+  return serial;
 }
 
 static uint64_t

@@ -25,3 +25,16 @@ EXTRA_DIST += src/lib/bluegreen.pc.in
 
 # The agent link (client.c): GDBus from gio-2.0, which GLIB_CFLAGS/LIBS cover.
 libbluegreen_internal_la_SOURCES += src/lib/client.c src/lib/client-private.h
+
+# No libtool archive: nothing links libbluegreen through libtool, pkg-config
+# (bluegreen.pc) says how to link it, and an installed .la only pins
+# dependency paths that distributions then strip.
+install-exec-hook: bg-remove-la
+bg-remove-la:
+	rm -f $(DESTDIR)$(libdir)/libbluegreen.la
+.PHONY: bg-remove-la
+# libtool's uninstall reads the .la to find the shared objects.
+uninstall-hook: bg-uninstall-so
+bg-uninstall-so:
+	rm -f $(DESTDIR)$(libdir)/libbluegreen.so $(DESTDIR)$(libdir)/libbluegreen.so.0 $(DESTDIR)$(libdir)/libbluegreen.so.0.0.0
+.PHONY: bg-uninstall-so

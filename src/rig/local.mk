@@ -9,7 +9,9 @@ librig_la_SOURCES = \
 librig_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(RDKAFKA_CFLAGS)
 librig_la_LIBADD = $(GLIB_LIBS) $(RDKAFKA_LIBS)
 
-bin_PROGRAMS += bluegreen-kafka-mock bluegreen-loadgen
+# Test and demo tools, not commands for a host's PATH: installed in
+# $(pkglibexecdir) (tools/demo and the tests run them from the build tree).
+pkglibexec_PROGRAMS = bluegreen-kafka-mock bluegreen-loadgen
 bluegreen_kafka_mock_SOURCES = src/rig/kafka-mock.c
 bluegreen_kafka_mock_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(RDKAFKA_CFLAGS)
 bluegreen_kafka_mock_LDADD = librig.la $(GLIB_LIBS) $(RDKAFKA_LIBS)

@@ -24,7 +24,8 @@ G_DEFINE_QUARK (bgt-error-quark, bgt_error)
 
 /* ---- Emergency cleanup ------------------------------------------------------
  *
- * A failed g_assert aborts the test program, so fixture teardowns never run.
+ * A failed g_assert aborts the test program (a fatal critical traps), so
+ * fixture teardowns never run.
  * The handler below stops what is registered here with only async-signal-safe
  * calls (fork, execv, waitpid, kill): the argv of each host's cleanup is built
  * when the host starts. */
@@ -71,6 +72,11 @@ install_handlers (void)
   sigaction (SIGABRT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
+  /* A critical made fatal by G_DEBUG=fatal-warnings (the test
+   * environment) ends in G_BREAKPOINT, i.e. SIGTRAP; a crash in the test
+   * itself in SIGSEGV. Neither may leave hosts running. */
+  sigaction (SIGTRAP, &sa, NULL);
+  sigaction (SIGSEGV, &sa, NULL);
   g_once_init_leave (&handlers_installed, 1);
 }
 

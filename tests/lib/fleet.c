@@ -283,6 +283,8 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     if (!host_exec_ok (host, argv, error))
       return FALSE;
   }
+  if (i < 64 && (o->late_hosts & (G_GUINT64_CONSTANT (1) << i)) != 0)
+    return TRUE;
   {
     /* --no-block: the agents start in parallel; we wait for their names. */
     const char *argv[] = { "systemctl", "--user", "start", "--no-block", "bluegreend.service", NULL };
@@ -384,7 +386,8 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       g_array_append_val (fleet->subscriptions, sub);
     }
   for (guint i = 0; i < opts->n_hosts; i++)
-    if (!bgt_wait_bus_name (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, START_TIMEOUT_MS))
+    if (!(i < 64 && (opts->late_hosts & (G_GUINT64_CONSTANT (1) << i)) != 0)
+        && !bgt_wait_bus_name (bgt_fleet_host (fleet, i)->bus, BGT_AGENT_NAME, START_TIMEOUT_MS))
       {
         g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agent of host %s did not start",
                      bgt_fleet_host_id (fleet, i));
@@ -393,7 +396,7 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       }
   /* Slots are started and steered only once an agent has replayed the
    * control log. */
-  if (!bgt_fleet_wait_string (fleet, G_MAXUINT64, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+  if (!bgt_fleet_wait_string (fleet, G_MAXUINT64 & ~opts->late_hosts, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
                               "ControlLog", "following", START_TIMEOUT_MS))
     {
       g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agents did not finish replaying the control log");
@@ -772,6 +775,12 @@ bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out)
         && (guint) partition < fleet->opts.partitions)
       g_array_index (out->barriers, gint64, partition) = offset;
   return TRUE;
+}
+
+char *
+bgt_fleet_jobs_dir (BgtFleet *fleet, guint i)
+{
+  return g_build_filename (fleet->dir, bgt_fleet_host_id (fleet, i), "jobs", NULL);
 }
 
 /* ---- processes ----------------------------------------------------------- */

@@ -49,6 +49,10 @@ typedef struct {
    * started), e.g. to hold a cutover in flight that pins the control log;
    * NULL (default): none. */
   const char *extra_job;
+  /* Bit i: host i is configured but its agent is not started (a host
+   * that joins later: bgt_fleet_systemctl (..., "start",
+   * "bluegreend.service")). Default 0. */
+  guint64 late_hosts;
 } BgtFleetOptions;
 
 typedef struct {
@@ -76,6 +80,9 @@ BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i);
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i);
 const char *bgt_fleet_bootstrap (BgtFleet *fleet);
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
+/* Host @i's jobs directory (JobsDirectory=): a test adds job files there
+ * and calls Agent1.Reload. Newly allocated. */
+char *bgt_fleet_jobs_dir (BgtFleet *fleet, guint i);
 /* Prints every agent's and job's log as test messages. */
 void bgt_fleet_dump_logs (BgtFleet *fleet);
 

@@ -283,3 +283,14 @@ stop_after_hello (Fixture *f, guint i)
   g_assert_cmpint (bgt_fleet_control_wait (f->fleet, mark, needles, WAIT_MS), >=, mark);
   g_assert_cmpuint (bgt_fleet_signal_agent (f->fleet, i, SIGSTOP), >, 0);
 }
+
+void
+kill_agent_and_wait (Fixture *f, guint i)
+{
+  guint32 pid = bgt_fleet_signal_agent (f->fleet, i, SIGKILL);
+
+  g_assert_cmpuint (pid, >, 0);
+  g_assert_true (bgt_fleet_wait_agent_restarted (f->fleet, i, pid, WAIT_MS));
+  g_assert_true (bgt_fleet_wait_string (f->fleet, MASK (i), "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+                                        "ControlLog", "following", WAIT_MS));
+}

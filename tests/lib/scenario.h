@@ -62,6 +62,9 @@ char *needle (const char *key, const char *value);
 /* The offset of a control record of @type for @id (from @host if not
  * NULL), -1 on a timeout. */
 gint64 wait_record (Fixture *f, const char *type, const char *id, const char *host, int timeout_ms);
+/* SIGKILLs host @i's agent and waits until systemd restarted it and it
+ * follows the control log again. */
+void kill_agent_and_wait (Fixture *f, guint i);
 /* SIGSTOPs host @i's agent right after one of its hellos. */
 void stop_after_hello (Fixture *f, guint i);
 
