@@ -19,7 +19,11 @@
 struct _BgtFleet {
   BgtFleetOptions opts;
   char *dir;
-  BgtKafka *kafka;
+  BgtKafka *kafka;          /* the mock, or */
+  BgtRealKafka *real;       /* a real cluster */
+  gboolean owns_real;
+  const char *bootstrap;
+  char *input, *output, *control; /* topic names */
   GPtrArray *hosts;     /* BgtHost* */
   GPtrArray *host_ids;  /* char* */
   GPtrArray *state_dirs;
@@ -42,7 +46,7 @@ static const char job_script[] =
   "    exec timeout -s KILL 1.5 \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n"
   "  fi\n"
   "done\n"
-  "exec \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n";
+  "exec \"$job\" --version=\"$1\" --input=\"$FLEET_INPUT\" --output=\"$FLEET_OUTPUT\" --status-interval=0.1\n";
 
 void
 bgt_fleet_options_init (BgtFleetOptions *opts)
@@ -74,8 +78,12 @@ write_file (const char *path, const char *contents, int mode, GError **error)
 guint bgt_fleet_n_hosts (BgtFleet *fleet) { return fleet->hosts->len; }
 BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->hosts, i); }
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->host_ids, i); }
-const char *bgt_fleet_bootstrap (BgtFleet *fleet) { return fleet->kafka->bootstrap; }
+const char *bgt_fleet_bootstrap (BgtFleet *fleet) { return fleet->bootstrap; }
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet) { return fleet->kafka; }
+BgtRealKafka *bgt_fleet_real_kafka (BgtFleet *fleet) { return fleet->real; }
+const char *bgt_fleet_input_topic (BgtFleet *fleet) { return fleet->input; }
+const char *bgt_fleet_output_topic (BgtFleet *fleet) { return fleet->output; }
+const char *bgt_fleet_control_topic (BgtFleet *fleet) { return fleet->control; }
 
 static gboolean
 in_mask (guint64 mask, guint i)
@@ -233,17 +241,22 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     }
   g_ptr_array_add (fleet->state_dirs, g_strdup (state));
   conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
-                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n"
-                          /* The mock holds empty fetches for the whole wait. */
-                          "[Kafka.Properties]\nfetch.wait.max.ms=10\n",
+                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n%s",
                           id, state, jobs, g_ascii_dtostr (num, sizeof num, o->heartbeat_sec),
-                          fleet->kafka->bootstrap, BGT_FLEET_CONTROL);
+                          fleet->bootstrap, fleet->control,
+                          /* The mock holds empty fetches for the whole wait;
+                           * a real broker answers as soon as data arrives. */
+                          fleet->real == NULL ? "[Kafka.Properties]\nfetch.wait.max.ms=10\n" : "");
   if (!write_file (conf_path, conf, 0644, error))
     return FALSE;
 
-  g_string_append_printf (job, "[Job]\nExecStart=%s %%v\nInputTopics=%s:%u\nOutputTopics=%s\n"
-                          "Environment=FLEET_JOB_BIN=%s", script, BGT_FLEET_INPUT, o->partitions,
-                          BGT_FLEET_OUTPUT, job_bin);
+  g_string_append_printf (job, "[Job]\nExecStart=%s %%v\nInputTopics=%s:%u\nOutputTopics=%s\n",
+                          script, fleet->input, o->partitions, fleet->output);
+  /* On a shared real cluster, consumer groups of this fleet's own. */
+  if (fleet->real != NULL)
+    g_string_append_printf (job, "ConsumerGroup=%s-%%j-%%c\n", fleet->input);
+  g_string_append_printf (job, "Environment=FLEET_JOB_BIN=%s;FLEET_INPUT=%s;FLEET_OUTPUT=%s", job_bin,
+                          fleet->input, fleet->output);
   if (i < G_N_ELEMENTS (o->crash_versions) && o->crash_versions[i] != NULL)
     g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
   g_string_append_printf (job, "\n[Readiness]\nMaxLag=%" G_GINT64_FORMAT "\n", o->max_lag);
@@ -300,18 +313,72 @@ new_producer (const char *bootstrap, GError **error)
   return rk;
 }
 
+static gboolean
+wants_real_kafka (const BgtFleetOptions *opts)
+{
+  const char *kind = opts->kafka != NULL ? opts->kafka : g_getenv ("BG_TEST_KAFKA");
+  return g_strcmp0 (kind, "real") == 0;
+}
+
+/* The mock with the fleet's topics, or the fleet's topics on a real
+ * cluster (started here unless the options give one). */
+static gboolean
+start_kafka (BgtFleet *fleet, guint n, GError **error)
+{
+  const BgtFleetOptions *opts = &fleet->opts;
+
+  if (!wants_real_kafka (opts))
+    {
+      g_autofree char *topic_in = g_strdup_printf ("%s:%u", BGT_FLEET_INPUT, opts->partitions);
+      g_autofree char *topic_out = g_strdup_printf ("%s:%u", BGT_FLEET_OUTPUT, opts->partitions);
+      const char *topics[] = { topic_in, topic_out, BGT_FLEET_CONTROL ":1", NULL };
+
+      fleet->input = g_strdup (BGT_FLEET_INPUT);
+      fleet->output = g_strdup (BGT_FLEET_OUTPUT);
+      fleet->control = g_strdup (BGT_FLEET_CONTROL);
+      fleet->kafka = bgt_kafka_start (3, topics, fleet->dir, error);
+      if (fleet->kafka == NULL)
+        return FALSE;
+      fleet->bootstrap = fleet->kafka->bootstrap;
+      return TRUE;
+    }
+  if (opts->real_kafka != NULL)
+    fleet->real = opts->real_kafka;
+  else
+    {
+      g_autofree char *kdir = g_build_filename (fleet->dir, "kafka", NULL);
+      fleet->real = bgt_real_kafka_start (3, kdir, error);
+      if (fleet->real == NULL)
+        return FALSE;
+      fleet->owns_real = TRUE;
+    }
+  fleet->bootstrap = fleet->real->bootstrap;
+  /* Names no earlier fleet of this program used on the same cluster. */
+  fleet->input = g_strdup_printf ("f%u-%d-in", n, (int) getpid ());
+  fleet->output = g_strdup_printf ("f%u-%d-out", n, (int) getpid ());
+  fleet->control = g_strdup_printf ("f%u-%d-control", n, (int) getpid ());
+  {
+    const char *control_configs[] = { "cleanup.policy", "delete", "min.insync.replicas",
+                                      fleet->real->n_nodes >= 3 ? "2" : "1", NULL };
+    if (!bgt_real_kafka_create_topic (fleet->real, fleet->input, (int) opts->partitions, NULL, error)
+        || !bgt_real_kafka_create_topic (fleet->real, fleet->output, (int) opts->partitions, NULL, error)
+        || !bgt_real_kafka_create_topic (fleet->real, fleet->control, 1, control_configs, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 BgtFleet *
 bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
 {
   static guint n = 0;
   const char *tmp = g_getenv ("BG_TEST_TMPDIR");
   g_autoptr (BgtFleet) fleet = g_new0 (BgtFleet, 1);
-  g_autofree char *topic_in = NULL;
-  g_autofree char *topic_out = NULL;
   gint64 t0 = g_get_monotonic_time ();
+  guint fleet_no = n++;
 
   fleet->opts = *opts;
-  fleet->dir = g_strdup_printf ("%s/fleet-%u-%d", tmp ? tmp : g_get_tmp_dir (), n++, (int) getpid ());
+  fleet->dir = g_strdup_printf ("%s/fleet-%u-%d", tmp ? tmp : g_get_tmp_dir (), fleet_no, (int) getpid ());
   fleet->hosts = g_ptr_array_new_with_free_func ((GDestroyNotify) bgt_host_free);
   fleet->host_ids = g_ptr_array_new_with_free_func (g_free);
   fleet->state_dirs = g_ptr_array_new_with_free_func (g_free);
@@ -328,15 +395,9 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       return NULL;
   }
 
-  topic_in = g_strdup_printf ("%s:%u", BGT_FLEET_INPUT, opts->partitions);
-  topic_out = g_strdup_printf ("%s:%u", BGT_FLEET_OUTPUT, opts->partitions);
-  {
-    const char *topics[] = { topic_in, topic_out, BGT_FLEET_CONTROL ":1", NULL };
-    fleet->kafka = bgt_kafka_start (3, topics, fleet->dir, error);
-    if (fleet->kafka == NULL)
-      return NULL;
-  }
-  fleet->rk = new_producer (fleet->kafka->bootstrap, error);
+  if (!start_kafka (fleet, fleet_no, error))
+    return NULL;
+  fleet->rk = new_producer (fleet->bootstrap, error);
   if (fleet->rk == NULL)
     return NULL;
 
@@ -435,6 +496,8 @@ bgt_fleet_dump_logs (BgtFleet *fleet)
       if (g_file_get_contents (fleet->kafka->log_path, &text, NULL, NULL))
         g_test_message ("---- kafka mock: %s", text);
     }
+  if (fleet->real != NULL)
+    g_test_message ("---- real Kafka: the nodes' logs are in %s/node*/kafka.log", fleet->real->dir);
 }
 
 void
@@ -476,6 +539,11 @@ bgt_fleet_free (BgtFleet *fleet)
   g_clear_pointer (&fleet->consumer, rd_kafka_destroy);
   g_clear_pointer (&fleet->rk, rd_kafka_destroy);
   g_clear_pointer (&fleet->kafka, bgt_kafka_free);
+  if (fleet->owns_real)
+    g_clear_pointer (&fleet->real, bgt_real_kafka_free);
+  g_clear_pointer (&fleet->input, g_free);
+  g_clear_pointer (&fleet->output, g_free);
+  g_clear_pointer (&fleet->control, g_free);
   g_clear_pointer (&fleet->host_ids, g_ptr_array_unref);
   g_clear_pointer (&fleet->state_dirs, g_ptr_array_unref);
   g_clear_pointer (&fleet->finished, g_ptr_array_unref);
@@ -753,7 +821,7 @@ bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out)
       g_array_append_val (out->barriers, none);
     }
   while (g_variant_iter_next (iter, "(&six)", &topic, &partition, &offset))
-    if (g_strcmp0 (topic, BGT_FLEET_INPUT) == 0 && partition >= 0
+    if (g_strcmp0 (topic, fleet->input) == 0 && partition >= 0
         && (guint) partition < fleet->opts.partitions)
       g_array_index (out->barriers, gint64, partition) = offset;
   return TRUE;
@@ -846,7 +914,7 @@ bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error)
   g_subprocess_launcher_set_stderr_file_path (launcher, err);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   {
-    const char *argv[] = { loadgen, "-b", fleet->kafka->bootstrap, "-t", BGT_FLEET_INPUT, "-k", "300",
+    const char *argv[] = { loadgen, "-b", fleet->bootstrap, "-t", fleet->input, "-k", "300",
                            "-r", rate_s, "-q", NULL };
     fleet->loadgen = g_subprocess_launcher_spawnv (launcher, argv, error);
   }
@@ -888,10 +956,10 @@ bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
     {
       int64_t lo = -1, hi = -1;
       rd_kafka_resp_err_t err
-        = rd_kafka_query_watermark_offsets (fleet->rk, BGT_FLEET_INPUT, (int32_t) p, &lo, &hi, 5000);
+        = rd_kafka_query_watermark_offsets (fleet->rk, fleet->input, (int32_t) p, &lo, &hi, 5000);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         {
-          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", BGT_FLEET_INPUT, p,
+          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", fleet->input, p,
                        rd_kafka_err2str (err));
           g_array_unref (out);
           return NULL;
@@ -906,11 +974,11 @@ gint64
 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
 {
   int64_t lo = -1, hi = -1;
-  rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets (fleet->rk, BGT_FLEET_CONTROL, 0, &lo, &hi, 5000);
+  rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets (fleet->rk, fleet->control, 0, &lo, &hi, 5000);
 
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s: %s", BGT_FLEET_CONTROL,
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s: %s", fleet->control,
                    rd_kafka_err2str (err));
       return -1;
     }
@@ -921,7 +989,7 @@ gboolean
 bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len, GError **error)
 {
   rd_kafka_resp_err_t err
-    = rd_kafka_producev (fleet->rk, RD_KAFKA_V_TOPIC (BGT_FLEET_CONTROL), RD_KAFKA_V_PARTITION (0),
+    = rd_kafka_producev (fleet->rk, RD_KAFKA_V_TOPIC (fleet->control), RD_KAFKA_V_PARTITION (0),
                          RD_KAFKA_V_VALUE ((void *) data, len), RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY),
                          RD_KAFKA_V_END);
 
@@ -929,7 +997,7 @@ bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len, GError 
     err = rd_kafka_flush (fleet->rk, 10000);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "producing to %s: %s", BGT_FLEET_CONTROL,
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "producing to %s: %s", fleet->control,
                    rd_kafka_err2str (err));
       return FALSE;
     }
@@ -947,7 +1015,7 @@ control_assign (BgtFleet *fleet, gint64 from, GError **error)
     {
       rd_kafka_conf_t *conf = rd_kafka_conf_new ();
       g_autofree char *group = g_strdup_printf ("bgt-fleet-%d", (int) getpid ());
-      if (rd_kafka_conf_set (conf, "bootstrap.servers", fleet->kafka->bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      if (rd_kafka_conf_set (conf, "bootstrap.servers", fleet->bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
           || rd_kafka_conf_set (conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
           || rd_kafka_conf_set (conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
           || rd_kafka_conf_set (conf, "fetch.wait.max.ms", "1", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
@@ -967,12 +1035,12 @@ control_assign (BgtFleet *fleet, gint64 from, GError **error)
       rd_kafka_poll_set_consumer (fleet->consumer);
     }
   parts = rd_kafka_topic_partition_list_new (1);
-  rd_kafka_topic_partition_list_add (parts, BGT_FLEET_CONTROL, 0)->offset = from;
+  rd_kafka_topic_partition_list_add (parts, fleet->control, 0)->offset = from;
   err = rd_kafka_assign (fleet->consumer, parts);
   rd_kafka_topic_partition_list_destroy (parts);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "assign %s: %s", BGT_FLEET_CONTROL, rd_kafka_err2str (err));
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "assign %s: %s", fleet->control, rd_kafka_err2str (err));
       return FALSE;
     }
   return TRUE;
@@ -996,7 +1064,7 @@ bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
           if (m != NULL)
             rd_kafka_message_destroy (m);
           g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "reading %s up to %" G_GINT64_FORMAT " timed out at %" G_GINT64_FORMAT,
-                       BGT_FLEET_CONTROL, hwm, next);
+                       fleet->control, hwm, next);
           return NULL;
         }
       if (m == NULL)
@@ -1155,11 +1223,11 @@ bgt_fleet_verify (BgtFleet *fleet, const char *outgoing, const char *incoming, G
     }
   g_ptr_array_add (argv, verify);
   g_ptr_array_add (argv, (gpointer) "-b");
-  g_ptr_array_add (argv, fleet->kafka->bootstrap);
+  g_ptr_array_add (argv, (gpointer) fleet->bootstrap);
   g_ptr_array_add (argv, (gpointer) "-i");
-  g_ptr_array_add (argv, (gpointer) BGT_FLEET_INPUT);
+  g_ptr_array_add (argv, fleet->input);
   g_ptr_array_add (argv, (gpointer) "-o");
-  g_ptr_array_add (argv, (gpointer) BGT_FLEET_OUTPUT);
+  g_ptr_array_add (argv, fleet->output);
   g_ptr_array_add (argv, (gpointer) "--json");
   g_ptr_array_add (argv, (gpointer) "--strict-order");
   /* Results still in flight when the load stopped: read until the output
