@@ -440,6 +440,125 @@ test_cluster_down (Fixture *f, gconstpointer data)
   finish_either_way (f, id);
 }
 
+/* ---- [real-kafka] control topic check --------------------------------------- */
+
+typedef struct {
+  const char *path;
+  const char *needle;
+} LogWait;
+
+static gboolean
+log_contains (gpointer data)
+{
+  LogWait *w = data;
+  g_autofree char *text = NULL;
+
+  return g_file_get_contents (w->path, &text, NULL, NULL) && strstr (text, w->needle) != NULL;
+}
+
+/* Runs bluegreend on @host with control topic @topic as unit @unit and
+ * waits until its log contains @needle; returns the log. */
+static char *
+run_agent_until (BgtHost *host, const char *unit, const char *topic, const char *needle)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_build_filename (host->dir, unit, NULL);
+  g_autofree char *state = g_build_filename (dir, "state", NULL);
+  g_autofree char *jobs = g_build_filename (dir, "jobs", NULL);
+  g_autofree char *conf_path = g_build_filename (dir, "bluegreend.conf", NULL);
+  g_autofree char *conf_opt = g_strdup_printf ("--config=%s", conf_path);
+  g_autofree char *conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\n"
+                                           "JobsDirectory=%s\n[Kafka]\nBootstrapServers=%s\n"
+                                           "ControlTopic=%s\n", unit, state, jobs, cluster->bootstrap,
+                                           topic);
+  g_autofree char *agent = bgt_build_path ("bluegreend");
+  g_autofree char *log = bgt_host_log_path (host, unit);
+  g_autofree char *text = NULL;
+  const char *argv[] = { agent, "--user", conf_opt, NULL };
+  LogWait w = { log, needle };
+
+  g_assert_cmpint (g_mkdir_with_parents (state, 0700), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (jobs, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (conf_path, conf, -1, NULL));
+  bgt_start_transient_unit (host, unit, argv, NULL, &error);
+  g_assert_no_error (error);
+  if (!bgt_wait_until (log_contains, &w, WAIT_MS))
+    {
+      g_file_get_contents (log, &text, NULL, NULL);
+      g_test_message ("%s: no '%s' in its log:\n%s", unit, needle, text);
+      g_assert_not_reached ();
+    }
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_test_message ("%s:\n%s", unit, text);
+  return g_steal_pointer (&text);
+}
+
+/* An agent whose control topic cannot carry the protocol stops with an
+ * error naming the topic and what is wrong; weak settings are warned
+ * about and the agent runs on. */
+static void
+test_control_topic_check (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BgtHost) host = NULL;
+  g_autofree char *name = g_strdup_printf ("rkc%d", (int) getpid ());
+  g_autofree char *missing = g_strdup_printf ("check-%d-missing", (int) getpid ());
+  g_autofree char *two = g_strdup_printf ("check-%d-two", (int) getpid ());
+  g_autofree char *compacted = g_strdup_printf ("check-%d-compacted", (int) getpid ());
+  g_autofree char *weak = g_strdup_printf ("check-%d-weak", (int) getpid ());
+  const char *compact_configs[] = { "cleanup.policy", "compact", NULL };
+  const char *weak_configs[] = { "min.insync.replicas", "1", "retention.ms", "3600000", NULL };
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  g_assert_nonnull (cluster);
+  bgt_real_kafka_create_topic (cluster, two, 2, NULL, &error);
+  g_assert_no_error (error);
+  bgt_real_kafka_create_topic (cluster, compacted, 1, compact_configs, &error);
+  g_assert_no_error (error);
+  bgt_real_kafka_create_topic (cluster, weak, 1, weak_configs, &error);
+  g_assert_no_error (error);
+  host = bgt_host_start (name, &error);
+  g_assert_no_error (error);
+
+  {
+    g_autofree char *needle = g_strdup_printf ("error: control topic '%s' does not exist", missing);
+    g_autofree char *log = run_agent_until (host, "agent-missing", missing, needle);
+    g_assert_nonnull (strstr (log, "cleanup.policy=delete"));
+    g_assert_true (bgt_wait_unit_state (host, "agent-missing", "failed", WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autofree char *needle = g_strdup_printf ("error: control topic '%s' has 2 partitions", two);
+    g_autofree char *log = run_agent_until (host, "agent-two", two, needle);
+    g_assert_true (bgt_wait_unit_state (host, "agent-two", "failed", WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autofree char *needle = g_strdup_printf ("error: control topic '%s' has cleanup.policy=compact", compacted);
+    g_autofree char *log = run_agent_until (host, "agent-compacted", compacted, needle);
+    g_assert_true (bgt_wait_unit_state (host, "agent-compacted", "failed", WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autofree char *needle = g_strdup_printf ("control topic '%s' checked: 1 partition, replication 3, "
+                                               "cleanup.policy=delete", weak);
+    g_autofree char *log = run_agent_until (host, "agent-weak", weak, needle);
+    g_autofree char *state = NULL;
+    g_assert_nonnull (strstr (log, "has min.insync.replicas=1"));
+    g_assert_nonnull (strstr (log, "retention.ms=3600000"));
+    g_assert_null (strstr (log, "has replication factor"));
+    state = bgt_unit_active_state (host, "agent-weak", &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (state, ==, "active");
+  }
+  bgt_host_stop (host, FALSE, &error);
+  g_assert_no_error (error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -456,6 +575,7 @@ main (int argc, char **argv)
               test_leader_killed, fixture_teardown);
   g_test_add ("/real-kafka/[real-kafka] cluster down", Fixture, NULL, fixture_setup, test_cluster_down,
               fixture_teardown);
+  g_test_add_func ("/real-kafka/[real-kafka] control topic check", test_control_topic_check);
   if (geteuid () != 0)
     return g_test_run ();
   /* One 3-node cluster for every test: ~7 s to start, ~1 s per topic. */
