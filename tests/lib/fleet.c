@@ -963,6 +963,33 @@ bgt_fleet_load_stop (BgtFleet *fleet, GError **error)
   return n;
 }
 
+/* Watermarks from the partition's leader. After leaders moved (a real
+ * node killed or the cluster restarted) an idle producer's metadata is
+ * stale and the old leader answers "not leader": refresh it and ask again,
+ * a few times. */
+static rd_kafka_resp_err_t
+query_watermarks (BgtFleet *fleet, const char *topic, int32_t partition, int64_t *lo, int64_t *hi)
+{
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+  for (int attempt = 0; attempt < 20; attempt++)
+    {
+      rd_kafka_topic_t *rkt;
+      const struct rd_kafka_metadata *md = NULL;
+
+      err = rd_kafka_query_watermark_offsets (fleet->rk, topic, partition, lo, hi, 5000);
+      if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE
+          && err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+        break;
+      rkt = rd_kafka_topic_new (fleet->rk, topic, NULL);
+      if (rd_kafka_metadata (fleet->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy (md);
+      rd_kafka_topic_destroy (rkt);
+      g_usleep (100000);
+    }
+  return err;
+}
+
 GArray *
 bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
 {
@@ -972,7 +999,7 @@ bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
     {
       int64_t lo = -1, hi = -1;
       rd_kafka_resp_err_t err
-        = rd_kafka_query_watermark_offsets (fleet->rk, fleet->input, (int32_t) p, &lo, &hi, 5000);
+        = query_watermarks (fleet, fleet->input, (int32_t) p, &lo, &hi);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         {
           g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", fleet->input, p,
@@ -990,7 +1017,7 @@ gint64
 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
 {
   int64_t lo = -1, hi = -1;
-  rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets (fleet->rk, fleet->control, 0, &lo, &hi, 5000);
+  rd_kafka_resp_err_t err = query_watermarks (fleet, fleet->control, 0, &lo, &hi);
 
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
