@@ -359,6 +359,8 @@ start_kafka (BgtFleet *fleet, guint n, GError **error)
       if (fleet->real == NULL)
         return FALSE;
       fleet->owns_real = TRUE;
+      if (!bgt_real_kafka_warm_up (fleet->real, 20000, error))
+        return FALSE;
     }
   fleet->bootstrap = fleet->real->bootstrap;
   /* Names no earlier fleet of this program used on the same cluster. */
