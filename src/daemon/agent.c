@@ -16,6 +16,7 @@
 #include "daemon/bg-dbus-generated.h"
 #include "daemon/context.h"
 #include "daemon/control.h"
+#include "daemon/control-topic.h"
 #include "daemon/errors.h"
 #include "daemon/membership.h"
 #include "daemon/job.h"
@@ -68,6 +69,8 @@ struct _BgdAgent {
 
   BgdMetrics *metrics;
   guint metrics_timer_id;
+  guint control_topic_retry_id; /* the next control topic check, while Kafka does not answer */
+  gboolean control_topic_unanswered; /* said so once */
 };
 
 static void agent_changed (gpointer user_data);
@@ -683,6 +686,65 @@ agent_fail (BgdAgent *agent, GError *error)
   g_main_loop_quit (agent->loop);
 }
 
+/* The control topic check (control-topic.h): a topic that cannot carry
+ * the protocol stops the agent with an error naming it; weak settings are
+ * logged. While Kafka does not answer, the check is retried. */
+#define CONTROL_TOPIC_TIMEOUT_MS 10000
+#define CONTROL_TOPIC_RETRY_SEC 10
+
+static void check_control_topic (BgdAgent *agent);
+
+static gboolean
+control_topic_retry_cb (gpointer user_data)
+{
+  BgdAgent *agent = user_data;
+
+  agent->control_topic_retry_id = 0;
+  check_control_topic (agent);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+control_topic_checked_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BgdControlTopicFacts) facts = bgd_control_topic_check_finish (BGD_KAFKA (source), res, &error);
+  g_autoptr (GPtrArray) warnings = NULL;
+  BgdAgent *agent;
+  const char *topic;
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  agent = user_data;
+  topic = agent->ctx.config->control_topic;
+  if (facts == NULL)
+    {
+      if (!agent->control_topic_unanswered)
+        g_message ("cannot check control topic '%s' yet (retrying every %d s): %s", topic,
+                   CONTROL_TOPIC_RETRY_SEC, error->message);
+      agent->control_topic_unanswered = TRUE;
+      agent->control_topic_retry_id = g_timeout_add_seconds (CONTROL_TOPIC_RETRY_SEC, control_topic_retry_cb, agent);
+      return;
+    }
+  warnings = g_ptr_array_new_with_free_func (g_free);
+  if (!bgd_control_topic_assess (topic, facts, warnings, &error))
+    {
+      agent_fail (agent, g_steal_pointer (&error));
+      return;
+    }
+  for (guint i = 0; i < warnings->len; i++)
+    g_message ("warning: %s", (const char *) g_ptr_array_index (warnings, i));
+  g_message ("control topic '%s' checked: 1 partition, replication %d, cleanup.policy=%s", topic,
+             facts->replication, facts->cleanup_policy ? facts->cleanup_policy : "(unknown)");
+}
+
+static void
+check_control_topic (BgdAgent *agent)
+{
+  bgd_control_topic_check_async (agent->ctx.kafka, agent->ctx.config->control_topic, CONTROL_TOPIC_TIMEOUT_MS,
+                                 agent->cancellable, control_topic_checked_cb, agent);
+}
+
 static void
 adopt_units_cb (GObject *source, GAsyncResult *res, gpointer user_data)
 {
@@ -915,7 +977,10 @@ bgd_agent_new (const char *config_path, BgdAgentManager manager, GError **error)
       if (agent->control == NULL)
         g_message ("the control log is not available, no cutovers: %s", local_error->message);
       else
-        agent->ctx.append = agent_append;
+        {
+          agent->ctx.append = agent_append;
+          check_control_topic (agent);
+        }
     }
   /* No control log at all (Kafka settings refused): nothing to replay, and
    * nothing to wait for. With one, replay waits for the brokers, however
@@ -989,6 +1054,7 @@ bgd_agent_free (BgdAgent *agent)
   g_clear_pointer (&agent->metrics, bgd_metrics_free);
   g_clear_handle_id (&agent->heartbeat_id, g_source_remove);
   g_clear_handle_id (&agent->changed_idle_id, g_source_remove);
+  g_clear_handle_id (&agent->control_topic_retry_id, g_source_remove);
   agent->ctx.append = NULL;
   g_clear_pointer (&agent->control, bgd_control_free);
   if (agent->name_id != 0)

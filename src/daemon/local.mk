@@ -38,6 +38,7 @@ libbgdaemon_la_SOURCES = \
 	src/daemon/caller.c src/daemon/caller.h \
 	src/daemon/kafka.c src/daemon/kafka.h \
 	src/daemon/control.c src/daemon/control.h \
+	src/daemon/control-topic.c src/daemon/control-topic.h \
 	src/daemon/membership.c src/daemon/membership.h \
 	src/daemon/cutover.c src/daemon/cutover.h \
 	src/daemon/steering.c src/daemon/steering.h \

@@ -33,6 +33,8 @@ G_DEFINE_QUARK (bgt-error-quark, bgt_error)
 #define MAX_REGISTERED 32
 
 static char **volatile registered_hosts[MAX_REGISTERED];
+/* "tools/kafka stop --now DIR" of each real cluster. */
+static char **volatile registered_clusters[MAX_REGISTERED];
 static volatile pid_t registered_kafkas[MAX_REGISTERED];
 static gsize handlers_installed;
 
@@ -56,6 +58,20 @@ emergency_cleanup (int sig)
   for (int i = 0; i < MAX_REGISTERED; i++)
     if (registered_kafkas[i] > 0)
       kill (registered_kafkas[i], SIGTERM);
+  for (int i = 0; i < MAX_REGISTERED; i++)
+    {
+      char **argv = registered_clusters[i];
+      if (argv == NULL)
+        continue;
+      pid_t pid = fork ();
+      if (pid == 0)
+        {
+          execv (argv[0], argv);
+          _exit (127);
+        }
+      if (pid > 0)
+        waitpid (pid, NULL, 0);
+    }
   signal (sig, SIG_DFL);
   raise (sig);
 }
@@ -1009,4 +1025,309 @@ bgt_wait_high_watermark (const char *bootstrap, const char *topic, int32_t parti
                  partition, w.high, min_offset, timeout_ms, rd_kafka_err2str (w.err));
   rd_kafka_destroy (rk);
   return ok;
+}
+
+/* ---- A real Apache Kafka cluster ------------------------------------------------ */
+
+static char *
+kafka_tool_path (void)
+{
+  const char *srcdir = g_getenv ("BG_TOP_SRCDIR");
+  if (srcdir != NULL)
+    {
+      g_autofree char *path = g_build_filename (srcdir, "tools", "kafka", NULL);
+      if (g_file_test (path, G_FILE_TEST_IS_EXECUTABLE))
+        return g_steal_pointer (&path);
+    }
+  return g_strdup ("tools/kafka");
+}
+
+static void
+register_cluster (BgtRealKafka *kafka, gboolean add)
+{
+  install_handlers ();
+  for (int i = 0; i < MAX_REGISTERED; i++)
+    {
+      char **argv = registered_clusters[i];
+      if (add && argv == NULL)
+        {
+          argv = g_new0 (char *, 5);
+          argv[0] = g_strdup (kafka->tool);
+          argv[1] = g_strdup ("stop");
+          argv[2] = g_strdup ("--now");
+          argv[3] = g_strdup (kafka->dir);
+          registered_clusters[i] = argv;
+          return;
+        }
+      if (!add && argv != NULL && g_strcmp0 (argv[3], kafka->dir) == 0)
+        {
+          registered_clusters[i] = NULL;
+          g_strfreev (argv);
+          return;
+        }
+    }
+}
+
+gboolean
+bgt_real_kafka_run (BgtRealKafka *kafka, const char *verb, const char *const *args, char **out,
+                    GError **error)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autofree char *stdout_text = NULL;
+  g_autofree char *stderr_text = NULL;
+  int status = -1;
+
+  g_ptr_array_add (argv, kafka->tool);
+  g_ptr_array_add (argv, (gpointer) verb);
+  g_ptr_array_add (argv, kafka->dir);
+  for (guint i = 0; args != NULL && args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  if (!bgt_run ((const char *const *) argv->pdata, NULL, 180000, &stdout_text, &stderr_text, &status, error))
+    return FALSE;
+  if (status != 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "tools/kafka %s failed (%d): %s", verb, status,
+                   stderr_text ? g_strstrip (stderr_text) : "");
+      return FALSE;
+    }
+  if (out != NULL)
+    *out = g_strdup (g_strstrip (stdout_text));
+  return TRUE;
+}
+
+BgtRealKafka *
+bgt_real_kafka_start (guint n_nodes, const char *dir, GError **error)
+{
+  g_autoptr (BgtRealKafka) kafka = g_new0 (BgtRealKafka, 1);
+  g_autofree char *owner = g_strdup_printf ("%d", (int) getpid ());
+  g_autofree char *nodes = g_strdup_printf ("%u", n_nodes);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  int status = -1;
+  gint64 t0 = g_get_monotonic_time ();
+
+  kafka->tool = kafka_tool_path ();
+  kafka->dir = g_strdup (dir);
+  kafka->n_nodes = n_nodes;
+  {
+    /* --owner: tools/kafka's watchdog stops the nodes when we die. */
+    const char *argv[] = { kafka->tool, "start", "--nodes", nodes, "--owner", owner, dir, NULL };
+    if (!bgt_run (argv, NULL, 180000, &out, &err, &status, error))
+      return NULL;
+  }
+  /* Registered even if the start failed half way: it cleans up after. */
+  register_cluster (kafka, TRUE);
+  if (status != 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "tools/kafka start failed (%d): %s", status,
+                   err ? g_strstrip (err) : "");
+      return NULL;
+    }
+  kafka->bootstrap = g_strdup (g_strstrip (out));
+  g_test_message ("real Kafka: %u node(s) at %s in %" G_GINT64_FORMAT " ms", n_nodes, kafka->bootstrap,
+                  (g_get_monotonic_time () - t0) / 1000);
+  return g_steal_pointer (&kafka);
+}
+
+gboolean
+bgt_real_kafka_node (BgtRealKafka *kafka, const char *verb, guint node, GError **error)
+{
+  g_autofree char *n = node == 0 ? g_strdup ("all") : g_strdup_printf ("%u", node);
+  const char *args[] = { n, NULL };
+  gint64 t0 = g_get_monotonic_time ();
+
+  if (!bgt_real_kafka_run (kafka, verb, args, NULL, error))
+    return FALSE;
+  g_test_message ("real Kafka: %s %s done in %" G_GINT64_FORMAT " ms", verb, n,
+                  (g_get_monotonic_time () - t0) / 1000);
+  return TRUE;
+}
+
+int
+bgt_real_kafka_leader (BgtRealKafka *kafka, const char *topic, int partition, GError **error)
+{
+  g_autofree char *p = g_strdup_printf ("%d", partition);
+  g_autofree char *out = NULL;
+  const char *args[] = { topic, p, NULL };
+  gint64 id;
+
+  if (!bgt_real_kafka_run (kafka, "leader", args, &out, error))
+    return -1;
+  id = g_ascii_strtoll (out, NULL, 10);
+  if (id <= 0)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_PROTOCOL, "no leader for %s [%d]: '%s'", topic, partition, out);
+      return -1;
+    }
+  return (int) id;
+}
+
+static rd_kafka_t *
+admin_client (const char *bootstrap, GError **error)
+{
+  char errstr[512];
+  rd_kafka_conf_t *conf = rd_kafka_conf_new ();
+  rd_kafka_t *rk;
+
+  if (rd_kafka_conf_set (conf, "bootstrap.servers", bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "librdkafka: %s", errstr);
+      return NULL;
+    }
+  rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "rd_kafka_new: %s", errstr);
+  return rk;
+}
+
+/* TRUE once every partition of @topic has a leader in @rk's metadata. */
+static gboolean
+topic_has_leaders (rd_kafka_t *rk, const char *topic, int partitions)
+{
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new (rk, topic, NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  gboolean ok = FALSE;
+
+  if (rd_kafka_metadata (rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1
+      && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt == partitions)
+    {
+      ok = TRUE;
+      for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        if (md->topics[0].partitions[i].leader < 0 || md->topics[0].partitions[i].err != 0)
+          ok = FALSE;
+    }
+  if (md != NULL)
+    rd_kafka_metadata_destroy (md);
+  rd_kafka_topic_destroy (rkt);
+  return ok;
+}
+
+gboolean
+bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partitions,
+                             const char *const *configs, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  rd_kafka_t *rk = admin_client (kafka->bootstrap, error);
+  char errstr[512];
+  rd_kafka_NewTopic_t *nt;
+  rd_kafka_queue_t *queue;
+  rd_kafka_event_t *ev;
+  gboolean ok = FALSE;
+  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+  if (rk == NULL)
+    return FALSE;
+  nt = rd_kafka_NewTopic_new (topic, partitions, MIN (3, (int) kafka->n_nodes), errstr, sizeof errstr);
+  for (guint i = 0; nt != NULL && configs != NULL && configs[i] != NULL && configs[i + 1] != NULL; i += 2)
+    rd_kafka_NewTopic_set_config (nt, configs[i], configs[i + 1]);
+  if (nt == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "topic %s: %s", topic, errstr);
+      rd_kafka_destroy (rk);
+      return FALSE;
+    }
+  queue = rd_kafka_queue_new (rk);
+  rd_kafka_CreateTopics (rk, &nt, 1, NULL, queue);
+  ev = rd_kafka_queue_poll (queue, 30000);
+  if (ev == NULL)
+    g_set_error (&local, BGT_ERROR, BGT_ERROR_TIMEOUT, "CreateTopics %s: no answer", topic);
+  else if (rd_kafka_event_error (ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreateTopics %s: %s", topic,
+                 rd_kafka_event_error_string (ev));
+  else
+    {
+      size_t n = 0;
+      const rd_kafka_topic_result_t **res
+        = rd_kafka_CreateTopics_result_topics (rd_kafka_event_CreateTopics_result (ev), &n);
+      if (n != 1 || rd_kafka_topic_result_error (res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreateTopics %s: %s", topic,
+                     n == 1 ? rd_kafka_topic_result_error_string (res[0]) : "no result");
+      else
+        ok = TRUE;
+    }
+  if (ev != NULL)
+    rd_kafka_event_destroy (ev);
+  rd_kafka_queue_destroy (queue);
+  rd_kafka_NewTopic_destroy (nt);
+  /* The controller answers before the partitions' leaders are known. */
+  while (ok && !topic_has_leaders (rk, topic, partitions))
+    {
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_set_error (&local, BGT_ERROR, BGT_ERROR_TIMEOUT, "topic %s: no leaders within 30 s", topic);
+          ok = FALSE;
+        }
+      else
+        g_usleep (20000);
+    }
+  rd_kafka_destroy (rk);
+  if (!ok)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return ok;
+}
+
+gboolean
+bgt_real_kafka_warm_up (BgtRealKafka *kafka, guint records, GError **error)
+{
+  g_autofree char *loadgen = bgt_build_path ("bluegreen-loadgen");
+  g_autofree char *n = g_strdup_printf ("%u", MAX (records / 4, 1));
+  gint64 t0 = g_get_monotonic_time ();
+
+  if (loadgen == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "bluegreen-loadgen is not built");
+      return FALSE;
+    }
+  if (!bgt_real_kafka_create_topic (kafka, "bgt-warm-up", 6, NULL, error))
+    return FALSE;
+  /* Rounds of a quarter each, until one is delivered in full within the
+   * loadgen's flush timeout (a cold cluster on a busy machine is slower). */
+  for (guint round = 1;; round++)
+    {
+      g_autofree char *out = NULL;
+      g_autofree char *err = NULL;
+      int status = -1;
+      const char *argv[] = { loadgen, "-b", kafka->bootstrap, "-t", "bgt-warm-up", "-n", n, "-q", NULL };
+
+      if (!bgt_run (argv, NULL, 120000, &out, &err, &status, error))
+        return FALSE;
+      if (status == 0 && round >= 4)
+        break;
+      if (status != 0 && round >= 12)
+        {
+          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "warming up: bluegreen-loadgen exited with %d: %s%s",
+                       status, out ? out : "", err ? err : "");
+          return FALSE;
+        }
+    }
+  g_test_message ("real Kafka: warmed up in %" G_GINT64_FORMAT " ms", (g_get_monotonic_time () - t0) / 1000);
+  return TRUE;
+}
+
+void
+bgt_real_kafka_free (BgtRealKafka *kafka)
+{
+  if (kafka == NULL)
+    return;
+  if (kafka->bootstrap != NULL || kafka->dir != NULL)
+    {
+      g_autoptr (GError) error = NULL;
+      const char *argv[] = { kafka->tool, "stop", "--now", kafka->dir, NULL };
+      int status = -1;
+      if (kafka->tool != NULL && kafka->dir != NULL
+          && (!bgt_run (argv, NULL, 60000, NULL, NULL, &status, &error) || status != 0))
+        g_test_message ("bgtest: stopping the Kafka cluster in %s: %s", kafka->dir,
+                        error ? error->message : "tools/kafka stop failed");
+      if (g_test_failed () && kafka->dir != NULL)
+        g_test_message ("real Kafka: the nodes' logs are in %s/node*/kafka.log", kafka->dir);
+    }
+  if (kafka->dir != NULL)
+    register_cluster (kafka, FALSE);
+  g_free (kafka->dir);
+  g_free (kafka->bootstrap);
+  g_free (kafka->tool);
+  g_free (kafka);
 }

@@ -142,6 +142,46 @@ gboolean bgt_kafka_stop (BgtKafka *kafka, GError **error);
 void bgt_kafka_free (BgtKafka *kafka);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgtKafka, bgt_kafka_free)
 
+/* ---- A real Apache Kafka cluster (tools/kafka) ------------------------------
+ *
+ * KRaft nodes (JVMs) on loopback ports, started by tools/kafka
+ * ($BG_TOP_SRCDIR/tools/kafka) in their own directory. They are stopped by
+ * bgt_real_kafka_free(), by the emergency cleanup on a failed assertion, and
+ * by a watchdog of tools/kafka when this process dies any other way. Nodes
+ * are numbered from 1. */
+
+typedef struct {
+  char *dir;
+  char *bootstrap; /* "127.0.0.1:port,..." */
+  guint n_nodes;
+  char *tool;      /* tools/kafka */
+} BgtRealKafka;
+
+/* Starts a cluster of @n_nodes (1 or 3) in @dir and waits until every node
+ * serves (~7 s for 3 nodes). */
+BgtRealKafka *bgt_real_kafka_start (guint n_nodes, const char *dir, GError **error);
+/* Runs "tools/kafka VERB DIR ARGS..."; its stdout (stripped) in @out. */
+gboolean bgt_real_kafka_run (BgtRealKafka *kafka, const char *verb, const char *const *args,
+                             char **out, GError **error);
+/* SIGKILL, SIGSTOP, SIGCONT (@verb "kill", "pause", "resume") or restart
+ * (and wait until it serves) node @node, or every node if @node is 0. */
+gboolean bgt_real_kafka_node (BgtRealKafka *kafka, const char *verb, guint node, GError **error);
+/* The node id leading (@topic, @partition), -1 with @error if none. */
+int bgt_real_kafka_leader (BgtRealKafka *kafka, const char *topic, int partition, GError **error);
+/* Creates @topic with @partitions, replication min(3, nodes) and @configs
+ * ("key", "value", ..., NULL-terminated; may be NULL) through the admin
+ * API, and waits until every partition has a leader. */
+gboolean bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partitions,
+                                      const char *const *configs, GError **error);
+/* Warms a fresh cluster up: bluegreen-loadgen produces @records to a topic
+ * of its own ("bgt-warm-up", 6 partitions) and waits for every delivery.
+ * A cold cluster acknowledges a few hundred records a second for its
+ * first seconds (JIT, first segments), and a test's load falls behind. */
+gboolean bgt_real_kafka_warm_up (BgtRealKafka *kafka, guint records, GError **error);
+/* Stops every node at once (SIGKILL: the data is not kept). */
+void bgt_real_kafka_free (BgtRealKafka *kafka);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgtRealKafka, bgt_real_kafka_free)
+
 /* Waits until (topic, partition)'s high watermark is >= @min_offset. */
 gboolean bgt_wait_high_watermark (const char *bootstrap, const char *topic, int32_t partition,
                                   int64_t min_offset, int timeout_ms, GError **error);

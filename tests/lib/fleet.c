@@ -19,7 +19,11 @@
 struct _BgtFleet {
   BgtFleetOptions opts;
   char *dir;
-  BgtKafka *kafka;
+  BgtKafka *kafka;          /* the mock, or */
+  BgtRealKafka *real;       /* a real cluster */
+  gboolean owns_real;
+  const char *bootstrap;
+  char *input, *output, *control; /* topic names */
   GPtrArray *hosts;     /* BgtHost* */
   GPtrArray *host_ids;  /* char* */
   GPtrArray *state_dirs;
@@ -41,10 +45,10 @@ static const char job_script[] =
   "job=\"$FLEET_JOB_BIN\"\n"
   "for v in $CRASH_VERSIONS; do\n"
   "  if [ \"$v\" = \"$1\" ]; then\n"
-  "    exec timeout -s KILL 1.5 \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1\n"
+  "    exec timeout -s KILL 1.5 \"$job\" --version=\"$1\" --input=\"$FLEET_INPUT\" --output=\"$FLEET_OUTPUT\" --status-interval=0.1 $FLEET_JOB_ARGS\n"
   "  fi\n"
   "done\n"
-  "exec \"$job\" --version=\"$1\" --input=in --output=out --status-interval=0.1 $FLEET_JOB_ARGS\n";
+  "exec \"$job\" --version=\"$1\" --input=\"$FLEET_INPUT\" --output=\"$FLEET_OUTPUT\" --status-interval=0.1 $FLEET_JOB_ARGS\n";
 
 void
 bgt_fleet_options_init (BgtFleetOptions *opts)
@@ -77,8 +81,12 @@ guint bgt_fleet_n_hosts (BgtFleet *fleet) { return fleet->hosts->len; }
 BgtHost *bgt_fleet_host (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->hosts, i); }
 const char *bgt_fleet_host_id (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->host_ids, i); }
 const char *bgt_fleet_state_dir (BgtFleet *fleet, guint i) { return g_ptr_array_index (fleet->state_dirs, i); }
-const char *bgt_fleet_bootstrap (BgtFleet *fleet) { return fleet->kafka->bootstrap; }
+const char *bgt_fleet_bootstrap (BgtFleet *fleet) { return fleet->bootstrap; }
 BgtKafka *bgt_fleet_kafka (BgtFleet *fleet) { return fleet->kafka; }
+BgtRealKafka *bgt_fleet_real_kafka (BgtFleet *fleet) { return fleet->real; }
+const char *bgt_fleet_input_topic (BgtFleet *fleet) { return fleet->input; }
+const char *bgt_fleet_output_topic (BgtFleet *fleet) { return fleet->output; }
+const char *bgt_fleet_control_topic (BgtFleet *fleet) { return fleet->control; }
 
 static gboolean
 in_mask (guint64 mask, guint i)
@@ -238,17 +246,30 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     }
   g_ptr_array_add (fleet->state_dirs, g_strdup (state));
   conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
-                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n"
-                          /* The mock holds empty fetches for the whole wait. */
-                          "[Kafka.Properties]\nfetch.wait.max.ms=10\n",
+                          "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n%s",
                           id, state, jobs, g_ascii_dtostr (num, sizeof num, o->heartbeat_sec),
-                          fleet->kafka->bootstrap, BGT_FLEET_CONTROL);
+                          fleet->bootstrap, fleet->control,
+                          /* The mock holds empty fetches for the whole wait;
+                           * a real broker answers as soon as data arrives. */
+                          fleet->real == NULL ? "[Kafka.Properties]\nfetch.wait.max.ms=10\n" : "");
   if (!write_file (conf_path, conf, 0644, error))
     return FALSE;
 
-  g_string_append_printf (job, "[Job]\nExecStart=%s %%v\nInputTopics=%s:%u\nOutputTopics=%s\n"
-                          "Environment=FLEET_JOB_BIN=%s", script, BGT_FLEET_INPUT, o->partitions,
-                          BGT_FLEET_OUTPUT, job_bin);
+  g_string_append_printf (job, "[Job]\nExecStart=%s %%v\nInputTopics=%s:%u\nOutputTopics=%s\n",
+                          script, fleet->input, o->partitions, fleet->output);
+  /* On a shared real cluster, consumer groups of this fleet's own. */
+  if (fleet->real != NULL)
+    g_string_append_printf (job, "ConsumerGroup=%s-%%j-%%c\n", fleet->input);
+  g_string_append_printf (job, "Environment=FLEET_JOB_BIN=%s;FLEET_INPUT=%s;FLEET_OUTPUT=%s", job_bin,
+                          fleet->input, fleet->output);
+  /* The example job waits 10 ms at most on a fetch, for the mock, which
+   * holds empty fetches that long; a real broker answers as soon as data
+   * arrives, and six jobs fetching 100 times a second from each node eat
+   * the JVMs' share of 2 cores. Its 5 ms linger makes batches of one or
+   * two records, each replicated to 3 nodes: on a loaded machine the
+   * nodes acknowledged a fraction of them (see bgt_fleet_load_start()). */
+  if (fleet->real != NULL)
+    g_string_append (job, ";FLEET_JOB_ARGS=--property=fetch.wait.max.ms=500 --property=linger.ms=20");
   if (i < G_N_ELEMENTS (o->crash_versions) && o->crash_versions[i] != NULL)
     g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
   if (o->job_args != NULL)
@@ -269,7 +290,7 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     {
       g_autofree char *name = g_strconcat (o->extra_job, ".job", NULL);
       g_autofree char *extra_path = g_build_filename (jobs, name, NULL);
-      g_autofree char *extra = g_strdup_printf ("[Job]\nExecStart=/bin/true\nInputTopics=%s\n", BGT_FLEET_INPUT);
+      g_autofree char *extra = g_strdup_printf ("[Job]\nExecStart=/bin/true\nInputTopics=%s\n", fleet->input);
       if (!write_file (extra_path, extra, 0644, error))
         return FALSE;
     }
@@ -318,18 +339,74 @@ new_producer (const char *bootstrap, GError **error)
   return rk;
 }
 
+static gboolean
+wants_real_kafka (const BgtFleetOptions *opts)
+{
+  const char *kind = opts->kafka != NULL ? opts->kafka : g_getenv ("BG_TEST_KAFKA");
+  return g_strcmp0 (kind, "real") == 0;
+}
+
+/* The mock with the fleet's topics, or the fleet's topics on a real
+ * cluster (started here unless the options give one). */
+static gboolean
+start_kafka (BgtFleet *fleet, guint n, GError **error)
+{
+  const BgtFleetOptions *opts = &fleet->opts;
+
+  if (!wants_real_kafka (opts))
+    {
+      g_autofree char *topic_in = g_strdup_printf ("%s:%u", BGT_FLEET_INPUT, opts->partitions);
+      g_autofree char *topic_out = g_strdup_printf ("%s:%u", BGT_FLEET_OUTPUT, opts->partitions);
+      const char *topics[] = { topic_in, topic_out, BGT_FLEET_CONTROL ":1", NULL };
+
+      fleet->input = g_strdup (BGT_FLEET_INPUT);
+      fleet->output = g_strdup (BGT_FLEET_OUTPUT);
+      fleet->control = g_strdup (BGT_FLEET_CONTROL);
+      fleet->kafka = bgt_kafka_start (3, topics, fleet->dir, error);
+      if (fleet->kafka == NULL)
+        return FALSE;
+      fleet->bootstrap = fleet->kafka->bootstrap;
+      return TRUE;
+    }
+  if (opts->real_kafka != NULL)
+    fleet->real = opts->real_kafka;
+  else
+    {
+      g_autofree char *kdir = g_build_filename (fleet->dir, "kafka", NULL);
+      fleet->real = bgt_real_kafka_start (3, kdir, error);
+      if (fleet->real == NULL)
+        return FALSE;
+      fleet->owns_real = TRUE;
+      if (!bgt_real_kafka_warm_up (fleet->real, 20000, error))
+        return FALSE;
+    }
+  fleet->bootstrap = fleet->real->bootstrap;
+  /* Names no earlier fleet of this program used on the same cluster. */
+  fleet->input = g_strdup_printf ("f%u-%d-in", n, (int) getpid ());
+  fleet->output = g_strdup_printf ("f%u-%d-out", n, (int) getpid ());
+  fleet->control = g_strdup_printf ("f%u-%d-control", n, (int) getpid ());
+  {
+    const char *control_configs[] = { "cleanup.policy", "delete", "min.insync.replicas",
+                                      fleet->real->n_nodes >= 3 ? "2" : "1", NULL };
+    if (!bgt_real_kafka_create_topic (fleet->real, fleet->input, (int) opts->partitions, NULL, error)
+        || !bgt_real_kafka_create_topic (fleet->real, fleet->output, (int) opts->partitions, NULL, error)
+        || !bgt_real_kafka_create_topic (fleet->real, fleet->control, 1, control_configs, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 BgtFleet *
 bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
 {
   static guint n = 0;
   const char *tmp = g_getenv ("BG_TEST_TMPDIR");
   g_autoptr (BgtFleet) fleet = g_new0 (BgtFleet, 1);
-  g_autofree char *topic_in = NULL;
-  g_autofree char *topic_out = NULL;
   gint64 t0 = g_get_monotonic_time ();
+  guint fleet_no = n++;
 
   fleet->opts = *opts;
-  fleet->dir = g_strdup_printf ("%s/fleet-%u-%d", tmp ? tmp : g_get_tmp_dir (), n++, (int) getpid ());
+  fleet->dir = g_strdup_printf ("%s/fleet-%u-%d", tmp ? tmp : g_get_tmp_dir (), fleet_no, (int) getpid ());
   fleet->hosts = g_ptr_array_new_with_free_func ((GDestroyNotify) bgt_host_free);
   fleet->host_ids = g_ptr_array_new_with_free_func (g_free);
   fleet->state_dirs = g_ptr_array_new_with_free_func (g_free);
@@ -348,15 +425,9 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       return NULL;
   }
 
-  topic_in = g_strdup_printf ("%s:%u", BGT_FLEET_INPUT, opts->partitions);
-  topic_out = g_strdup_printf ("%s:%u", BGT_FLEET_OUTPUT, opts->partitions);
-  {
-    const char *topics[] = { topic_in, topic_out, BGT_FLEET_CONTROL ":1", NULL };
-    fleet->kafka = bgt_kafka_start (3, topics, fleet->dir, error);
-    if (fleet->kafka == NULL)
-      return NULL;
-  }
-  fleet->rk = new_producer (fleet->kafka->bootstrap, error);
+  if (!start_kafka (fleet, fleet_no, error))
+    return NULL;
+  fleet->rk = new_producer (fleet->bootstrap, error);
   if (fleet->rk == NULL)
     return NULL;
 
@@ -456,6 +527,8 @@ bgt_fleet_dump_logs (BgtFleet *fleet)
       if (g_file_get_contents (fleet->kafka->log_path, &text, NULL, NULL))
         g_test_message ("---- kafka mock: %s", text);
     }
+  if (fleet->real != NULL)
+    g_test_message ("---- real Kafka: the nodes' logs are in %s/node*/kafka.log", fleet->real->dir);
 }
 
 void
@@ -498,6 +571,11 @@ bgt_fleet_free (BgtFleet *fleet)
   g_clear_pointer (&fleet->consumer, rd_kafka_destroy);
   g_clear_pointer (&fleet->rk, rd_kafka_destroy);
   g_clear_pointer (&fleet->kafka, bgt_kafka_free);
+  if (fleet->owns_real)
+    g_clear_pointer (&fleet->real, bgt_real_kafka_free);
+  g_clear_pointer (&fleet->input, g_free);
+  g_clear_pointer (&fleet->output, g_free);
+  g_clear_pointer (&fleet->control, g_free);
   g_clear_pointer (&fleet->host_ids, g_ptr_array_unref);
   g_clear_pointer (&fleet->state_dirs, g_ptr_array_unref);
   g_clear_pointer (&fleet->finished, g_ptr_array_unref);
@@ -775,7 +853,7 @@ bgt_fleet_last_cutover (BgtFleet *fleet, guint i, BgtCutoverInfo *out)
       g_array_append_val (out->barriers, none);
     }
   while (g_variant_iter_next (iter, "(&six)", &topic, &partition, &offset))
-    if (g_strcmp0 (topic, BGT_FLEET_INPUT) == 0 && partition >= 0
+    if (g_strcmp0 (topic, fleet->input) == 0 && partition >= 0
         && (guint) partition < fleet->opts.partitions)
       g_array_index (out->barriers, gint64, partition) = offset;
   return TRUE;
@@ -874,8 +952,16 @@ bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error)
   g_subprocess_launcher_set_stderr_file_path (launcher, err);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   {
-    const char *argv[] = { loadgen, "-b", fleet->kafka->bootstrap, "-t", BGT_FLEET_INPUT, "-k", "300",
-                           "-r", rate_s, "-q", NULL };
+    /* On a real cluster the load (the world outside the fleet) is
+     * acknowledged by the leader alone: a broker serves one request of a
+     * connection at a time, and with acks=all each of the loadgen's small
+     * batches waits for both followers, which on a loaded 2-core machine
+     * with niced nodes took so long that 3 nodes delivered 729 of 3000
+     * records in 20 s (acks=1: all of them in 10 s). The jobs' output
+     * stays acks=all. */
+    const char *argv[] = { loadgen, "-b", fleet->bootstrap, "-t", fleet->input, "-k", "300",
+                           "-r", rate_s, "-q", fleet->real != NULL ? "--property=acks=1" : NULL,
+                           "--property=linger.ms=20", NULL };
     fleet->loadgen = g_subprocess_launcher_spawnv (launcher, argv, error);
   }
   fleet->loadgen_out = g_steal_pointer (&out);
@@ -980,8 +1066,8 @@ bgt_fleet_load_new (BgtFleet *fleet, const BgtLoadOptions *opts, GError **error)
   load->out_path = g_strdup_printf ("%s/%s.out", fleet->dir, load->name);
   err = g_strdup_printf ("%s/%s.err", fleet->dir, load->name);
   g_ptr_array_add (argv, g_steal_pointer (&loadgen));
-  g_ptr_array_add (argv, g_strdup_printf ("--bootstrap=%s", fleet->kafka->bootstrap));
-  g_ptr_array_add (argv, g_strdup ("--topic=" BGT_FLEET_INPUT));
+  g_ptr_array_add (argv, g_strdup_printf ("--bootstrap=%s", fleet->bootstrap));
+  g_ptr_array_add (argv, g_strdup_printf ("--topic=%s", fleet->input));
   g_ptr_array_add (argv, g_strdup_printf ("--keys=%u", opts->keys > 0 ? opts->keys : 300));
   g_ptr_array_add (argv, g_strdup_printf ("--rate=%s", g_ascii_dtostr (num, sizeof num, opts->rate)));
   g_ptr_array_add (argv, g_strdup_printf ("--count=%" G_GUINT64_FORMAT, opts->count));
@@ -1048,6 +1134,31 @@ bgt_load_stop (BgtLoad *load, GError **error)
       g_subprocess_send_signal (load->proc, SIGTERM);
     }
   return bgt_load_wait (load, 30000, error);
+/* Watermarks from the partition's leader. After leaders moved (a real
+ * node killed or the cluster restarted) an idle producer's metadata is
+ * stale and the old leader answers "not leader": refresh it and ask again,
+ * a few times. */
+static rd_kafka_resp_err_t
+query_watermarks (BgtFleet *fleet, const char *topic, int32_t partition, int64_t *lo, int64_t *hi)
+{
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+  for (int attempt = 0; attempt < 20; attempt++)
+    {
+      rd_kafka_topic_t *rkt;
+      const struct rd_kafka_metadata *md = NULL;
+
+      err = rd_kafka_query_watermark_offsets (fleet->rk, topic, partition, lo, hi, 5000);
+      if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE
+          && err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+        break;
+      rkt = rd_kafka_topic_new (fleet->rk, topic, NULL);
+      if (rd_kafka_metadata (fleet->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy (md);
+      rd_kafka_topic_destroy (rkt);
+      g_usleep (100000);
+    }
+  return err;
 }
 
 GArray *
@@ -1059,10 +1170,10 @@ bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
     {
       int64_t lo = -1, hi = -1;
       rd_kafka_resp_err_t err
-        = rd_kafka_query_watermark_offsets (fleet->rk, BGT_FLEET_INPUT, (int32_t) p, &lo, &hi, 5000);
+        = query_watermarks (fleet, fleet->input, (int32_t) p, &lo, &hi);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         {
-          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", BGT_FLEET_INPUT, p,
+          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", fleet->input, p,
                        rd_kafka_err2str (err));
           g_array_unref (out);
           return NULL;
@@ -1077,11 +1188,11 @@ gint64
 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
 {
   int64_t lo = -1, hi = -1;
-  rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets (fleet->rk, BGT_FLEET_CONTROL, 0, &lo, &hi, 5000);
+  rd_kafka_resp_err_t err = query_watermarks (fleet, fleet->control, 0, &lo, &hi);
 
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s: %s", BGT_FLEET_CONTROL,
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s: %s", fleet->control,
                    rd_kafka_err2str (err));
       return -1;
     }
@@ -1092,7 +1203,7 @@ gboolean
 bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len, GError **error)
 {
   rd_kafka_resp_err_t err
-    = rd_kafka_producev (fleet->rk, RD_KAFKA_V_TOPIC (BGT_FLEET_CONTROL), RD_KAFKA_V_PARTITION (0),
+    = rd_kafka_producev (fleet->rk, RD_KAFKA_V_TOPIC (fleet->control), RD_KAFKA_V_PARTITION (0),
                          RD_KAFKA_V_VALUE ((void *) data, len), RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY),
                          RD_KAFKA_V_END);
 
@@ -1100,7 +1211,7 @@ bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len, GError 
     err = rd_kafka_flush (fleet->rk, 10000);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "producing to %s: %s", BGT_FLEET_CONTROL,
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "producing to %s: %s", fleet->control,
                    rd_kafka_err2str (err));
       return FALSE;
     }
@@ -1118,7 +1229,7 @@ control_assign (BgtFleet *fleet, gint64 from, GError **error)
     {
       rd_kafka_conf_t *conf = rd_kafka_conf_new ();
       g_autofree char *group = g_strdup_printf ("bgt-fleet-%d", (int) getpid ());
-      if (rd_kafka_conf_set (conf, "bootstrap.servers", fleet->kafka->bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      if (rd_kafka_conf_set (conf, "bootstrap.servers", fleet->bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
           || rd_kafka_conf_set (conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
           || rd_kafka_conf_set (conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
           || rd_kafka_conf_set (conf, "fetch.wait.max.ms", "1", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
@@ -1141,12 +1252,12 @@ control_assign (BgtFleet *fleet, gint64 from, GError **error)
     return TRUE; /* reading on from where the last read stopped: no re-assign */
   fleet->control_next = -1;
   parts = rd_kafka_topic_partition_list_new (1);
-  rd_kafka_topic_partition_list_add (parts, BGT_FLEET_CONTROL, 0)->offset = from;
+  rd_kafka_topic_partition_list_add (parts, fleet->control, 0)->offset = from;
   err = rd_kafka_assign (fleet->consumer, parts);
   rd_kafka_topic_partition_list_destroy (parts);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "assign %s: %s", BGT_FLEET_CONTROL, rd_kafka_err2str (err));
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "assign %s: %s", fleet->control, rd_kafka_err2str (err));
       return FALSE;
     }
   return TRUE;
@@ -1170,7 +1281,7 @@ bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error)
           if (m != NULL)
             rd_kafka_message_destroy (m);
           g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "reading %s up to %" G_GINT64_FORMAT " timed out at %" G_GINT64_FORMAT,
-                       BGT_FLEET_CONTROL, hwm, next);
+                       fleet->control, hwm, next);
           return NULL;
         }
       if (m == NULL)
@@ -1349,11 +1460,11 @@ bgt_fleet_verify (BgtFleet *fleet, const char *outgoing, const char *incoming, G
     }
   g_ptr_array_add (argv, verify);
   g_ptr_array_add (argv, (gpointer) "-b");
-  g_ptr_array_add (argv, fleet->kafka->bootstrap);
+  g_ptr_array_add (argv, (gpointer) fleet->bootstrap);
   g_ptr_array_add (argv, (gpointer) "-i");
-  g_ptr_array_add (argv, (gpointer) BGT_FLEET_INPUT);
+  g_ptr_array_add (argv, fleet->input);
   g_ptr_array_add (argv, (gpointer) "-o");
-  g_ptr_array_add (argv, (gpointer) BGT_FLEET_OUTPUT);
+  g_ptr_array_add (argv, fleet->output);
   g_ptr_array_add (argv, (gpointer) "--json");
   g_ptr_array_add (argv, (gpointer) "--strict-order");
   /* Results still in flight when the load stopped: read until the output

@@ -1,6 +1,6 @@
 /* fleet.h — a fleet of simulated hosts for the end-to-end cutover tests and
- * the cutover benchmark: one Kafka mock (an input topic, an output topic
- * and the control topic), N hosts (tools/bg-host), each running bluegreend
+ * the cutover benchmark: one Kafka mock or a real Apache Kafka cluster (an
+ * input topic, an output topic and the control topic), N hosts (tools/bg-host), each running bluegreend
  * as a user service (units/test/bluegreend.service) with its own config
  * and state, and the example job configured on every host with one
  * consumer group per color, so the instances of a color share the input
@@ -60,6 +60,14 @@ typedef struct {
    * that joins later: bgt_fleet_systemctl (..., "start",
    * "bluegreend.service")). Default 0. */
   guint64 late_hosts;
+  /* The broker: "mock" (bluegreen-kafka-mock, 3 brokers) or "real" (Apache
+   * Kafka, tools/kafka); NULL: $BG_TEST_KAFKA, else "mock". */
+  const char *kafka;
+  /* With "real": a running cluster to use (the fleet creates its own topics
+   * and consumer groups there, named after the fleet, so one cluster serves
+   * every fleet of a test program); NULL: the fleet starts a 3-node cluster
+   * of its own and stops it when freed. */
+  BgtRealKafka *real_kafka;
 } BgtFleetOptions;
 
 typedef struct {
@@ -92,6 +100,15 @@ BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
 /* Host @i's jobs directory (JobsDirectory=): a test adds job files there
  * and calls Agent1.Reload. Newly allocated. */
 char *bgt_fleet_jobs_dir (BgtFleet *fleet, guint i);
+/* The mock (NULL on a real cluster). */
+BgtKafka *bgt_fleet_kafka (BgtFleet *fleet);
+/* The real cluster (NULL on the mock). */
+BgtRealKafka *bgt_fleet_real_kafka (BgtFleet *fleet);
+/* The fleet's topics: BGT_FLEET_INPUT, _OUTPUT and _CONTROL on the mock,
+ * names of this fleet's own on a real cluster. */
+const char *bgt_fleet_input_topic (BgtFleet *fleet);
+const char *bgt_fleet_output_topic (BgtFleet *fleet);
+const char *bgt_fleet_control_topic (BgtFleet *fleet);
 /* Prints every agent's and job's log as test messages. */
 void bgt_fleet_dump_logs (BgtFleet *fleet);
 

@@ -1,0 +1,612 @@
+/* test-real-kafka.c — the fleet-wide cutover on a real Apache Kafka
+ * cluster (3 KRaft nodes started by tools/kafka, one for the whole
+ * program; every test gets topics and consumer groups of its own there):
+ * three simulated hosts with their agents, the example job in both slots
+ * of every host, the load generator, and bluegreen-verify at the end.
+ *
+ * Tests, all [real-kafka]: a cutover and a rollback under load; kill -9 of
+ * the control partition's leader during a cutover; the whole cluster down
+ * during a cutover and back; the agent's control topic check (a missing
+ * topic, two partitions, a compacted topic refused with an error naming
+ * the topic; weak settings warned about).
+ *
+ * Faults are real: SIGKILL of a JVM, every node killed and restarted on
+ * the same ports and data. The real group coordinator rebalances the
+ * color groups when they change.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fleet.h"
+
+#define WAIT_MS 60000
+#define LOAD_RATE 150
+#define A 0
+#define B 1
+#define C 2
+#define MASK(i) (G_GUINT64_CONSTANT (1) << (i))
+
+/* The program's cluster (started in main()). */
+static BgtRealKafka *cluster;
+
+typedef struct {
+  BgtFleet *fleet;
+  BgtFleetOptions opts;
+  /* The scenario makes the consumer groups re-read records. */
+  gboolean replays;
+} Fixture;
+
+typedef void (*OptionsFunc) (BgtFleetOptions *opts);
+
+static void
+fixture_setup (Fixture *f, gconstpointer data)
+{
+  OptionsFunc tweak = (OptionsFunc) data;
+  g_autoptr (GError) error = NULL;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  g_assert_nonnull (cluster);
+  bgt_fleet_options_init (&f->opts);
+  f->opts.kafka = "real";
+  f->opts.real_kafka = cluster;
+  /* A control message takes tens of ms from one agent to another through
+   * a real cluster (acks=all on 3 replicas), more while the JVMs warm up
+   * on 2 busy cores: barriers 0.2 s ahead were passed before every host
+   * had armed the plan. The lead is at most half the deadline. */
+  f->opts.lead_sec = 1.0;
+  f->opts.deadline_sec = 10;
+  /* Hellos every second: a host is silent after 3 s without one. At a
+   * load average of 30, hellos through the cluster arrived 2-3 s apart
+   * (0.6 s and 1.5 s were too short). */
+  f->opts.heartbeat_sec = 1;
+  if (tweak != NULL)
+    tweak (&f->opts);
+  f->fleet = bgt_fleet_new (&f->opts, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture *f, gconstpointer data)
+{
+  g_clear_pointer (&f->fleet, bgt_fleet_free);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void
+wait_slot (Fixture *f, guint64 mask, const char *color, const char *prop, const char *want)
+{
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  g_assert_true (bgt_fleet_wait_string (f->fleet, mask, path, BGT_SLOT_IFACE, prop, want, WAIT_MS));
+}
+
+static void
+wait_job (Fixture *f, guint64 mask, const char *prop, const char *want)
+{
+  g_assert_true (bgt_fleet_wait_string (f->fleet, mask, BGT_FLEET_JOB_PATH, BGT_JOB_IFACE, prop, want, WAIT_MS));
+}
+
+/* Blue v1 live on every host, load running, green v2 deployed and Ready
+ * everywhere. */
+static void
+start_blue_then_green (Fixture *f)
+{
+  g_autoptr (GError) error = NULL;
+
+  bgt_fleet_deploy (f->fleet, 0, "v1", TRUE, &error);
+  g_assert_no_error (error);
+  wait_slot (f, 0, "blue", "State", "running");
+  wait_job (f, 0, "LiveColor", "blue");
+  bgt_fleet_load_start (f->fleet, LOAD_RATE, &error);
+  g_assert_no_error (error);
+  bgt_fleet_deploy (f->fleet, 0, "v2", FALSE, &error);
+  g_assert_no_error (error);
+  wait_slot (f, 0, "green", "State", "running");
+  g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "green", 90000));
+  wait_job (f, 0, "Phase", "ready");
+}
+
+static void
+stop_load (Fixture *f, const char *live_color)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 n;
+
+  /* The live version keeps working after the switch. */
+  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, live_color, WAIT_MS));
+  n = bgt_fleet_load_stop (f->fleet, &error);
+  if (f->replays && error != NULL)
+    /* After an outage the loadgen may still hold a backlog that its
+     * bounded final flush does not deliver. The input topic is what the
+     * verifier checks against, so a record not delivered is no gap. */
+    g_test_message ("load after the outage: %s", error->message);
+  else
+    {
+      g_assert_no_error (error);
+      g_assert_cmpint (n, >, 0);
+    }
+  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, live_color, WAIT_MS));
+}
+
+/* The verifier: no gap, no cross-version duplicate, no order violation
+ * (beyond the within-version re-reads of a scenario that replays), correct
+ * state; with @barriers, @incoming's first result on every partition
+ * exactly at the barrier and @outgoing's last just before it. */
+static JsonObject *
+verify (Fixture *f, const char *outgoing, const char *incoming, GArray *barriers)
+{
+  g_autoptr (GError) error = NULL;
+  int status = -1;
+  JsonObject *report = bgt_fleet_verify (f->fleet, outgoing, incoming, barriers, &status, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (report);
+  g_assert_cmpint (bgt_report_num (report, "inputs"), >, 0);
+  g_assert_cmpint (bgt_report_num (report, "gaps"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "cross_duplicates"), ==, 0);
+  if (f->replays)
+    g_assert_cmpint (bgt_report_num (report, "order_violations"), <=,
+                     bgt_report_num (report, "within_duplicates"));
+  else
+    g_assert_cmpint (bgt_report_num (report, "order_violations"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "wrong_state"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "malformed"), ==, 0);
+  g_assert_cmpint (bgt_report_num (report, "barrier_violations"), ==, 0);
+  g_assert_cmpint (status, ==, f->replays && bgt_report_num (report, "order_violations") > 0 ? 1 : 0);
+  for (guint p = 0; barriers != NULL && p < barriers->len; p++)
+    {
+      gint64 x = g_array_index (barriers, gint64, p);
+      g_assert_cmpint (x, >=, 0);
+      g_assert_cmpint (bgt_report_color_first (report, (int) p, incoming), ==, x);
+      if (x > 0)
+        g_assert_cmpint (bgt_report_color_last (report, (int) p, outgoing), ==, x - 1);
+    }
+  return report;
+}
+
+/* Every host reports @id with @result in LastCutover; their (equal)
+ * barriers. */
+static GArray *
+assert_last_cutover (Fixture *f, const char *id, const char *result)
+{
+  GArray *barriers = NULL;
+
+  for (guint i = 0; i < bgt_fleet_n_hosts (f->fleet); i++)
+    {
+      g_auto (BgtCutoverInfo) info = { 0 };
+      g_assert_true (bgt_fleet_last_cutover (f->fleet, i, &info));
+      g_test_message ("host %s: LastCutover %s %s->%s %s (%s), %" G_GUINT64_FORMAT " us",
+                      bgt_fleet_host_id (f->fleet, i), info.id, info.outgoing, info.incoming, info.result,
+                      info.reason, info.duration_us);
+      g_assert_cmpstr (info.id, ==, id);
+      g_assert_cmpstr (info.result, ==, result);
+      if (barriers == NULL)
+        barriers = g_array_ref (info.barriers);
+      else
+        g_assert_cmpmem (barriers->data, barriers->len * sizeof (gint64), info.barriers->data,
+                         info.barriers->len * sizeof (gint64));
+    }
+  return barriers;
+}
+
+/* Cutover (or Rollback) on @host. HostSilent is answered again once the
+ * silent host's next hello is in (bounded): on a loaded machine a hello
+ * can be late right after the fleet started; any other error fails. */
+static char *
+cutover (Fixture *f, guint host, gboolean rollback)
+{
+  gint64 end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *remote = NULL;
+      char *id = bgt_fleet_cutover (f->fleet, host, rollback, 0, 0, &error);
+
+      if (id != NULL)
+        return id;
+      remote = g_dbus_error_get_remote_error (error);
+      if (g_strcmp0 (remote, "org.bluegreen.Error.HostSilent") != 0 || g_get_monotonic_time () > end)
+        g_assert_no_error (error);
+      g_test_message ("%s; waiting for its next hello", error->message);
+      {
+        gint64 mark = bgt_fleet_control_watermark (f->fleet, NULL);
+        const char *needles[] = { "\"type\":\"hello\"", NULL };
+        bgt_fleet_control_wait (f->fleet, mark, needles, 5000);
+      }
+    }
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+/* The control log's decisions for @id and its retried attempts ("ID.2",
+ * ...) agree with the outcome: a "commit" among them for a cutover that is
+ * done (earlier attempts may have aborted), none for one that aborted. */
+static void
+assert_decisions (Fixture *f, const char *id, gboolean done)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) all = NULL;
+  g_autofree char *exact = g_strdup_printf ("\"id\":\"%s\"", id);
+  g_autofree char *attempt = g_strdup_printf ("\"id\":\"%s.", id);
+  guint commits = 0, aborts = 0;
+
+  /* Right after a restart of the cluster a node may still answer "not
+   * leader" for a moment: read again, bounded. */
+  for (gint64 end = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;;)
+    {
+      g_clear_error (&error);
+      all = bgt_fleet_control_read (f->fleet, 0, &error);
+      if (all != NULL || g_get_monotonic_time () > end)
+        break;
+      g_test_message ("reading the control log: %s; again", error->message);
+      bgt_wait_until (never, NULL, 200);
+    }
+  g_assert_no_error (error);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const char *text = g_ptr_array_index (all, i);
+      if (strstr (text, exact) == NULL && strstr (text, attempt) == NULL)
+        continue;
+      if (strstr (text, "\"type\":\"commit\"") != NULL)
+        commits++;
+      else if (strstr (text, "\"type\":\"abort\"") != NULL)
+        aborts++;
+    }
+  g_test_message ("decisions for %s and its attempts: %u commit, %u abort", id, commits, aborts);
+  if (done)
+    g_assert_cmpuint (commits, >=, 1);
+  else
+    {
+      g_assert_cmpuint (commits, ==, 0);
+      g_assert_cmpuint (aborts, >=, 1);
+    }
+}
+
+static gint64
+wait_prepare (Fixture *f, const char *id)
+{
+  g_autofree char *i = g_strdup_printf ("\"id\":\"%s\"", id);
+  const char *needles[] = { "\"type\":\"prepare\"", i, NULL };
+
+  return bgt_fleet_control_wait (f->fleet, 0, needles, WAIT_MS);
+}
+
+/* A cutover that either committed or aborted: one CutoverFinished per host
+ * all agreeing, the log's first decision matching; then the load drains
+ * into the live color and the verifier runs. */
+static void
+finish_either_way (Fixture *f, const char *id)
+{
+  g_autofree char *result = bgt_fleet_wait_finished (f->fleet, id, 0, 120000);
+  g_autoptr (GPtrArray) seen = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  const char *live;
+
+  g_test_message ("cutover %s: %s", id, result);
+  g_assert_true (g_strcmp0 (result, "done") == 0 || g_strcmp0 (result, "aborted") == 0);
+  seen = bgt_fleet_finished_for (f->fleet, id);
+  g_assert_cmpuint (seen->len, ==, bgt_fleet_n_hosts (f->fleet));
+  assert_decisions (f, id, g_strcmp0 (result, "done") == 0);
+  live = g_strcmp0 (result, "done") == 0 ? "green" : "blue";
+  wait_job (f, 0, "LiveColor", live);
+  stop_load (f, live);
+  if (g_strcmp0 (result, "done") == 0)
+    {
+      g_autoptr (GArray) barriers = assert_last_cutover (f, id, "done");
+      report = verify (f, "blue", "green", barriers);
+    }
+  else
+    {
+      report = verify (f, "blue", "green", NULL);
+      for (int p = 0; p < (int) f->opts.partitions; p++)
+        g_assert_cmpint (bgt_report_color_first (report, p, "green"), ==, -1);
+    }
+}
+
+/* ---- [real-kafka] cutover --------------------------------------------------- */
+
+static void
+test_cutover (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = NULL;
+  g_autofree char *result = NULL;
+  g_autoptr (GArray) barriers = NULL;
+  g_autoptr (JsonObject) report = NULL;
+
+  if (f->fleet == NULL)
+    return;
+
+  start_blue_then_green (f);
+  id = cutover (f, A, FALSE);
+  result = bgt_fleet_wait_finished (f->fleet, id, 0, WAIT_MS);
+  g_assert_cmpstr (result, ==, "done");
+  barriers = assert_last_cutover (f, id, "done");
+  assert_decisions (f, id, TRUE);
+  wait_job (f, 0, "LiveColor", "green");
+  wait_slot (f, 0, "blue", "State", "stopped");
+  stop_load (f, "green");
+  report = verify (f, "blue", "green", barriers);
+}
+
+/* ---- [real-kafka] rollback --------------------------------------------------- */
+
+static void
+opts_observe (BgtFleetOptions *o)
+{
+  o->observation_sec = 120;
+}
+
+static void
+test_rollback (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id1 = NULL;
+  g_autofree char *id2 = NULL;
+  g_autofree char *r1 = NULL;
+  g_autofree char *r2 = NULL;
+  g_autoptr (GArray) x1 = NULL;
+  g_autoptr (GArray) x2 = NULL;
+  g_autoptr (JsonObject) report = NULL;
+
+  if (f->fleet == NULL)
+    return;
+
+  start_blue_then_green (f);
+  id1 = cutover (f, A, FALSE);
+  r1 = bgt_fleet_wait_finished (f->fleet, id1, 0, WAIT_MS);
+  g_assert_cmpstr (r1, ==, "done");
+  x1 = assert_last_cutover (f, id1, "done");
+  wait_job (f, 0, "Phase", "observing");
+  wait_slot (f, 0, "blue", "State", "running");
+  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, "green", WAIT_MS));
+
+  /* Back to blue, coordinated from another host. */
+  id2 = cutover (f, B, TRUE);
+  r2 = bgt_fleet_wait_finished (f->fleet, id2, 0, WAIT_MS);
+  g_assert_cmpstr (r2, ==, "done");
+  x2 = assert_last_cutover (f, id2, "done");
+  wait_job (f, 0, "LiveColor", "blue");
+  stop_load (f, "blue");
+
+  /* Green emitted exactly [X1, X2) on every partition, blue the rest. */
+  report = verify (f, "blue", "green", NULL);
+  for (guint p = 0; p < x1->len; p++)
+    {
+      gint64 a = g_array_index (x1, gint64, p), b = g_array_index (x2, gint64, p);
+      g_test_message ("partition %u: X1 %" G_GINT64_FORMAT " X2 %" G_GINT64_FORMAT, p, a, b);
+      g_assert_cmpint (a, >=, 0);
+      g_assert_cmpint (b, >=, a);
+      if (b > a)
+        {
+          g_assert_cmpint (bgt_report_color_first (report, (int) p, "green"), ==, a);
+          g_assert_cmpint (bgt_report_color_last (report, (int) p, "green"), ==, b - 1);
+        }
+      else
+        g_assert_cmpint (bgt_report_color_first (report, (int) p, "green"), ==, -1);
+      g_assert_cmpint (bgt_report_color_last (report, (int) p, "blue"), >=, b);
+    }
+}
+
+/* ---- [real-kafka] control leader killed ------------------------------------- */
+
+/* kill -9 of the node leading the control partition right after the
+ * prepare is in the log: the control topic (replication 3,
+ * min.insync.replicas=2) elects another leader, the agents' producers and
+ * consumers follow it, and the cutover ends the same way on every host. */
+static void
+test_leader_killed (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = NULL;
+  int leader, after;
+
+  if (f->fleet == NULL)
+    return;
+
+  start_blue_then_green (f);
+  leader = bgt_real_kafka_leader (cluster, bgt_fleet_control_topic (f->fleet), 0, &error);
+  g_assert_no_error (error);
+  id = cutover (f, A, FALSE);
+  g_assert_cmpint (wait_prepare (f, id), >=, 0);
+  bgt_real_kafka_node (cluster, "kill", (guint) leader, &error);
+  g_assert_no_error (error);
+  g_test_message ("killed node %d, the control partition's leader", leader);
+  f->replays = TRUE;
+  finish_either_way (f, id);
+  after = bgt_real_kafka_leader (cluster, bgt_fleet_control_topic (f->fleet), 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (after, !=, leader);
+  /* The cluster whole again for the next test. */
+  bgt_real_kafka_node (cluster, "restart", (guint) leader, &error);
+  g_assert_no_error (error);
+}
+
+/* ---- [real-kafka] cluster down ---------------------------------------------- */
+
+/* Every node killed right after the prepare, restarted 3 s later on the
+ * same ports and data: the cutover commits or aborts, the same on every
+ * host, and the output is exact either way. */
+static void
+test_cluster_down (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = NULL;
+
+  if (f->fleet == NULL)
+    return;
+
+  start_blue_then_green (f);
+  id = cutover (f, A, FALSE);
+  g_assert_cmpint (wait_prepare (f, id), >=, 0);
+  bgt_real_kafka_node (cluster, "kill", 0, &error);
+  g_assert_no_error (error);
+  /* The outage itself lasts a fixed time: it is the scenario, not a
+   * synchronisation. */
+  bgt_wait_until (never, NULL, 3000);
+  bgt_real_kafka_node (cluster, "restart", 0, &error);
+  g_assert_no_error (error);
+  f->replays = TRUE;
+  finish_either_way (f, id);
+}
+
+/* ---- [real-kafka] control topic check --------------------------------------- */
+
+typedef struct {
+  const char *path;
+  const char *needle;
+} LogWait;
+
+static gboolean
+log_contains (gpointer data)
+{
+  LogWait *w = data;
+  g_autofree char *text = NULL;
+
+  return g_file_get_contents (w->path, &text, NULL, NULL) && strstr (text, w->needle) != NULL;
+}
+
+/* Runs bluegreend on @host with control topic @topic as unit @unit and
+ * waits until its log contains @needle; returns the log. */
+static char *
+run_agent_until (BgtHost *host, const char *unit, const char *topic, const char *needle)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_build_filename (host->dir, unit, NULL);
+  g_autofree char *state = g_build_filename (dir, "state", NULL);
+  g_autofree char *jobs = g_build_filename (dir, "jobs", NULL);
+  g_autofree char *conf_path = g_build_filename (dir, "bluegreend.conf", NULL);
+  g_autofree char *conf_opt = g_strdup_printf ("--config=%s", conf_path);
+  g_autofree char *conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\n"
+                                           "JobsDirectory=%s\n[Kafka]\nBootstrapServers=%s\n"
+                                           "ControlTopic=%s\n", unit, state, jobs, cluster->bootstrap,
+                                           topic);
+  g_autofree char *agent = bgt_build_path ("bluegreend");
+  g_autofree char *log = bgt_host_log_path (host, unit);
+  g_autofree char *text = NULL;
+  const char *argv[] = { agent, "--user", conf_opt, NULL };
+  LogWait w = { log, needle };
+
+  g_assert_cmpint (g_mkdir_with_parents (state, 0700), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (jobs, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (conf_path, conf, -1, NULL));
+  bgt_start_transient_unit (host, unit, argv, NULL, &error);
+  g_assert_no_error (error);
+  if (!bgt_wait_until (log_contains, &w, WAIT_MS))
+    {
+      g_file_get_contents (log, &text, NULL, NULL);
+      g_test_message ("%s: no '%s' in its log:\n%s", unit, needle, text);
+      g_assert_not_reached ();
+    }
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  g_test_message ("%s:\n%s", unit, text);
+  return g_steal_pointer (&text);
+}
+
+/* An agent whose control topic cannot carry the protocol stops with an
+ * error naming the topic and what is wrong; weak settings are warned
+ * about and the agent runs on. */
+static void
+test_control_topic_check (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BgtHost) host = NULL;
+  g_autofree char *name = g_strdup_printf ("rkc%d", (int) getpid ());
+  g_autofree char *missing = g_strdup_printf ("check-%d-missing", (int) getpid ());
+  g_autofree char *two = g_strdup_printf ("check-%d-two", (int) getpid ());
+  g_autofree char *compacted = g_strdup_printf ("check-%d-compacted", (int) getpid ());
+  g_autofree char *weak = g_strdup_printf ("check-%d-weak", (int) getpid ());
+  const char *compact_configs[] = { "cleanup.policy", "compact", NULL };
+  const char *weak_configs[] = { "min.insync.replicas", "1", "retention.ms", "3600000", NULL };
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (bg-host)");
+      return;
+    }
+  g_assert_nonnull (cluster);
+  bgt_real_kafka_create_topic (cluster, two, 2, NULL, &error);
+  g_assert_no_error (error);
+  bgt_real_kafka_create_topic (cluster, compacted, 1, compact_configs, &error);
+  g_assert_no_error (error);
+  bgt_real_kafka_create_topic (cluster, weak, 1, weak_configs, &error);
+  g_assert_no_error (error);
+  host = bgt_host_start (name, &error);
+  g_assert_no_error (error);
+
+  {
+    g_autofree char *needle = g_strdup_printf ("error: control topic '%s' does not exist", missing);
+    g_autofree char *log = run_agent_until (host, "agent-missing", missing, needle);
+    g_assert_nonnull (strstr (log, "cleanup.policy=delete"));
+    g_assert_true (bgt_wait_unit_state (host, "agent-missing", "failed", WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autofree char *needle = g_strdup_printf ("error: control topic '%s' has 2 partitions", two);
+    g_autofree char *log = run_agent_until (host, "agent-two", two, needle);
+    g_assert_true (bgt_wait_unit_state (host, "agent-two", "failed", WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autofree char *needle = g_strdup_printf ("error: control topic '%s' has cleanup.policy=compact", compacted);
+    g_autofree char *log = run_agent_until (host, "agent-compacted", compacted, needle);
+    g_assert_true (bgt_wait_unit_state (host, "agent-compacted", "failed", WAIT_MS, &error));
+    g_assert_no_error (error);
+  }
+  {
+    g_autofree char *needle = g_strdup_printf ("control topic '%s' checked: 1 partition, replication 3, "
+                                               "cleanup.policy=delete", weak);
+    g_autofree char *log = run_agent_until (host, "agent-weak", weak, needle);
+    g_autofree char *state = NULL;
+    g_assert_nonnull (strstr (log, "has min.insync.replicas=1"));
+    g_assert_nonnull (strstr (log, "retention.ms=3600000"));
+    g_assert_null (strstr (log, "has replication factor"));
+    state = bgt_unit_active_state (host, "agent-weak", &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (state, ==, "active");
+  }
+  bgt_host_stop (host, FALSE, &error);
+  g_assert_no_error (error);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *dir = NULL;
+  g_autoptr (GError) error = NULL;
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  g_test_add ("/real-kafka/[real-kafka] cutover", Fixture, NULL, fixture_setup, test_cutover,
+              fixture_teardown);
+  g_test_add ("/real-kafka/[real-kafka] rollback", Fixture, opts_observe, fixture_setup, test_rollback,
+              fixture_teardown);
+  g_test_add ("/real-kafka/[real-kafka] control leader killed", Fixture, NULL, fixture_setup,
+              test_leader_killed, fixture_teardown);
+  g_test_add ("/real-kafka/[real-kafka] cluster down", Fixture, NULL, fixture_setup, test_cluster_down,
+              fixture_teardown);
+  g_test_add_func ("/real-kafka/[real-kafka] control topic check", test_control_topic_check);
+  if (geteuid () != 0)
+    return g_test_run ();
+  /* One 3-node cluster for every test: ~7 s to start, ~1 s per topic. */
+  dir = g_build_filename (g_getenv ("BG_TEST_TMPDIR") ? g_getenv ("BG_TEST_TMPDIR") : g_get_tmp_dir (),
+                          "kafka", NULL);
+  cluster = bgt_real_kafka_start (3, dir, &error);
+  if (cluster != NULL && !bgt_real_kafka_warm_up (cluster, 20000, &error))
+    g_clear_pointer (&cluster, bgt_real_kafka_free);
+  if (cluster == NULL)
+    g_printerr ("# cannot start the Kafka cluster: %s\n", error->message);
+  status = g_test_run ();
+  g_clear_pointer (&cluster, bgt_real_kafka_free);
+  return status;
+}
