@@ -1134,6 +1134,8 @@ bgt_load_stop (BgtLoad *load, GError **error)
       g_subprocess_send_signal (load->proc, SIGTERM);
     }
   return bgt_load_wait (load, 30000, error);
+}
+
 /* Watermarks from the partition's leader. After leaders moved (a real
  * node killed or the cluster restarted) an idle producer's metadata is
  * stale and the old leader answers "not leader": refresh it and ask again,
