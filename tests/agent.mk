@@ -14,3 +14,4 @@ include tests/steering.mk
 include tests/exact.mk
 include tests/agent-e2e.mk
 include tests/ops.mk
+include tests/supervise.mk

@@ -143,7 +143,9 @@ fixture_setup (Fixture *f, gconstpointer data)
                           f->kafka->bootstrap);
   f->config_path = g_build_filename (f->dir, "bluegreend.conf", NULL);
   write_file (f->config_path, conf, 0644);
-  job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\n"
+  /* Restart=no: these tests check what a failed unit does; restarts are
+   * tests/test-supervise.c's. */
+  job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\nRestart=no\n"
                          "[Readiness]\nMaxLag=0\nStableSec=0\n", script, f->dir);
   g_free (jobs), jobs = g_build_filename (f->dir, "jobs", "sleepy.job", NULL);
   write_file (jobs, job, 0644);

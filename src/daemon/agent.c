@@ -321,6 +321,7 @@ agent_save_state (BgdAgent *agent)
           copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
           copy->slots[c].generation = old->slots[c].generation;
           copy->slots[c].steering = g_strdup (old->slots[c].steering);
+          copy->slots[c].state = g_strdup (old->slots[c].state);
         }
       g_ptr_array_add (records, copy);
     }
@@ -540,6 +541,10 @@ agent_maybe_finish_replay (BgdAgent *agent)
   g_hash_table_iter_init (&iter, agent->jobs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     bgd_job_set_replaying (value, FALSE);
+  /* Only now: a slot started earlier could be steered by history. */
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    bgd_job_resume_slots (value);
   agent_send_hello (agent);
 }
 

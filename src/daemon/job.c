@@ -829,6 +829,20 @@ cut_arm (gpointer data, const BgdCutoverPlan *plan, char **reason)
       bgd_slot_apply_steering (slot, bgd_steering_arm (cur, plan, c == 0));
     }
   job_changed (job);
+  /* An outgoing slot whose unit failed for good (a crash loop: systemd
+   * gave up restarting it) has no instance that could emit or need arming:
+   * its partitions went to the color's instances on the other hosts (one
+   * consumer group per color), which arm there. Refusing would only keep
+   * the failed version live: a rollback away from a crash-looping version
+   * must not be blocked by it. */
+  if (bgd_slot_get_state (out) == BGD_SLOT_FAILED && bgd_slot_is_active (in))
+    {
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (plan->outgoing), NULL, plan->id,
+                   "cutover %s: the outgoing %s slot failed on this host; nothing to arm there", plan->id,
+                   bg_color_to_string (plan->outgoing));
+      bgd_cutover_plan_armed (job->cutover, plan->outgoing, plan->id, TRUE, NULL);
+      return TRUE;
+    }
   if (!bgd_slot_is_active (out) || !bgd_slot_is_active (in))
     {
       *reason = g_strdup_printf ("the %s slot is %s on this host",
@@ -1692,6 +1706,59 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
   job->replay_from = record->control_offset;
   bg_job1_set_live_color (job->iface, record->live_color ? record->live_color : "");
   job_apply_liveness (job);
+  job_update_phase (job);
+}
+
+typedef struct {
+  BgdJob *job;
+  BgColor color;
+} ResumeOp;
+
+static void
+resume_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  ResumeOp *op = user_data;
+  g_autoptr(BgdJob) job = op->job;
+  BgColor color = op->color;
+  g_autoptr(GError) error = NULL;
+
+  g_free (op);
+  if (!bgd_slot_start_finish (NULL, res, &error))
+    {
+      g_autofree char *text = g_strdup_printf ("bringing back the %s slot: %s", bg_color_to_string (color),
+                                               error->message);
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (color), NULL, NULL, "%s",
+                   text);
+      if (!job->disposed)
+        bgd_job_set_last_error (job, text);
+      return;
+    }
+  if (job->disposed)
+    return;
+  job_update_phase (job);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
+  job_changed (job);
+}
+
+void
+bgd_job_resume_slots (BgdJob *job)
+{
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    {
+      BgdSlot *slot = job->slots[c];
+      ResumeOp *op;
+
+      if (bgd_slot_get_state (slot) != BGD_SLOT_STOPPED || !bgd_slot_wants_run (slot))
+        continue;
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string ((BgColor) c),
+                   bgd_slot_get_version (slot), NULL,
+                   "the %s slot should run but has no unit (the host restarted): bringing it back, steered as before",
+                   bg_color_to_string ((BgColor) c));
+      op = g_new0 (ResumeOp, 1);
+      op->job = job_ref (job);
+      op->color = (BgColor) c;
+      bgd_slot_resume_async (slot, job->config, NULL, resume_started_cb, op);
+    }
   job_update_phase (job);
 }
 
