@@ -58,6 +58,9 @@ struct _BgdSlot {
    * agent's own start and stop, and a failure systemd gave up on, change
    * it: a unit that stops because its host shuts down stays wanted. */
   BgdSlotIntent intent;
+  /* Restart=on-failure: a "failed" unit is restarted unless its start
+   * limit was hit. */
+  gboolean restart_on_failure;
   /* The unit's start limit, for the reason a crash loop gives. */
   guint start_limit_burst;
   gint64 start_limit_interval_usec;
@@ -146,6 +149,8 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
     bg_slot1_set_main_pid (slot->iface, 0);
   if (to == BGD_SLOT_FAILED)
     slot->intent = BGD_SLOT_INTENT_FAILED;
+  else if (to == BGD_SLOT_RUNNING && slot->intent == BGD_SLOT_INTENT_FAILED)
+    slot->intent = BGD_SLOT_INTENT_RUN; /* systemd restarted it after all */
   slot_log_id (slot, to == BGD_SLOT_FAILED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
                to == BGD_SLOT_FAILED ? BGD_MESSAGE_SLOT_FAILED : NULL,
             "state %s -> %s%s%s", bgd_slot_state_to_string (from),
@@ -189,6 +194,15 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
                                                slot->unit, slot->start_limit_burst,
                                                slot->start_limit_interval_usec / (double) G_USEC_PER_SEC);
       slot_transition (slot, BGD_SLOT_FAILED, text);
+    }
+  else if (g_strcmp0 (active_state, "failed") == 0 && slot->restart_on_failure && slot->state != BGD_SLOT_STOPPING)
+    {
+      /* systemd shows "failed" for a moment before the auto-restart (up
+       * to systemd 253): under Restart=on-failure only the start limit is
+       * the end. */
+      g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                               slot->unit, result && *result ? result : "unknown");
+      slot_transition (slot, BGD_SLOT_STARTING, text);
     }
   else if (g_strcmp0 (active_state, "failed") == 0)
     {
@@ -896,6 +910,7 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   spec.restart_usec = (guint64) job->restart_usec;
   spec.start_limit_burst = job->start_limit_burst;
   spec.start_limit_interval_usec = (guint64) job->start_limit_interval_usec;
+  slot->restart_on_failure = job->restart_on_failure;
   slot->start_limit_burst = job->start_limit_burst;
   slot->start_limit_interval_usec = job->start_limit_interval_usec;
   spec.output_path = output;
