@@ -375,7 +375,8 @@ kill_and_wait_restart (Fixture *f, guint i, const char *color)
   g_assert_cmpuint (slot_u64 (f, i, color, "Generation"), ==, generation);
   error_text = bgt_fleet_get_string (f->fleet, i, path, BGT_SLOT_IFACE, "LastError");
   g_test_message ("LastError: %s", error_text);
-  g_assert_nonnull (strstr (error_text, "died (result signal)"));
+  g_assert_nonnull (strstr (error_text, "the instance died"));
+  g_assert_nonnull (strstr (error_text, "systemd restarts it"));
 }
 
 /* kill -9 of the live instance and of a blackholed one: both restarted,
@@ -426,7 +427,8 @@ crash_loop_step (gpointer data)
   CrashLoop *l = data;
   g_autofree char *path = bgt_fleet_slot_path (l->color);
   g_autofree char *state = bgt_fleet_get_string (l->f->fleet, l->i, path, BGT_SLOT_IFACE, "State");
-  guint32 pid = slot_pid (l->f, l->i, l->color);
+  g_autofree char *unit = g_strdup_printf ("bluegreen-%s-%s.service", BGT_FLEET_JOB, l->color);
+  guint32 pid = bgt_unit_main_pid (bgt_fleet_host (l->f->fleet, l->i), unit, NULL);
 
   if (g_strcmp0 (state, "failed") == 0)
     return TRUE;
@@ -434,6 +436,7 @@ crash_loop_step (gpointer data)
     {
       l->last_killed = pid;
       l->kills++;
+      g_test_message ("crash loop: killed pid %u (kill %u), slot %s", pid, l->kills, state);
     }
   return FALSE;
 }

@@ -61,9 +61,15 @@ struct _BgdSlot {
   /* Restart=on-failure: a "failed" unit is restarted unless its start
    * limit was hit. */
   gboolean restart_on_failure;
+  gint64 restart_usec;
+  /* A "failed" unit under Restart=on-failure: if systemd has not started
+   * it again by RestartSec= plus a margin, it gave up (start limit). */
+  guint restart_check_id;
   /* The unit's start limit, for the reason a crash loop gives. */
   guint start_limit_burst;
   gint64 start_limit_interval_usec;
+  char *last_result;                    /* the unit's Result as last reported */
+  gboolean restart_on_failure_given_up; /* restart_check_cb is deciding */
 
   /* The pending savepoint request, if any. */
   GTask *savepoint_task;
@@ -131,10 +137,12 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
 {
   BgdSlotState from = slot->state;
 
+  /* Cleared only by a start of the agent's own (slot_start_unit): the
+   * reason of a crash outlives systemd's restart of the instance. */
   if (error_text != NULL)
     bg_slot1_set_last_error (slot->iface, error_text);
-  else if (to == BGD_SLOT_STARTING)
-    bg_slot1_set_last_error (slot->iface, "");
+  if (to != BGD_SLOT_STARTING)
+    g_clear_handle_id (&slot->restart_check_id, g_source_remove);
 
   if (from == to)
     return;
@@ -159,6 +167,38 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
   slot_emit_changed (slot);
 }
 
+#define RESTART_CHECK_MARGIN_MS 3000
+
+static void slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_state,
+                                   const char *result, guint main_pid);
+
+static gboolean
+restart_check_cb (gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+  g_autofree char *result = g_strdup (slot->last_result);
+
+  const char *active = bg_slot1_get_active_state (slot->iface);
+
+  slot->restart_check_id = 0;
+  if ((g_strcmp0 (active, "failed") != 0 && g_strcmp0 (active, "inactive") != 0)
+      || slot->state != BGD_SLOT_STARTING)
+    return G_SOURCE_REMOVE;
+  /* Still down: systemd did not restart it (its start limit). */
+  slot->restart_on_failure_given_up = TRUE;
+  slot_apply_unit_state (slot, "failed", bg_slot1_get_sub_state (slot->iface), result, 0);
+  slot->restart_on_failure_given_up = FALSE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+slot_arm_restart_check (BgdSlot *slot)
+{
+  g_clear_handle_id (&slot->restart_check_id, g_source_remove);
+  slot->restart_check_id = g_timeout_add ((guint) MIN (slot->restart_usec / 1000 + RESTART_CHECK_MARGIN_MS, G_MAXUINT),
+                                          restart_check_cb, slot);
+}
+
 /* systemd's ActiveState → the slot's state. */
 static void
 slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_state,
@@ -166,6 +206,19 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
 {
   bg_slot1_set_active_state (slot->iface, active_state ? active_state : "");
   bg_slot1_set_sub_state (slot->iface, sub_state ? sub_state : "");
+  if (result != NULL && *result != '\0' && g_strcmp0 (result, slot->last_result) != 0)
+    {
+      g_free (slot->last_result);
+      slot->last_result = g_strdup (result);
+      /* systemd announces Result apart from ActiveState: a crash's reason
+       * may come after the crash itself. */
+      if (slot->restart_check_id != 0 && g_strcmp0 (result, "success") != 0)
+        {
+          g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                                   slot->unit, result);
+          bg_slot1_set_last_error (slot->iface, text);
+        }
+    }
   if (main_pid != 0)
     bg_slot1_set_main_pid (slot->iface, main_pid);
 
@@ -195,7 +248,8 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
                                                slot->start_limit_interval_usec / (double) G_USEC_PER_SEC);
       slot_transition (slot, BGD_SLOT_FAILED, text);
     }
-  else if (g_strcmp0 (active_state, "failed") == 0 && slot->restart_on_failure && slot->state != BGD_SLOT_STOPPING)
+  else if (g_strcmp0 (active_state, "failed") == 0 && slot->restart_on_failure && slot->state != BGD_SLOT_STOPPING
+           && !slot->restart_on_failure_given_up)
     {
       /* systemd shows "failed" for a moment before the auto-restart (up
        * to systemd 253): under Restart=on-failure only the start limit is
@@ -203,6 +257,18 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
       g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
                                                slot->unit, result && *result ? result : "unknown");
       slot_transition (slot, BGD_SLOT_STARTING, text);
+      slot_arm_restart_check (slot);
+    }
+  else if (g_strcmp0 (active_state, "failed") == 0 && g_strcmp0 (result, "start-limit-hit") != 0
+           && slot->restart_on_failure_given_up && slot->start_limit_burst > 0)
+    {
+      g_autofree char *text = g_strdup_printf ("unit %s failed: result %s; systemd did not restart it "
+                                               "(a crash loop: at most %u starts within %.0f s, "
+                                               "StartLimitBurst=, StartLimitIntervalSec=)",
+                                               slot->unit, result && *result ? result : "unknown",
+                                               slot->start_limit_burst,
+                                               slot->start_limit_interval_usec / (double) G_USEC_PER_SEC);
+      slot_transition (slot, BGD_SLOT_FAILED, text);
     }
   else if (g_strcmp0 (active_state, "failed") == 0)
     {
@@ -215,7 +281,17 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
       /* A unit that stops with a failing result but is collected at once
        * shows "inactive"; keep the reason. */
       if (result != NULL && *result != '\0' && g_strcmp0 (result, "success") != 0
-          && slot->state != BGD_SLOT_STOPPING)
+          && slot->state != BGD_SLOT_STOPPING && slot->restart_on_failure)
+        {
+          /* Between the auto-restart and the new start systemd shows the
+           * unit "inactive" with the old result for a moment. */
+          g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                                   slot->unit, result);
+          slot_transition (slot, BGD_SLOT_STARTING, text);
+          slot_arm_restart_check (slot);
+        }
+      else if (result != NULL && *result != '\0' && g_strcmp0 (result, "success") != 0
+               && slot->state != BGD_SLOT_STOPPING)
         {
           g_autofree char *text = g_strdup_printf ("unit %s failed: result %s", slot->unit, result);
           slot_transition (slot, BGD_SLOT_FAILED, text);
@@ -579,6 +655,7 @@ bgd_slot_dispose (BgdSlot *slot)
                                                        "the slot was removed"));
   if (slot->health_cancellable != NULL)
     g_cancellable_cancel (slot->health_cancellable);
+  g_clear_handle_id (&slot->restart_check_id, g_source_remove);
   bgd_slot_unref (slot);
 }
 
@@ -594,6 +671,8 @@ bgd_slot_unref (BgdSlot *slot)
   g_hash_table_unref (slot->positions);
   g_hash_table_unref (slot->delivered);
   g_strfreev (slot->input_topics);
+  g_clear_handle_id (&slot->restart_check_id, g_source_remove);
+  g_free (slot->last_result);
   g_free (slot->job_name);
   g_free (slot->path);
   g_free (slot->unit);
@@ -911,6 +990,7 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   spec.start_limit_burst = job->start_limit_burst;
   spec.start_limit_interval_usec = (guint64) job->start_limit_interval_usec;
   slot->restart_on_failure = job->restart_on_failure;
+  slot->restart_usec = job->restart_usec;
   slot->start_limit_burst = job->start_limit_burst;
   slot->start_limit_interval_usec = job->start_limit_interval_usec;
   spec.output_path = output;
@@ -940,6 +1020,7 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   bg_slot1_set_dropped (slot->iface, 0);
   bg_slot1_set_lag (slot->iface, -1);
   g_hash_table_remove_all (slot->positions);
+  bg_slot1_set_last_error (slot->iface, "");
   slot_transition (slot, BGD_SLOT_STARTING, NULL);
   /* Write-ahead as for any steering: the grown generation is on disk
    * before the instance can fetch it. */
