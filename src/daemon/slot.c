@@ -70,6 +70,7 @@ struct _BgdSlot {
   gint64 start_limit_interval_usec;
   char *last_result;                    /* the unit's Result as last reported */
   gboolean restart_on_failure_given_up; /* restart_check_cb is deciding */
+  gboolean crash_pending;               /* died, systemd restarts it: keep the reason */
 
   /* The pending savepoint request, if any. */
   GTask *savepoint_task;
@@ -137,8 +138,8 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
 {
   BgdSlotState from = slot->state;
 
-  /* Cleared only by a start of the agent's own (slot_start_unit): the
-   * reason of a crash outlives systemd's restart of the instance. */
+  /* Cleared by a fresh start (the agent's, or systemd's "activating"
+   * outside a crash): a crash's reason outlives systemd's restart. */
   if (error_text != NULL)
     bg_slot1_set_last_error (slot->iface, error_text);
   if (to != BGD_SLOT_STARTING)
@@ -157,7 +158,9 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
     bg_slot1_set_main_pid (slot->iface, 0);
   if (to == BGD_SLOT_FAILED)
     slot->intent = BGD_SLOT_INTENT_FAILED;
-  else if (to == BGD_SLOT_RUNNING && slot->intent == BGD_SLOT_INTENT_FAILED)
+  if (to == BGD_SLOT_RUNNING || to == BGD_SLOT_FAILED)
+    slot->crash_pending = FALSE;
+  if (to == BGD_SLOT_RUNNING && slot->intent == BGD_SLOT_INTENT_FAILED)
     slot->intent = BGD_SLOT_INTENT_RUN; /* systemd restarted it after all */
   slot_log_id (slot, to == BGD_SLOT_FAILED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
                to == BGD_SLOT_FAILED ? BGD_MESSAGE_SLOT_FAILED : NULL,
@@ -230,13 +233,15 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
        * one after RestartSec=. Not ready meanwhile; the reason stays. */
       g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
                                                slot->unit, result && *result ? result : "unknown");
+      slot->crash_pending = TRUE;
       slot_transition (slot, BGD_SLOT_STARTING, text);
     }
   else if (g_strcmp0 (active_state, "activating") == 0)
     {
-      /* Already starting (after an auto-restart): keep the reason. */
+      /* systemd starts the unit: a fresh start clears the last error, a
+       * restart after a crash keeps its reason. */
       if (slot->state != BGD_SLOT_STARTING)
-        slot_transition (slot, BGD_SLOT_STARTING, NULL);
+        slot_transition (slot, BGD_SLOT_STARTING, slot->crash_pending ? NULL : "");
     }
   else if (g_strcmp0 (active_state, "deactivating") == 0)
     slot_transition (slot, BGD_SLOT_STOPPING, NULL);
@@ -253,9 +258,11 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
     {
       /* systemd shows "failed" for a moment before the auto-restart (up
        * to systemd 253): under Restart=on-failure only the start limit is
-       * the end. */
+       * the end. The Result may still be the previous run's "success". */
       g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
-                                               slot->unit, result && *result ? result : "unknown");
+                                               slot->unit, result && *result && g_strcmp0 (result, "success") != 0
+                                                 ? result : "not known yet");
+      slot->crash_pending = TRUE;
       slot_transition (slot, BGD_SLOT_STARTING, text);
       slot_arm_restart_check (slot);
     }
@@ -287,6 +294,7 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
            * unit "inactive" with the old result for a moment. */
           g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
                                                    slot->unit, result);
+          slot->crash_pending = TRUE;
           slot_transition (slot, BGD_SLOT_STARTING, text);
           slot_arm_restart_check (slot);
         }
@@ -1021,6 +1029,7 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   bg_slot1_set_lag (slot->iface, -1);
   g_hash_table_remove_all (slot->positions);
   bg_slot1_set_last_error (slot->iface, "");
+  slot->crash_pending = FALSE;
   slot_transition (slot, BGD_SLOT_STARTING, NULL);
   /* Write-ahead as for any steering: the grown generation is on disk
    * before the instance can fetch it. */
