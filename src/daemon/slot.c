@@ -1108,6 +1108,10 @@ bgd_slot_stop_async (BgdSlot *slot, GCancellable *cancellable,
   g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
   slot_log (slot, G_LOG_LEVEL_MESSAGE, "stopping %s", slot->unit);
   slot->intent = BGD_SLOT_INTENT_STOPPED;
+  /* Written ahead: an agent killed before the unit is gone must not bring
+   * it back after its restart. */
+  if (slot->ctx->persist != NULL)
+    slot->ctx->persist (slot->ctx->agent);
   if (slot->state == BGD_SLOT_STARTING || slot->state == BGD_SLOT_RUNNING)
     slot_transition (slot, BGD_SLOT_STOPPING, NULL);
   bgd_systemd_stop_unit_async (slot->ctx->systemd, slot->unit, cancellable,
