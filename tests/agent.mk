@@ -17,3 +17,4 @@ include tests/exact.mk
 include tests/retention.mk
 include tests/agent-e2e.mk
 include tests/ops.mk
+include tests/supervise.mk

@@ -144,8 +144,10 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->config_path = g_build_filename (f->dir, "bluegreend.conf", NULL);
   write_file (f->config_path, conf, 0644);
   /* BindPaths=: the test's directory (below /tmp) stays visible and
-   * writable under the default sandbox's PrivateTmp= and ProtectSystem=. */
-  job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\n"
+   * writable under the default sandbox's PrivateTmp= and ProtectSystem=.
+   * Restart=no: these tests check what a failed unit does; restarts are
+   * tests/test-supervise.c's. */
+  job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\nRestart=no\n"
                          "[Readiness]\nMaxLag=0\nStableSec=0\n[Sandbox]\nBindPaths=%s\n", script, f->dir, f->dir);
   g_free (jobs), jobs = g_build_filename (f->dir, "jobs", "sleepy.job", NULL);
   write_file (jobs, job, 0644);

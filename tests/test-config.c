@@ -95,6 +95,10 @@ test_job_example (void)
   g_assert_cmpint (j->deadline_usec, ==, 10 * G_USEC_PER_SEC);
   g_assert_cmpint (j->lead_usec, ==, 200000);
   g_assert_cmpuint (j->cutover_attempts, ==, 3);
+  g_assert_true (j->restart_on_failure);
+  g_assert_cmpint (j->restart_usec, ==, G_USEC_PER_SEC);
+  g_assert_cmpuint (j->start_limit_burst, ==, 5);
+  g_assert_cmpint (j->start_limit_interval_usec, ==, 60 * G_USEC_PER_SEC);
   g_assert_cmpuint (g_strv_length (j->guard_environment), ==, 0);
   g_assert_cmpuint (g_strv_length (j->guard_ip_address_deny), ==, 0);
 
@@ -176,6 +180,10 @@ test_job_full (void)
     "Environment=LANG=C.UTF-8;OPTS=a b=c\n"
     "StartTimeoutSec=90.5\n"
     "WatchdogSec=0\n"
+    "Restart=no\n"
+    "RestartSec=0.5\n"
+    "StartLimitBurst=3\n"
+    "StartLimitIntervalSec=20\n"
     "[Readiness]\n"
     "MaxLag=0\n"
     "StableSec=2.5\n"
@@ -214,6 +222,10 @@ test_job_full (void)
   g_assert_cmpstrv (j->environment, env);
   g_assert_cmpint (j->start_timeout_usec, ==, 90500000);
   g_assert_cmpint (j->watchdog_usec, ==, 0);
+  g_assert_false (j->restart_on_failure);
+  g_assert_cmpint (j->restart_usec, ==, 500000);
+  g_assert_cmpuint (j->start_limit_burst, ==, 3);
+  g_assert_cmpint (j->start_limit_interval_usec, ==, 20 * G_USEC_PER_SEC);
   g_assert_cmpint (j->max_lag, ==, 0);
   g_assert_cmpint (j->stable_usec, ==, 2500000);
   g_assert_cmpstr (j->health_argv[0], ==, "/usr/bin/check");
@@ -333,6 +345,12 @@ static const ErrorCase job_errors[] = {
   { JOB_OK "StartTimeoutSec=99999999999\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartTimeoutSec" },
   { JOB_OK "WatchdogSec=30s\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "WatchdogSec" },
   { JOB_OK "WatchdogSec=-1\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "WatchdogSec" },
+  { JOB_OK "Restart=always\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "Restart" },
+  { JOB_OK "RestartSec=-1\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "RestartSec" },
+  { JOB_OK "RestartSec=soon\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "RestartSec" },
+  { JOB_OK "StartLimitBurst=0\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartLimitBurst" },
+  { JOB_OK "StartLimitBurst=1001\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartLimitBurst" },
+  { JOB_OK "StartLimitIntervalSec=0\n", BG_CONFIG_ERROR_INVALID_VALUE, "Job", "StartLimitIntervalSec" },
   { JOB_OK "[Readiness]\nMaxLag=-1\n", BG_CONFIG_ERROR_INVALID_VALUE, "Readiness", "MaxLag" },
   { JOB_OK "[Readiness]\nMaxLag=lots\n", BG_CONFIG_ERROR_INVALID_VALUE, "Readiness", "MaxLag" },
   { JOB_OK "[Readiness]\nStableSec=1e3\n", BG_CONFIG_ERROR_INVALID_VALUE, "Readiness", "StableSec" },

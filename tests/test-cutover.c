@@ -380,6 +380,8 @@ static void
 opts_green_crashes_on_c (BgtFleetOptions *o)
 {
   o->crash_versions[C] = "v2";
+  /* Failed at its first crash, not after a crash loop. */
+  o->job_settings = "Restart=no";
 }
 
 static void

@@ -850,7 +850,10 @@ bg_agent_config_load (const char *path, GError **error)
 
 static const char *const job_keys[] = {
   "Description", "ExecStart", "ExecSavepoint", "InputTopics", "OutputTopics",
-  "ConsumerGroup", "Hosts", "Environment", "SavepointsKept", "StartTimeoutSec", "WatchdogSec", NULL
+  "ConsumerGroup", "Hosts", "Environment", "SavepointsKept", "StartTimeoutSec", "WatchdogSec",
+  /* the slot unit's restart policy (read_restart_keys) */
+  "Restart", "RestartSec", "StartLimitBurst", "StartLimitIntervalSec",
+  NULL
 };
 static const char *const readiness_keys[] = { "MaxLag", "StableSec", "HealthCommand", NULL };
 static const char *const resources_keys[] = { "CPUWeight", "CatchUpCPUWeight", "MemoryMax", "TasksMax", NULL };
@@ -899,6 +902,10 @@ job_config_new (const char *path, const char *name)
   j->savepoints_kept = BG_CONFIG_DEFAULT_SAVEPOINTS_KEPT;
   j->start_timeout_usec = BG_CONFIG_DEFAULT_START_TIMEOUT_SEC * G_USEC_PER_SEC;
   j->watchdog_usec = BG_CONFIG_DEFAULT_WATCHDOG_SEC * G_USEC_PER_SEC;
+  j->restart_on_failure = TRUE;
+  j->restart_usec = BG_CONFIG_DEFAULT_RESTART_SEC * G_USEC_PER_SEC;
+  j->start_limit_burst = BG_CONFIG_DEFAULT_START_LIMIT_BURST;
+  j->start_limit_interval_usec = BG_CONFIG_DEFAULT_START_LIMIT_INTERVAL_SEC * G_USEC_PER_SEC;
   j->guard_environment = g_new0 (char *, 1);
   j->guard_ip_address_deny = g_new0 (char *, 1);
   j->hardening = BG_HARDENING_DEFAULT;
@@ -1061,6 +1068,35 @@ read_job_group (const Ctx *ctx, BgJobConfig *j, GError **error)
                            "host \"%s\" is listed twice", j->hosts[i]);
             return FALSE;
           }
+    }
+  return TRUE;
+}
+
+/* [Job] Restart=, RestartSec=, StartLimitBurst=, StartLimitIntervalSec=:
+ * systemd's own settings of the same names, for the slot units. */
+static gboolean
+read_restart_keys (const Ctx *ctx, BgJobConfig *j, GError **error)
+{
+  g_autofree char *restart = NULL;
+  guint64 burst = j->start_limit_burst;
+
+  if (!lookup_string (ctx, "Job", "Restart", &restart, error) ||
+      !lookup_seconds (ctx, "Job", "RestartSec", FALSE, &j->restart_usec, error) ||
+      !lookup_uint (ctx, "Job", "StartLimitBurst", 1, BG_CONFIG_MAX_START_LIMIT_BURST, &burst, error) ||
+      !lookup_seconds (ctx, "Job", "StartLimitIntervalSec", TRUE, &j->start_limit_interval_usec, error))
+    return FALSE;
+  j->start_limit_burst = (guint) burst;
+  if (restart == NULL)
+    return TRUE;
+  if (strcmp (restart, "no") == 0)
+    j->restart_on_failure = FALSE;
+  else if (strcmp (restart, "on-failure") == 0)
+    j->restart_on_failure = TRUE;
+  else
+    {
+      set_key_error (error, ctx, BG_CONFIG_ERROR_INVALID_VALUE, "Job", "Restart",
+                     "\"%s\": expected \"on-failure\" or \"no\"", restart);
+      return FALSE;
     }
   return TRUE;
 }
@@ -1314,6 +1350,7 @@ bg_job_config_load_from_data (const char *path, const char *data, GError **error
     return NULL;
   g_autoptr (BgJobConfig) j = job_config_new (path, name);
   if (!read_job_group (&ctx, j, error) ||
+      !read_restart_keys (&ctx, j, error) ||
       !read_readiness_group (&ctx, j, error) ||
       !read_resources_group (&ctx, j, error) ||
       !read_cutover_group (&ctx, j, error) ||

@@ -68,6 +68,13 @@ typedef enum {
 #define BG_CONFIG_DEFAULT_START_TIMEOUT_SEC 300
 #define BG_CONFIG_DEFAULT_WATCHDOG_SEC 30
 #define BG_CONFIG_MAX_CUTOVER_ATTEMPTS 10
+/* The slot units' restart policy: a crashed instance is restarted after
+ * RestartSec=; StartLimitBurst= starts within StartLimitIntervalSec= make a
+ * crash loop, and the slot fails. */
+#define BG_CONFIG_DEFAULT_RESTART_SEC 1
+#define BG_CONFIG_DEFAULT_START_LIMIT_BURST 5
+#define BG_CONFIG_DEFAULT_START_LIMIT_INTERVAL_SEC 60
+#define BG_CONFIG_MAX_START_LIMIT_BURST 1000
 /* A fifth of a second of traffic: enough for every host to arm a plan before
  * a running instance reaches the barrier, short enough for a quick switch. */
 #define BG_CONFIG_DEFAULT_LEAD_USEC (200 * G_TIME_SPAN_MILLISECOND)
@@ -139,6 +146,11 @@ typedef struct {
   char **environment;         /* KEY=VALUE */
   gint64 start_timeout_usec;  /* > 0: systemd's TimeoutStartSec= for the slot's unit */
   gint64 watchdog_usec;       /* >= 0: WatchdogSec=; 0: no watchdog */
+  /* [Job] restart policy of the slot units (Restart=on-failure|no) */
+  gboolean restart_on_failure;
+  gint64 restart_usec;        /* >= 0: RestartSec= */
+  guint start_limit_burst;    /* 1 .. BG_CONFIG_MAX_START_LIMIT_BURST */
+  gint64 start_limit_interval_usec; /* > 0 */
 
   /* [Readiness] */
   gint64 max_lag;             /* records, >= 0 */

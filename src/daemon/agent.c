@@ -591,6 +591,10 @@ agent_maybe_finish_replay (BgdAgent *agent)
   g_hash_table_iter_init (&iter, agent->jobs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     bgd_job_set_replaying (value, FALSE);
+  /* Only now: a slot started earlier could be steered by history. */
+  g_hash_table_iter_init (&iter, agent->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    bgd_job_resume_slots (value);
   agent_send_hello (agent);
 }
 

@@ -1870,6 +1870,59 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
     }
 }
 
+typedef struct {
+  BgdJob *job;
+  BgColor color;
+} ResumeOp;
+
+static void
+resume_started_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  ResumeOp *op = user_data;
+  g_autoptr(BgdJob) job = op->job;
+  BgColor color = op->color;
+  g_autoptr(GError) error = NULL;
+
+  g_free (op);
+  if (!bgd_slot_start_finish (NULL, res, &error))
+    {
+      g_autofree char *text = g_strdup_printf ("bringing back the %s slot: %s", bg_color_to_string (color),
+                                               error->message);
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (color), NULL, NULL, "%s",
+                   text);
+      if (!job->disposed)
+        bgd_job_set_last_error (job, text);
+      return;
+    }
+  if (job->disposed)
+    return;
+  job_update_phase (job);
+  g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (job->iface));
+  job_changed (job);
+}
+
+void
+bgd_job_resume_slots (BgdJob *job)
+{
+  for (guint c = 0; c < BG_N_COLORS; c++)
+    {
+      BgdSlot *slot = job->slots[c];
+      ResumeOp *op;
+
+      if (bgd_slot_get_state (slot) != BGD_SLOT_STOPPED || !bgd_slot_wants_run (slot))
+        continue;
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string ((BgColor) c),
+                   bgd_slot_get_version (slot), NULL,
+                   "the %s slot should run but has no unit (the host restarted): bringing it back, steered as before",
+                   bg_color_to_string ((BgColor) c));
+      op = g_new0 (ResumeOp, 1);
+      op->job = job_ref (job);
+      op->color = (BgColor) c;
+      bgd_slot_resume_async (slot, job->config, NULL, resume_started_cb, op);
+    }
+  job_update_phase (job);
+}
+
 void
 bgd_job_update_lag (BgdJob *job, GHashTable *watermarks)
 {

@@ -55,6 +55,11 @@ void bgd_job_set_last_error (BgdJob *job, const char *text);
 
 BgdJobRecord *bgd_job_make_record (BgdJob *job);
 void bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record);
+/* After the control log is replayed and the units adopted: starts again,
+ * steered as before, every slot that should run on this host but has no
+ * unit (the host rebooted): the live color and a non-live slot that was
+ * deploying, ready or observing. Not a slot that failed or was stopped. */
+void bgd_job_resume_slots (BgdJob *job);
 
 /* A periodic tick from the agent with fresh high watermarks
  * ("topic:partition" → gint64*), or NULL if they are unknown. */

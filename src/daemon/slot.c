@@ -51,6 +51,24 @@ struct _BgdSlot {
    * IPAddressDeny guard) or the not-live ones (CatchUpCPUWeight=, the
    * [Guard] settings); see bgd_slot_set_live(). */
   gboolean live;
+  /* What the agent wants of the unit, kept in the state file so that a
+   * reboot brings back what should run (bgd_slot_wants_run()). Only the
+   * agent's own start and stop, and a failure systemd gave up on, change
+   * it: a unit that stops because its host shuts down stays wanted. */
+  BgdSlotIntent intent;
+  /* Restart=on-failure: a "failed" unit is restarted unless its start
+   * limit was hit. */
+  gboolean restart_on_failure;
+  gint64 restart_usec;
+  /* A "failed" unit under Restart=on-failure: if systemd has not started
+   * it again by RestartSec= plus a margin, it gave up (start limit). */
+  guint restart_check_id;
+  /* The unit's start limit, for the reason a crash loop gives. */
+  guint start_limit_burst;
+  gint64 start_limit_interval_usec;
+  char *last_result;                    /* the unit's Result as last reported */
+  gboolean restart_on_failure_given_up; /* restart_check_cb is deciding */
+  gboolean crash_pending;               /* died, systemd restarts it: keep the reason */
 
   /* The pending savepoint request, if any. */
   GTask *savepoint_task;
@@ -71,6 +89,14 @@ bgd_slot_state_to_string (BgdSlotState state)
     default: g_assert_not_reached ();
     }
 }
+
+/* <Color>State= in the state file. */
+static const char *const slot_intent_names[] = {
+  [BGD_SLOT_INTENT_UNKNOWN] = NULL,
+  [BGD_SLOT_INTENT_RUN] = "running",
+  [BGD_SLOT_INTENT_STOPPED] = "stopped",
+  [BGD_SLOT_INTENT_FAILED] = "failed",
+};
 
 static void
 slot_log_id (BgdSlot *slot, GLogLevelFlags level, const char *message_id, const char *fmt, ...)
@@ -110,10 +136,12 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
 {
   BgdSlotState from = slot->state;
 
+  /* Cleared by a fresh start (the agent's, or systemd's "activating"
+   * outside a crash): a crash's reason outlives systemd's restart. */
   if (error_text != NULL)
     bg_slot1_set_last_error (slot->iface, error_text);
-  else if (to == BGD_SLOT_STARTING)
-    bg_slot1_set_last_error (slot->iface, "");
+  if (to != BGD_SLOT_STARTING)
+    g_clear_handle_id (&slot->restart_check_id, g_source_remove);
 
   if (from == to)
     return;
@@ -126,12 +154,50 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
     }
   if (to == BGD_SLOT_STOPPED || to == BGD_SLOT_FAILED)
     bg_slot1_set_main_pid (slot->iface, 0);
+  if (to == BGD_SLOT_FAILED)
+    slot->intent = BGD_SLOT_INTENT_FAILED;
+  if (to == BGD_SLOT_RUNNING || to == BGD_SLOT_FAILED)
+    slot->crash_pending = FALSE;
+  if (to == BGD_SLOT_RUNNING && slot->intent == BGD_SLOT_INTENT_FAILED)
+    slot->intent = BGD_SLOT_INTENT_RUN; /* systemd restarted it after all */
   slot_log_id (slot, to == BGD_SLOT_FAILED ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_INFO,
                to == BGD_SLOT_FAILED ? BGD_MESSAGE_SLOT_FAILED : NULL,
             "state %s -> %s%s%s", bgd_slot_state_to_string (from),
             bgd_slot_state_to_string (to), error_text ? ": " : "",
             error_text ? error_text : "");
   slot_emit_changed (slot);
+}
+
+#define RESTART_CHECK_MARGIN_MS 3000
+
+static void slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_state,
+                                   const char *result, guint main_pid);
+
+static gboolean
+restart_check_cb (gpointer user_data)
+{
+  BgdSlot *slot = user_data;
+  g_autofree char *result = g_strdup (slot->last_result);
+
+  const char *active = bg_slot1_get_active_state (slot->iface);
+
+  slot->restart_check_id = 0;
+  if ((g_strcmp0 (active, "failed") != 0 && g_strcmp0 (active, "inactive") != 0)
+      || slot->state != BGD_SLOT_STARTING)
+    return G_SOURCE_REMOVE;
+  /* Still down: systemd did not restart it (its start limit). */
+  slot->restart_on_failure_given_up = TRUE;
+  slot_apply_unit_state (slot, "failed", bg_slot1_get_sub_state (slot->iface), result, 0);
+  slot->restart_on_failure_given_up = FALSE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+slot_arm_restart_check (BgdSlot *slot)
+{
+  g_clear_handle_id (&slot->restart_check_id, g_source_remove);
+  slot->restart_check_id = g_timeout_add ((guint) MIN (slot->restart_usec / 1000 + RESTART_CHECK_MARGIN_MS, G_MAXUINT),
+                                          restart_check_cb, slot);
 }
 
 /* systemd's ActiveState → the slot's state. */
@@ -141,15 +207,74 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
 {
   bg_slot1_set_active_state (slot->iface, active_state ? active_state : "");
   bg_slot1_set_sub_state (slot->iface, sub_state ? sub_state : "");
+  if (result != NULL && *result != '\0' && g_strcmp0 (result, slot->last_result) != 0)
+    {
+      g_free (slot->last_result);
+      slot->last_result = g_strdup (result);
+      /* systemd announces Result apart from ActiveState: a crash's reason
+       * may come after the crash itself. */
+      if (slot->restart_check_id != 0 && g_strcmp0 (result, "success") != 0)
+        {
+          g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                                   slot->unit, result);
+          bg_slot1_set_last_error (slot->iface, text);
+        }
+    }
   if (main_pid != 0)
     bg_slot1_set_main_pid (slot->iface, main_pid);
 
   if (g_strcmp0 (active_state, "active") == 0 || g_strcmp0 (active_state, "reloading") == 0)
     slot_transition (slot, BGD_SLOT_RUNNING, NULL);
+  else if (g_strcmp0 (active_state, "activating") == 0 && g_strcmp0 (sub_state, "auto-restart") == 0)
+    {
+      /* Restart=on-failure: the instance died and systemd starts a new
+       * one after RestartSec=. Not ready meanwhile; the reason stays. */
+      g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                               slot->unit, result && *result ? result : "unknown");
+      slot->crash_pending = TRUE;
+      slot_transition (slot, BGD_SLOT_STARTING, text);
+    }
   else if (g_strcmp0 (active_state, "activating") == 0)
-    slot_transition (slot, BGD_SLOT_STARTING, NULL);
+    {
+      /* systemd starts the unit: a fresh start clears the last error, a
+       * restart after a crash keeps its reason. */
+      if (slot->state != BGD_SLOT_STARTING)
+        slot_transition (slot, BGD_SLOT_STARTING, slot->crash_pending ? NULL : "");
+    }
   else if (g_strcmp0 (active_state, "deactivating") == 0)
     slot_transition (slot, BGD_SLOT_STOPPING, NULL);
+  else if (g_strcmp0 (active_state, "failed") == 0 && g_strcmp0 (result, "start-limit-hit") == 0)
+    {
+      g_autofree char *text = g_strdup_printf ("unit %s failed: crash loop, %u starts within %.0f s "
+                                               "(StartLimitBurst=, StartLimitIntervalSec=): no more restarts",
+                                               slot->unit, slot->start_limit_burst,
+                                               slot->start_limit_interval_usec / (double) G_USEC_PER_SEC);
+      slot_transition (slot, BGD_SLOT_FAILED, text);
+    }
+  else if (g_strcmp0 (active_state, "failed") == 0 && slot->restart_on_failure && slot->state != BGD_SLOT_STOPPING
+           && !slot->restart_on_failure_given_up)
+    {
+      /* systemd shows "failed" for a moment before the auto-restart (up
+       * to systemd 253): under Restart=on-failure only the start limit is
+       * the end. The Result may still be the previous run's "success". */
+      g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                               slot->unit, result && *result && g_strcmp0 (result, "success") != 0
+                                                 ? result : "not known yet");
+      slot->crash_pending = TRUE;
+      slot_transition (slot, BGD_SLOT_STARTING, text);
+      slot_arm_restart_check (slot);
+    }
+  else if (g_strcmp0 (active_state, "failed") == 0 && g_strcmp0 (result, "start-limit-hit") != 0
+           && slot->restart_on_failure_given_up && slot->start_limit_burst > 0)
+    {
+      g_autofree char *text = g_strdup_printf ("unit %s failed: result %s; systemd did not restart it "
+                                               "(a crash loop: at most %u starts within %.0f s, "
+                                               "StartLimitBurst=, StartLimitIntervalSec=)",
+                                               slot->unit, result && *result ? result : "unknown",
+                                               slot->start_limit_burst,
+                                               slot->start_limit_interval_usec / (double) G_USEC_PER_SEC);
+      slot_transition (slot, BGD_SLOT_FAILED, text);
+    }
   else if (g_strcmp0 (active_state, "failed") == 0)
     {
       /* A slot already failed keeps the reason it has: a failed start
@@ -163,7 +288,18 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
       /* A unit that stops with a failing result but is collected at once
        * shows "inactive"; keep the reason. */
       if (result != NULL && *result != '\0' && g_strcmp0 (result, "success") != 0
-          && slot->state != BGD_SLOT_STOPPING)
+          && slot->state != BGD_SLOT_STOPPING && slot->restart_on_failure)
+        {
+          /* Between the auto-restart and the new start systemd shows the
+           * unit "inactive" with the old result for a moment. */
+          g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
+                                                   slot->unit, result);
+          slot->crash_pending = TRUE;
+          slot_transition (slot, BGD_SLOT_STARTING, text);
+          slot_arm_restart_check (slot);
+        }
+      else if (result != NULL && *result != '\0' && g_strcmp0 (result, "success") != 0
+               && slot->state != BGD_SLOT_STOPPING)
         {
           g_autofree char *text = slot->state == BGD_SLOT_FAILED ? NULL
             : g_strdup_printf ("unit %s failed: result %s", slot->unit, result);
@@ -528,6 +664,7 @@ bgd_slot_dispose (BgdSlot *slot)
                                                        "the slot was removed"));
   if (slot->health_cancellable != NULL)
     g_cancellable_cancel (slot->health_cancellable);
+  g_clear_handle_id (&slot->restart_check_id, g_source_remove);
   bgd_slot_unref (slot);
 }
 
@@ -543,6 +680,8 @@ bgd_slot_unref (BgdSlot *slot)
   g_hash_table_unref (slot->positions);
   g_hash_table_unref (slot->delivered);
   g_strfreev (slot->input_topics);
+  g_clear_handle_id (&slot->restart_check_id, g_source_remove);
+  g_free (slot->last_result);
   g_free (slot->job_name);
   g_free (slot->path);
   g_free (slot->unit);
@@ -686,6 +825,7 @@ bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record)
   record->version = g_strdup (bgd_slot_get_version (slot));
   record->sink_mode = g_strdup (bg_slot1_get_sink_mode (slot->iface));
   record->generation = bg_slot1_get_generation (slot->iface);
+  record->state = g_strdup (slot_intent_names[slot->intent]);
 }
 
 void
@@ -710,6 +850,19 @@ bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record)
     }
   /* Never go back in generations: a job that applied N must see a change. */
   bg_slot1_set_generation (slot->iface, record->generation);
+  slot->intent = BGD_SLOT_INTENT_UNKNOWN;
+  for (guint i = 0; i < G_N_ELEMENTS (slot_intent_names); i++)
+    if (slot_intent_names[i] != NULL && g_strcmp0 (record->state, slot_intent_names[i]) == 0)
+      slot->intent = (BgdSlotIntent) i;
+  if (record->state != NULL && slot->intent == BGD_SLOT_INTENT_UNKNOWN)
+    slot_log (slot, G_LOG_LEVEL_MESSAGE, "stored state '%s' ignored: expected running, stopped or failed",
+              record->state);
+}
+
+gboolean
+bgd_slot_wants_run (BgdSlot *slot)
+{
+  return slot->intent == BGD_SLOT_INTENT_RUN && bgd_slot_get_version (slot) != NULL;
 }
 
 void
@@ -719,6 +872,9 @@ bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_state,
   slot_log (slot, G_LOG_LEVEL_INFO, "adopting %s (%s/%s, pid %u)", slot->unit,
             active_state, sub_state, main_pid);
   slot_apply_unit_state (slot, active_state, sub_state, result, main_pid);
+  /* A running unit is wanted (a state file of an older agent says nothing). */
+  if (bgd_slot_is_active (slot) && slot->state != BGD_SLOT_STOPPING)
+    slot->intent = BGD_SLOT_INTENT_RUN;
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -816,11 +972,12 @@ bgd_slot_apply_sandbox (BgdUnitSpec *spec, const BgJobConfig *job, gboolean user
   spec->environment_files = (const char *const *) job->environment_files;
 }
 
-void
-bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
-                      const char *sink_mode, const char *savepoint_dir,
-                      GCancellable *cancellable, GAsyncReadyCallback callback,
-                      gpointer user_data)
+/* Deploy (@resume FALSE): a new version, steering reset to @sink_mode.
+ * Resume: the same version under the slot's current steering. */
+static void
+slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const char *sink_mode,
+                 const char *savepoint_dir, gboolean resume, GCancellable *cancellable,
+                 GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   g_autoptr(GError) error = NULL;
@@ -832,7 +989,7 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
   g_autoptr(GStrvBuilder) env = g_strv_builder_new ();
   g_auto(GStrv) environment = NULL;
   BgdUnitSpec spec = { 0 };
-  gboolean live = g_strcmp0 (sink_mode, "live") == 0;
+  gboolean live = resume ? slot->live : g_strcmp0 (sink_mode, "live") == 0;
   g_autofree char *savepoints = NULL;
   g_autoptr(GStrvBuilder) bind = NULL;
   g_auto(GStrv) bind_paths = NULL;
@@ -893,6 +1050,17 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
    * consumes, which may need a consumer-group assignment first. */
   spec.watchdog_usec = (guint64) job->watchdog_usec;
   spec.timeout_start_usec = (guint64) job->start_timeout_usec;
+  /* A crash restarts the instance (it comes back in mode unknown and
+   * fetches the slot's steering); a crash loop hits the start limit and
+   * the unit fails with Result "start-limit-hit". */
+  spec.restart = job->restart_on_failure ? "on-failure" : "no";
+  spec.restart_usec = (guint64) job->restart_usec;
+  spec.start_limit_burst = job->start_limit_burst;
+  spec.start_limit_interval_usec = (guint64) job->start_limit_interval_usec;
+  slot->restart_on_failure = job->restart_on_failure;
+  slot->restart_usec = job->restart_usec;
+  slot->start_limit_burst = job->start_limit_burst;
+  slot->start_limit_interval_usec = job->start_limit_interval_usec;
   spec.output_path = output;
 
   /* [Sandbox]. The job's savepoints directory is bound into the unit at
@@ -916,30 +1084,68 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
 
   /* The new version is announced before the unit starts so that a job
    * that asks for its steering at once finds a consistent slot. */
-  bg_slot1_set_version (slot->iface, version);
-  bg_slot1_set_sink_mode (slot->iface, sink_mode);
-  slot->live = live;
-  bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
-  bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
-                                                 g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
-  bg_slot1_set_holds (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
-  g_hash_table_remove_all (slot->delivered);
-  bg_slot1_set_delivered (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
+  if (!resume)
+    {
+      bg_slot1_set_version (slot->iface, version);
+      bg_slot1_set_sink_mode (slot->iface, sink_mode);
+      slot->live = live;
+      bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
+      bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
+                                                     g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
+      bg_slot1_set_holds (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+      /* Delivered offsets are facts about the output topic: a resumed
+       * slot keeps them (they stay true), a new version starts afresh. */
+      g_hash_table_remove_all (slot->delivered);
+      bg_slot1_set_delivered (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
+    }
   bg_slot1_set_armed (slot->iface, g_variant_new ("(sbs)", "", FALSE, ""));
   bg_slot1_set_generation (slot->iface, bg_slot1_get_generation (slot->iface) + 1);
   bg_slot1_set_applied_generation (slot->iface, 0);
+  slot->intent = BGD_SLOT_INTENT_RUN;
   bg_slot1_set_positions (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
   bg_slot1_set_emitted (slot->iface, 0);
   bg_slot1_set_dropped (slot->iface, 0);
   bg_slot1_set_lag (slot->iface, -1);
   g_hash_table_remove_all (slot->positions);
+  bg_slot1_set_last_error (slot->iface, "");
+  slot->crash_pending = FALSE;
   slot_transition (slot, BGD_SLOT_STARTING, NULL);
-  slot_log (slot, G_LOG_LEVEL_MESSAGE, "starting %s version %s (%s%s%s)", slot->unit, version,
-            sink_mode, savepoint_dir ? ", from savepoint " : "", savepoint_dir ? savepoint_dir : "");
+  /* Write-ahead as for any steering: the grown generation is on disk
+   * before the instance can fetch it. */
+  if (resume && slot->ctx->persist != NULL)
+    slot->ctx->persist (slot->ctx->agent);
+  slot_log (slot, G_LOG_LEVEL_MESSAGE, "%s %s version %s (%s%s%s, generation %" G_GUINT64_FORMAT ")",
+            resume ? "resuming" : "starting", slot->unit, version, resume ? bg_slot1_get_sink_mode (slot->iface) : sink_mode,
+            savepoint_dir ? ", from savepoint " : "", savepoint_dir ? savepoint_dir : "",
+            bg_slot1_get_generation (slot->iface));
   slot_emit_changed (slot);
 
   bgd_systemd_start_transient_async (slot->ctx->systemd, &spec, cancellable,
                                      slot_start_cb, g_steal_pointer (&task));
+}
+
+void
+bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
+                      const char *sink_mode, const char *savepoint_dir,
+                      GCancellable *cancellable, GAsyncReadyCallback callback,
+                      gpointer user_data)
+{
+  slot_start_unit (slot, job, version, sink_mode, savepoint_dir, FALSE, cancellable, callback, user_data);
+}
+
+void
+bgd_slot_resume_async (BgdSlot *slot, BgJobConfig *job, GCancellable *cancellable,
+                       GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autofree char *version = g_strdup (bgd_slot_get_version (slot));
+  const char *mode = bg_slot1_get_sink_mode (slot->iface);
+
+  g_return_if_fail (version != NULL);
+  /* BLUEGREEN_SINK_MODE is the initial mode of jobs that cannot link the
+   * library and know only live and blackhole; a linked job ignores it,
+   * starts in mode unknown and fetches the slot's steering. */
+  slot_start_unit (slot, job, version, g_strcmp0 (mode, "live") == 0 ? "live" : "blackhole", NULL, TRUE,
+                   cancellable, callback, user_data);
 }
 
 gboolean
@@ -980,6 +1186,11 @@ bgd_slot_stop_async (BgdSlot *slot, GCancellable *cancellable,
 
   g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
   slot_log (slot, G_LOG_LEVEL_MESSAGE, "stopping %s", slot->unit);
+  slot->intent = BGD_SLOT_INTENT_STOPPED;
+  /* Written ahead: an agent killed before the unit is gone must not bring
+   * it back after its restart. */
+  if (slot->ctx->persist != NULL)
+    slot->ctx->persist (slot->ctx->agent);
   if (slot->state == BGD_SLOT_STARTING || slot->state == BGD_SLOT_RUNNING)
     slot_transition (slot, BGD_SLOT_STOPPING, NULL);
   bgd_systemd_stop_unit_async (slot->ctx->systemd, slot->unit, cancellable,

@@ -32,6 +32,14 @@ typedef enum {
 
 const char *bgd_slot_state_to_string (BgdSlotState state);
 
+/* What the agent wants of the slot's unit (persisted: <Color>State=). */
+typedef enum {
+  BGD_SLOT_INTENT_UNKNOWN, /* a state file of an older agent */
+  BGD_SLOT_INTENT_RUN,     /* started by the agent, not stopped by it */
+  BGD_SLOT_INTENT_STOPPED, /* stopped (retired, observation over) by the agent */
+  BGD_SLOT_INTENT_FAILED,  /* failed, and systemd gave up restarting it */
+} BgdSlotIntent;
+
 typedef struct _BgdSlot BgdSlot;
 
 /* Called whenever something the job's phase or the state file depends on
@@ -108,6 +116,11 @@ guint64 bgd_slot_get_dropped (BgdSlot *slot);
 void bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record);
 void bgd_slot_restore_record (BgdSlot *slot, const BgdSlotRecord *record);
 
+/* Whether the slot should run on this host: the agent started it, never
+ * stopped it, and it did not fail for good. At start, a slot that should
+ * run but has no unit (the host rebooted) is resumed. */
+gboolean bgd_slot_wants_run (BgdSlot *slot);
+
 /* Adopts a unit found running at start: follows it, keeps its PID. */
 void bgd_slot_adopt (BgdSlot *slot, const char *active_state, const char *sub_state,
                      const char *result, guint main_pid);
@@ -130,6 +143,15 @@ void bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                            GCancellable *cancellable, GAsyncReadyCallback callback,
                            gpointer user_data);
 gboolean bgd_slot_start_finish (BgdSlot *slot, GAsyncResult *result, GError **error);
+
+/* Starts the slot's unit again with the version it had, steered exactly
+ * as before: its sink mode, ranges, plan and holds are kept (not the reset
+ * of a new deploy) and Generation grows (written ahead to the state file),
+ * so the new instance, which starts in mode unknown and emits nothing,
+ * fetches the same steering. For a host that rebooted. Completes as
+ * bgd_slot_start_async() (finish with bgd_slot_start_finish()). */
+void bgd_slot_resume_async (BgdSlot *slot, BgJobConfig *job, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
 
 /* Stops the unit (no error if there is none) and forgets the version. */
 void bgd_slot_stop_async (BgdSlot *slot, GCancellable *cancellable,

@@ -23,6 +23,7 @@ bgd_job_record_free (BgdJobRecord *record)
       g_free (record->slots[c].version);
       g_free (record->slots[c].sink_mode);
       g_free (record->slots[c].steering);
+      g_free (record->slots[c].state);
     }
   g_strfreev (record->members);
   g_free (record->observing_color);
@@ -44,6 +45,7 @@ bgd_job_record_copy (const BgdJobRecord *old)
       copy->slots[c].sink_mode = g_strdup (old->slots[c].sink_mode);
       copy->slots[c].generation = old->slots[c].generation;
       copy->slots[c].steering = g_strdup (old->slots[c].steering);
+      copy->slots[c].state = g_strdup (old->slots[c].state);
     }
   copy->members = g_strdupv (old->members);
   copy->observing_color = g_strdup (old->observing_color);
@@ -105,8 +107,10 @@ bgd_state_file_load (const char *path, GError **error)
           g_autofree char *km = g_strdup_printf ("%sSinkMode", slot_key_prefix[c]);
           g_autofree char *kg = g_strdup_printf ("%sGeneration", slot_key_prefix[c]);
           g_autofree char *ks = g_strdup_printf ("%sSteering", slot_key_prefix[c]);
+          g_autofree char *kt = g_strdup_printf ("%sState", slot_key_prefix[c]);
 
           r->slots[c].steering = get_string_or_null (kf, group, ks);
+          r->slots[c].state = get_string_or_null (kf, group, kt);
           r->slots[c].version = get_string_or_null (kf, group, kv);
           r->slots[c].sink_mode = get_string_or_null (kf, group, km);
           r->slots[c].generation = g_key_file_get_uint64 (kf, group, kg, NULL);
@@ -161,7 +165,10 @@ bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_o
           g_autofree char *km = g_strdup_printf ("%sSinkMode", slot_key_prefix[c]);
           g_autofree char *kg = g_strdup_printf ("%sGeneration", slot_key_prefix[c]);
           g_autofree char *ks = g_strdup_printf ("%sSteering", slot_key_prefix[c]);
+          g_autofree char *kt = g_strdup_printf ("%sState", slot_key_prefix[c]);
 
+          if (r->slots[c].state != NULL)
+            g_key_file_set_string (kf, group, kt, r->slots[c].state);
           if (r->slots[c].steering != NULL)
             g_key_file_set_string (kf, group, ks, r->slots[c].steering);
           if (r->slots[c].version != NULL)

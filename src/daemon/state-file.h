@@ -11,6 +11,7 @@
  *   BlueVersion=v1
  *   BlueSinkMode=live
  *   BlueGeneration=3
+ *   BlueState=running
  *   GreenVersion=v2
  *   ...
  *   Members=a;b;c
@@ -40,6 +41,11 @@ typedef struct {
   char *sink_mode;   /* "live", "blackhole" or "gated"; NULL if unknown */
   guint64 generation;
   char *steering;    /* ranges, plan, holds as GVariant text; NULL if none */
+  /* What the agent last wanted of the slot's unit: "running" (started and
+   * not stopped by the agent: brought back after a reboot), "stopped"
+   * (stopped or retired by the agent) or "failed" (failed for good); NULL:
+   * not known (a state file of an older agent). <Color>State= in the file. */
+  char *state;
 } BgdSlotRecord;
 
 typedef struct {

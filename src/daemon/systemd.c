@@ -491,6 +491,15 @@ bgd_systemd_build_properties (const BgdUnitSpec *spec, GError **error)
     add_prop (&b, "WatchdogUSec", g_variant_new_uint64 (spec->watchdog_usec));
   if (spec->timeout_start_usec != 0)
     add_prop (&b, "TimeoutStartUSec", g_variant_new_uint64 (spec->timeout_start_usec));
+  if (spec->restart != NULL)
+    {
+      add_prop (&b, "Restart", g_variant_new_string (spec->restart));
+      add_prop (&b, "RestartUSec", g_variant_new_uint64 (spec->restart_usec));
+    }
+  if (spec->start_limit_burst != 0)
+    add_prop (&b, "StartLimitBurst", g_variant_new_uint32 (spec->start_limit_burst));
+  if (spec->start_limit_interval_usec != 0)
+    add_prop (&b, "StartLimitIntervalUSec", g_variant_new_uint64 (spec->start_limit_interval_usec));
 
   add_sandbox (&b, spec);
 

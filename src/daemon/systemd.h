@@ -60,6 +60,14 @@ typedef struct {
   guint64 tasks_max;              /* G_MAXUINT64 = infinity; 0: not set */
   guint64 watchdog_usec;          /* WatchdogUSec; 0: no watchdog */
   guint64 timeout_start_usec;     /* TimeoutStartUSec; 0: the manager's default */
+  /* Restart= ("on-failure", "no"; NULL: not set), RestartUSec, and the
+   * start rate limit (StartLimitBurst within StartLimitIntervalUSec; 0:
+   * the manager's default) after which a restarting unit fails with
+   * Result "start-limit-hit". */
+  const char *restart;
+  guint64 restart_usec;
+  guint start_limit_burst;
+  guint64 start_limit_interval_usec;
   /* IPAddressDeny= items as in a unit file ("10.0.0.0/8", "192.0.2.1",
    * "any", "localhost", "link-local", "multicast"); NULL or empty: not set.
    * Takes effect only where systemd supports BPF firewalling. */

@@ -27,6 +27,7 @@
 #include <gio/gio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 
 #define AGENT_BUS_NAME "org.bluegreen.Agent1"
 #define SLOT_INTERFACE "org.bluegreen.Slot1"
@@ -115,6 +116,7 @@ struct _BgClient {
   GHashTable *applied_holds; /* "partition:topic" we put on the gate */
 
   GSource *report_timer;
+  GSource *watchdog_timer; /* WATCHDOG=1 pings, if the unit has a watchdog */
   gboolean report_in_flight;
   gboolean report_forced;
   gboolean delivered_in_flight;
@@ -599,6 +601,29 @@ report_tick (gpointer user_data)
   link_report (user_data, FALSE);
   link_send_delivered (user_data); /* retries a failed one */
   return G_SOURCE_CONTINUE;
+}
+
+/* The unit's watchdog (WatchdogSec=, WATCHDOG_USEC for this very pid):
+ * pinged at half its period, so a job that links the library need not do
+ * it itself. The ping says the process and its link thread are alive; a
+ * job that wants its own processing loop watched pings from there too
+ * (more pings do no harm). */
+static gboolean
+watchdog_tick (gpointer user_data)
+{
+  sd_notify (0, "WATCHDOG=1");
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+link_start_watchdog (BgClient *client)
+{
+  uint64_t usec = 0;
+
+  if (sd_watchdog_enabled (0, &usec) <= 0 || usec == 0)
+    return;
+  sd_notify (0, "WATCHDOG=1");
+  client->watchdog_timer = link_timeout (client, (guint) MAX (usec / 2000, 1), watchdog_tick);
 }
 
 static gboolean
@@ -1201,10 +1226,12 @@ link_thread (gpointer data)
 
   link_connect (client);
   client->report_timer = link_timeout (client, REPORT_INTERVAL_MS, report_tick);
+  link_start_watchdog (client);
   g_main_loop_run (client->loop);
 
   /* Stopping: every callback has run (n_pending is 0). */
   clear_source (&client->report_timer);
+  clear_source (&client->watchdog_timer);
   clear_source (&client->connect_retry);
   if (client->connection != NULL)
     {

@@ -11,14 +11,14 @@ libbluegreen_internal_la_SOURCES = \
 	src/lib/gate-private.h \
 	src/lib/gate.c \
 	src/lib/plan.c
-libbluegreen_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(GLIB_CFLAGS)
-libbluegreen_internal_la_LIBADD = $(GLIB_LIBS)
+libbluegreen_internal_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(GLIB_CFLAGS) $(SYSTEMD_CFLAGS)
+libbluegreen_internal_la_LIBADD = $(GLIB_LIBS) $(SYSTEMD_LIBS)
 
 lib_LTLIBRARIES += libbluegreen.la
 include_HEADERS += src/lib/bluegreen.h
 pkgconfig_DATA += src/lib/bluegreen.pc
 libbluegreen_la_SOURCES =
-libbluegreen_la_LIBADD = libbluegreen-internal.la $(GLIB_LIBS)
+libbluegreen_la_LIBADD = libbluegreen-internal.la $(GLIB_LIBS) $(SYSTEMD_LIBS)
 libbluegreen_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0 -no-undefined
 DISTCLEANFILES += src/lib/bluegreen.pc
 EXTRA_DIST += src/lib/bluegreen.pc.in

@@ -479,6 +479,52 @@ all_reaped (gpointer data)
   return all_gone;
 }
 
+typedef struct {
+  BgtHost *host;
+} KillState;
+
+/* SIGKILLs everything in the host's cgroups; TRUE once nothing is left
+ * to kill (a process forked meanwhile is found on the next round). */
+static gboolean
+host_killed (gpointer data)
+{
+  KillState *st = data;
+  g_autoptr (GArray) pids = g_array_new (FALSE, FALSE, sizeof (GPid));
+  const char *hierarchies[] = { "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup" };
+  guint alive = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (hierarchies); i++)
+    {
+      g_autofree char *path = g_build_filename (hierarchies[i], st->host->cgroup, NULL);
+      collect_cgroup_pids (path, pids);
+    }
+  for (guint i = 0; i < pids->len; i++)
+    {
+      GPid pid = g_array_index (pids, GPid, i);
+      if (kill (pid, SIGKILL) == 0)
+        alive++;
+      /* Ours since the manager died (we are the subreaper): reap them. */
+      waitpid (pid, NULL, WNOHANG);
+    }
+  return alive == 0;
+}
+
+gboolean
+bgt_host_power_cut (BgtHost *host, GError **error)
+{
+  KillState st = { host };
+
+  g_return_val_if_fail (host != NULL, FALSE);
+  if (host->pid > 0)
+    kill (host->pid, SIGKILL);
+  if (!bgt_wait_until (host_killed, &st, 5000))
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "host %s: processes survive SIGKILL", host->name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 bgt_host_stop (BgtHost *host, gboolean keep_dir, GError **error)
 {

@@ -76,6 +76,10 @@ BgtHost *bgt_host_start (const char *name, GError **error);
 /* Stops the host (idempotent): the manager, every process left in its
  * cgroups, the cgroups and the host's directory (unless keep_dir). */
 gboolean bgt_host_stop (BgtHost *host, gboolean keep_dir, GError **error);
+/* A power cut: SIGKILLs the host's manager and every process in its
+ * cgroups at once (nothing is stopped in order, nothing runs a stop
+ * handler). The host must then be cleaned up with bgt_host_stop(). */
+gboolean bgt_host_power_cut (BgtHost *host, GError **error);
 /* Stops the host if still running (dumping its logs first if the test
  * failed) and frees it. */
 void bgt_host_free (BgtHost *host);

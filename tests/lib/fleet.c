@@ -35,6 +35,8 @@ struct _BgtFleet {
   rd_kafka_t *rk;       /* producer: control-topic writes and watermarks */
   rd_kafka_t *consumer; /* control-topic reader, created on first use */
   gint64 control_next;  /* the offset it reads next (-1: unknown) */
+  GPtrArray *kept_logs;  /* agent logs of hosts before their reboot */
+  guint reboots;
 };
 
 static const char job_script[] =
@@ -219,7 +221,7 @@ host_exec_ok (BgtHost *host, const char *const *argv, GError **error)
 }
 
 static gboolean
-configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
+configure_host (BgtFleet *fleet, guint i, BgtHost *host, gboolean reboot, GError **error)
 {
   const BgtFleetOptions *o = &fleet->opts;
   const char *id = bgt_fleet_host_id (fleet, i);
@@ -244,7 +246,8 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
       g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "cannot create %s", hdir);
       return FALSE;
     }
-  g_ptr_array_add (fleet->state_dirs, g_strdup (state));
+  if (!reboot)
+    g_ptr_array_add (fleet->state_dirs, g_strdup (state));
   conf = g_strdup_printf ("[Agent]\nHostId=%s\nBus=session\nStateDirectory=%s\nJobsDirectory=%s\n"
                           "HeartbeatSec=%s\n[Kafka]\nBootstrapServers=%s\nControlTopic=%s\n%s",
                           id, state, jobs, g_ascii_dtostr (num, sizeof num, o->heartbeat_sec),
@@ -274,6 +277,8 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, GError **error)
     g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
   if (o->job_args != NULL)
     g_string_append_printf (job, ";FLEET_JOB_ARGS=%s", o->job_args);
+  if (o->job_settings != NULL)
+    g_string_append_printf (job, "\n%s", o->job_settings);
   g_string_append_printf (job, "\n[Readiness]\nMaxLag=%" G_GINT64_FORMAT "\n", o->max_lag);
   g_string_append_printf (job, "StableSec=%s\n", g_ascii_dtostr (num, sizeof num, o->stable_sec));
   if (o->health_command != NULL)
@@ -396,6 +401,18 @@ start_kafka (BgtFleet *fleet, guint n, GError **error)
   return TRUE;
 }
 
+static guint
+subscribe_finished (BgtFleet *fleet, guint i)
+{
+  SignalCtx *ctx = g_new0 (SignalCtx, 1);
+
+  ctx->fleet = fleet;
+  ctx->host = i;
+  return g_dbus_connection_signal_subscribe (bgt_fleet_host (fleet, i)->bus, NULL, BGT_JOB_IFACE, "CutoverFinished",
+                                             BGT_FLEET_JOB_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                             on_cutover_finished, ctx, g_free);
+}
+
 BgtFleet *
 bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
 {
@@ -414,6 +431,7 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
   fleet->subscriptions = g_array_new (FALSE, TRUE, sizeof (guint));
   fleet->loads = g_ptr_array_new_with_free_func (load_free);
   fleet->control_next = -1;
+  fleet->kept_logs = g_ptr_array_new_with_free_func (g_free);
   if (g_mkdir_with_parents (fleet->dir, 0755) != 0)
     {
       g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "cannot create %s", fleet->dir);
@@ -444,20 +462,12 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
       if (host == NULL)
         return NULL;
       g_ptr_array_add (fleet->hosts, host);
-      if (!configure_host (fleet, i, host, error))
+      if (!configure_host (fleet, i, host, FALSE, error))
         return NULL;
     }
   for (guint i = 0; i < opts->n_hosts; i++)
     {
-      BgtHost *host = bgt_fleet_host (fleet, i);
-      SignalCtx *ctx = g_new0 (SignalCtx, 1);
-      guint sub;
-
-      ctx->fleet = fleet;
-      ctx->host = i;
-      sub = g_dbus_connection_signal_subscribe (host->bus, NULL, BGT_JOB_IFACE, "CutoverFinished",
-                                                BGT_FLEET_JOB_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
-                                                on_cutover_finished, ctx, g_free);
+      guint sub = subscribe_finished (fleet, i);
       g_array_append_val (fleet->subscriptions, sub);
     }
   for (guint i = 0; i < opts->n_hosts; i++)
@@ -481,6 +491,55 @@ bgt_fleet_new (const BgtFleetOptions *opts, GError **error)
   g_test_message ("fleet: %u hosts with agents up in %" G_GINT64_FORMAT " ms", opts->n_hosts,
                   (g_get_monotonic_time () - t0) / 1000);
   return g_steal_pointer (&fleet);
+}
+
+gboolean
+bgt_fleet_reboot_host (BgtFleet *fleet, guint i, gboolean power_cut, GError **error)
+{
+  BgtHost *old = bgt_fleet_host (fleet, i);
+  g_autofree char *name = g_strdup (old->name);
+  g_autofree char *old_logs = g_build_filename (old->dir, "logs", NULL);
+  g_autofree char *kept_logs = NULL;
+  BgtHost *host;
+  gint64 t0 = g_get_monotonic_time ();
+
+  g_dbus_connection_signal_unsubscribe (old->bus, g_array_index (fleet->subscriptions, guint, i));
+  g_array_index (fleet->subscriptions, guint, i) = 0;
+  if (power_cut && !bgt_host_power_cut (old, error))
+    return FALSE;
+  if (!bgt_host_stop (old, TRUE, error))
+    return FALSE;
+  /* The host's directory is made anew at start: keep the agent's log of
+   * this boot for a failed test's dump. */
+  kept_logs = g_strdup_printf ("%s/%s/agent-logs-boot%u", fleet->dir, bgt_fleet_host_id (fleet, i),
+                               fleet->reboots++);
+  if (g_rename (old_logs, kept_logs) == 0)
+    g_ptr_array_add (fleet->kept_logs, g_strdup (kept_logs));
+
+  host = bgt_host_start (name, error);
+  if (host == NULL)
+    return FALSE;
+  fleet->hosts->pdata[i] = host;
+  bgt_host_free (old);
+  if (!configure_host (fleet, i, host, TRUE, error))
+    return FALSE;
+  g_array_index (fleet->subscriptions, guint, i) = subscribe_finished (fleet, i);
+  if (!bgt_wait_bus_name (host->bus, BGT_AGENT_NAME, START_TIMEOUT_MS))
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agent of host %s did not start after the reboot",
+                   bgt_fleet_host_id (fleet, i));
+      return FALSE;
+    }
+  if (!bgt_fleet_wait_string (fleet, G_GUINT64_CONSTANT (1) << i, "/org/bluegreen/Agent1", "org.bluegreen.Agent1",
+                              "ControlLog", "following", START_TIMEOUT_MS))
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "the agent of host %s did not replay the control log",
+                   bgt_fleet_host_id (fleet, i));
+      return FALSE;
+    }
+  g_test_message ("fleet: host %s rebooted (%s) in %" G_GINT64_FORMAT " ms", bgt_fleet_host_id (fleet, i),
+                  power_cut ? "power cut" : "clean stop", (g_get_monotonic_time () - t0) / 1000);
+  return TRUE;
 }
 
 static void
@@ -521,6 +580,11 @@ bgt_fleet_dump_logs (BgtFleet *fleet)
       dump_dir (agent_logs);
       dump_dir (job_logs);
     }
+  for (guint i = 0; i < fleet->kept_logs->len; i++)
+    {
+      g_test_message ("==== before a reboot: %s", (const char *) g_ptr_array_index (fleet->kept_logs, i));
+      dump_dir (g_ptr_array_index (fleet->kept_logs, i));
+    }
   if (fleet->kafka != NULL && fleet->kafka->log_path != NULL)
     {
       g_autofree char *text = NULL;
@@ -551,7 +615,8 @@ bgt_fleet_free (BgtFleet *fleet)
       bgt_fleet_dump_logs (fleet);
     }
   for (guint i = 0; fleet->subscriptions != NULL && i < fleet->subscriptions->len; i++)
-    g_dbus_connection_signal_unsubscribe (bgt_fleet_host (fleet, i)->bus,
+    if (g_array_index (fleet->subscriptions, guint, i) != 0)
+      g_dbus_connection_signal_unsubscribe (bgt_fleet_host (fleet, i)->bus,
                                           g_array_index (fleet->subscriptions, guint, i));
   if (fleet->hosts != NULL)
     {
@@ -580,6 +645,7 @@ bgt_fleet_free (BgtFleet *fleet)
   g_clear_pointer (&fleet->state_dirs, g_ptr_array_unref);
   g_clear_pointer (&fleet->finished, g_ptr_array_unref);
   g_clear_pointer (&fleet->subscriptions, g_array_unref);
+  g_clear_pointer (&fleet->kept_logs, g_ptr_array_unref);
   g_free (fleet->loadgen_out);
   g_free (fleet->dir);
   g_free (fleet);

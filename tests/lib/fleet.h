@@ -68,6 +68,9 @@ typedef struct {
    * every fleet of a test program); NULL: the fleet starts a 3-node cluster
    * of its own and stops it when freed. */
   BgtRealKafka *real_kafka;
+  /* More lines for the job's [Job] group on every host, e.g.
+   * "StartLimitBurst=3\nRestartSec=0.5"; NULL (default): none. */
+  const char *job_settings;
 } BgtFleetOptions;
 
 typedef struct {
@@ -170,6 +173,13 @@ guint32 bgt_fleet_signal_agent (BgtFleet *fleet, guint i, int sig);
 /* Waits until host @i's agent has a MainPID other than @old_pid and owns
  * its bus name again (systemd restarted it). */
 gboolean bgt_fleet_wait_agent_restarted (BgtFleet *fleet, guint i, guint32 old_pid, int timeout_ms);
+/* Reboots host @i: stops it completely (with @power_cut, SIGKILLs its
+ * manager, agent and slots at once; else the manager stops its units
+ * first, as on a clean reboot) and starts it again under the same name,
+ * with the same state directory and configuration, its units and
+ * environment installed again; returns once its agent has replayed the
+ * control log. Slots come back only if the agent brings them back. */
+gboolean bgt_fleet_reboot_host (BgtFleet *fleet, guint i, gboolean power_cut, GError **error);
 /* systemctl --user stop/start on host @i. */
 gboolean bgt_fleet_systemctl (BgtFleet *fleet, guint i, const char *verb, const char *unit,
                               GError **error);
