@@ -112,6 +112,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autofree char *script = NULL;
   g_autofree char *conf = NULL;
   g_autofree char *job = NULL;
+  g_autofree char *binds = NULL;
   g_autofree char *unit = NULL;
   g_autofree char *slice = NULL;
   g_autofree char *env = NULL;
@@ -147,8 +148,9 @@ fixture_setup (Fixture *f, gconstpointer data)
    * writable under the default sandbox's PrivateTmp= and ProtectSystem=.
    * Restart=no: these tests check what a failed unit does; restarts are
    * tests/test-supervise.c's. */
+  binds = bgt_sandbox_bind_paths (f->dir);
   job = g_strdup_printf ("[Job]\nExecStart=%s %%v\nInputTopics=input\nEnvironment=OUT=%s\nRestart=no\n"
-                         "[Readiness]\nMaxLag=0\nStableSec=0\n[Sandbox]\nBindPaths=%s\n", script, f->dir, f->dir);
+                         "[Readiness]\nMaxLag=0\nStableSec=0\n[Sandbox]\nBindPaths=%s\n", script, f->dir, binds);
   g_free (jobs), jobs = g_build_filename (f->dir, "jobs", "sleepy.job", NULL);
   write_file (jobs, job, 0644);
 

@@ -115,6 +115,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autofree char *conf = NULL;
   g_autofree char *conf_path = NULL;
   g_autofree char *job = NULL;
+  g_autofree char *binds = NULL;
   g_autofree char *job_path = NULL;
   g_autofree char *job_bin = NULL;
   g_autofree char *unit = NULL;
@@ -156,6 +157,7 @@ fixture_setup (Fixture *f, gconstpointer data)
 
   job_bin = bgt_build_path ("bluegreen-example-job");
   g_assert_nonnull (job_bin);
+  binds = bgt_sandbox_bind_paths (f->dir);
   job = g_strdup_printf ("[Job]\nExecStart=%s --version=%%v --output=out --status-interval=0.1\n"
                          "InputTopics=in:%d\nOutputTopics=out\nEnvironment=EXAMPLE_SCHEMA_DIR=%s\n"
                          "[Readiness]\nMaxLag=100000\nStableSec=0\n"
@@ -165,7 +167,7 @@ fixture_setup (Fixture *f, gconstpointer data)
                          "IPAddressDeny=192.0.2.0/24\n"
                          /* the test's directory (below /tmp) under PrivateTmp= */
                          "[Sandbox]\nBindPaths=%s\n",
-                         job_bin, PARTITIONS, f->schema_dir, CPU_WEIGHT, CATCH_UP_WEIGHT, TASKS_MAX, f->dir);
+                         job_bin, PARTITIONS, f->schema_dir, CPU_WEIGHT, CATCH_UP_WEIGHT, TASKS_MAX, binds);
   job_path = g_build_filename (jobs, JOB ".job", NULL);
   write_file (job_path, job, 0644);
 

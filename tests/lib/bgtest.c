@@ -1377,3 +1377,17 @@ bgt_real_kafka_free (BgtRealKafka *kafka)
   g_free (kafka->tool);
   g_free (kafka);
 }
+
+char *
+bgt_sandbox_bind_paths (const char *dir)
+{
+  const char *builddir = g_getenv ("BG_TOP_BUILDDIR");
+  const char *srcdir = g_getenv ("BG_TOP_SRCDIR");
+  GString *s = g_string_new (dir);
+
+  if (builddir != NULL && *builddir != '\0')
+    g_string_append_printf (s, ";%s", builddir);
+  if (srcdir != NULL && *srcdir != '\0' && g_strcmp0 (srcdir, builddir) != 0)
+    g_string_append_printf (s, ";%s", srcdir);
+  return g_string_free (s, FALSE);
+}

@@ -56,6 +56,11 @@ gboolean bgt_run (const char *const *argv, const char *const *envp, int timeout_
 /* The path of a program built in the top build directory ($BG_TOP_BUILDDIR),
  * or NULL if it is not there. */
 char *bgt_build_path (const char *program);
+/* A job's [Sandbox] BindPaths= value for the rig: @dir (the test's own
+ * directory), the build tree and the source tree, which the default
+ * hardening (PrivateTmp=, ProtectHome=) would hide when the checkout is
+ * below /tmp or a home directory. */
+char *bgt_sandbox_bind_paths (const char *dir);
 
 /* ---- Hosts ----------------------------------------------------------------- */
 

@@ -288,7 +288,10 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, gboolean reboot, GError
   g_string_append_printf (job, "DeadlineSec=%s\n", g_ascii_dtostr (num, sizeof num, o->deadline_sec));
   if (o->lead_sec > 0)
     g_string_append_printf (job, "LeadFactor=%s\n", g_ascii_dtostr (num, sizeof num, o->lead_sec));
-  g_string_append_printf (job, "[Sandbox]\nBindPaths=%s\n%s", fleet->dir, o->sandbox ? o->sandbox : "");
+  {
+    g_autofree char *binds = bgt_sandbox_bind_paths (fleet->dir);
+    g_string_append_printf (job, "[Sandbox]\nBindPaths=%s\n%s", binds, o->sandbox ? o->sandbox : "");
+  }
   if (!write_file (job_path, job->str, 0644, error))
     return FALSE;
   if (o->extra_job != NULL)
