@@ -1258,8 +1258,10 @@ test_bad_job (Fixture *f, gconstpointer data)
   g_assert_cmpuint (agent_pid, >, 0);
   g_assert_cmpuint (agent_n_restarts (f), ==, 0);
 
-  contents = g_strdup_printf ("[Job]\nExecStart=%s\nInputTopics=%s:%d\n%s", exec, BGT_FLEET_INPUT, PARTITIONS,
-                              bad->extra);
+  /* Restart=no: this is what a Deploy whose unit cannot start reports and
+   * leaves behind; restarts after a crash are tests/test-supervise.c's. */
+  contents = g_strdup_printf ("[Job]\nExecStart=%s\nInputTopics=%s:%d\nRestart=no\n%s", exec, BGT_FLEET_INPUT,
+                              PARTITIONS, bad->extra);
   error = add_job_file (f, bad->name, contents);
   g_assert_no_error (error);
   job_path = get_job (f, bad->name, &error);

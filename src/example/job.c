@@ -315,7 +315,12 @@ rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
         {
           int64_t next = bg_job_state_get_next_offset (job->state, parts->elems[i].partition);
           if (next >= 0)
-            parts->elems[i].offset = next;
+            {
+              parts->elems[i].offset = next;
+              /* Its position again (revoke cleared it), also while idle. */
+              if (job->gate_topic != NULL)
+                bg_gate_partition_resumed (job->gate, job->gate_topic, parts->elems[i].partition, next);
+            }
           else
             rd_kafka_topic_partition_list_add (fresh, parts->elems[i].topic,
                                                parts->elems[i].partition);

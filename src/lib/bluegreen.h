@@ -179,7 +179,10 @@ BG_API void bg_gate_partition_revoked (BgGate *gate, BgTopic *topic, int32_t par
  * barrier below @next_offset is passed, and says so when a plan is armed
  * (then the commit moves the barrier up to it). Without this call a barrier
  * between the barrier and @next_offset would be emitted twice or never.
- * Call it before admitting the first record of the partition. */
+ * A partition without a position (revoked, or new here) takes
+ * @next_offset as its position. Call it before admitting the first record
+ * of the partition, also when the job takes back a partition it had
+ * (then @next_offset is where its own state resumes). */
 BG_API void bg_gate_partition_resumed (BgGate *gate, BgTopic *topic, int32_t partition, int64_t next_offset);
 BG_API uint64_t bg_gate_emitted (BgGate *gate);
 BG_API uint64_t bg_gate_dropped (BgGate *gate);

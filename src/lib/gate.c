@@ -1208,6 +1208,11 @@ bg_gate_partition_resumed (BgGate *gate, BgTopic *topic, int32_t partition, int6
       PartStats *st = &topic->stats[partition];
       if (next_offset > atomic_load_explicit (&st->highest, memory_order_relaxed))
         atomic_store_explicit (&st->highest, next_offset, memory_order_relaxed);
+      /* A partition without a position (never admitted here, or revoked)
+       * is at the resume point: reported, and counted in the lag, from
+       * now on, also before its next record (an idle partition). */
+      if (atomic_load_explicit (&st->position, memory_order_relaxed) < 0)
+        atomic_store_explicit (&st->position, next_offset, memory_order_relaxed);
     }
   else
     {
