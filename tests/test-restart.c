@@ -470,6 +470,9 @@ static void
 opts_observe_long (BgtFleetOptions *o)
 {
   o->observation_sec = 300;
+  /* The old version's instance on c dies for good: no restart policy
+   * brings it back (restarts are tests/test-supervise.c's). */
+  o->job_settings = "Restart=no";
 }
 
 static void
