@@ -180,7 +180,11 @@ gboolean
 bgt_wait_until (BgtPredicate predicate, gpointer data, int timeout_ms)
 {
   GMainContext *context = g_main_context_ref_thread_default ();
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  /* BG_TEST_TIME_SCALE (a sanitizer build: every process several times
+   * slower) stretches every wait; a condition met early still ends it. */
+  const char *scale_env = g_getenv ("BG_TEST_TIME_SCALE");
+  double scale = scale_env != NULL ? g_ascii_strtod (scale_env, NULL) : 1.0;
+  gint64 deadline = g_get_monotonic_time () + (gint64) ((double) timeout_ms * 1000 * MAX (scale, 1.0));
   /* The tick only guarantees a wake-up; the predicate is what we wait on. */
   GSource *tick = g_timeout_source_new (BGT_POLL_MS);
   g_source_set_callback (tick, poll_tick, NULL, NULL);
