@@ -224,12 +224,6 @@ cutover (Fixture *f, guint host, gboolean rollback)
     }
 }
 
-static gboolean
-never (gpointer data)
-{
-  return FALSE;
-}
-
 /* The control log's decisions for @id and its retried attempts ("ID.2",
  * ...) agree with the outcome. Only the first decision for an attempt
  * counts (a commit appended just before the control leader died may land
@@ -255,7 +249,7 @@ assert_decisions (Fixture *f, const char *id, gboolean done)
       if (all != NULL || g_get_monotonic_time () > end)
         break;
       g_test_message ("reading the control log: %s; again", error->message);
-      bgt_wait_until (never, NULL, 200);
+      bgt_pause (200);
     }
   g_assert_no_error (error);
   for (guint i = 0; i < all->len; i++)
@@ -469,7 +463,7 @@ test_cluster_down (Fixture *f, gconstpointer data)
   g_assert_no_error (error);
   /* The outage itself lasts a fixed time: it is the scenario, not a
    * synchronisation. */
-  bgt_wait_until (never, NULL, 3000);
+  bgt_pause (3000);
   bgt_real_kafka_node (cluster, "restart", 0, &error);
   g_assert_no_error (error);
   f->replays = TRUE;

@@ -1395,3 +1395,19 @@ bgt_sandbox_bind_paths (const char *dir)
     g_string_append_printf (s, ";%s", srcdir);
   return g_string_free (s, FALSE);
 }
+
+void
+bgt_pause (int ms)
+{
+  GMainContext *context = g_main_context_ref_thread_default ();
+  gint64 deadline = g_get_monotonic_time () + (gint64) ms * 1000;
+  GSource *tick = g_timeout_source_new (BGT_POLL_MS);
+
+  g_source_set_callback (tick, poll_tick, NULL, NULL);
+  g_source_attach (tick, context);
+  while (g_get_monotonic_time () < deadline)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (tick);
+  g_source_unref (tick);
+  g_main_context_unref (context);
+}

@@ -56,6 +56,10 @@ gboolean bgt_run (const char *const *argv, const char *const *envp, int timeout_
 /* The path of a program built in the top build directory ($BG_TOP_BUILDDIR),
  * or NULL if it is not there. */
 char *bgt_build_path (const char *program);
+/* Lets @ms of a scenario pass (an outage's length, part of a window),
+ * iterating the main context: a duration the scenario is made of, never
+ * a wait for a condition, so BG_TEST_TIME_SCALE does not stretch it. */
+void bgt_pause (int ms);
 /* A job's [Sandbox] BindPaths= value for the rig: @dir (the test's own
  * directory), the build tree and the source tree, which the default
  * hardening (PrivateTmp=, ProtectHome=) would hide when the checkout is
