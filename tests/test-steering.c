@@ -16,6 +16,8 @@
 
 #include "bluegreen.h"
 #include "client-private.h"
+#include "daemon/errors.h"
+#include "daemon/fleet-plans.h"
 #include "daemon/steering.h"
 #include "gate-private.h"
 
@@ -356,6 +358,106 @@ test_replayed_steps (void)
   }
 }
 
+/* A control message of @type for cutover @id (prepare: blue -> green with
+ * barriers @offsets on partitions 0 .. n-1; commit: final barriers). */
+static BgControlMessage *
+message (BgControlType type, const char *id, const gint64 *offsets, guint n)
+{
+  BgControlMessage *m = bg_control_message_new (type, "a", 1);
+
+  m->job = g_strdup ("counts");
+  m->id = g_strdup (id);
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (m->barriers, bg_control_offset_new (TOPIC, (gint32) i, offsets[i]));
+  if (type == BG_CONTROL_PREPARE)
+    g_ptr_array_add (m->participants, g_strdup ("a"));
+  return m;
+}
+
+static void
+feed (BgdFleetPlans *f, BgControlType type, const char *id, const gint64 *offsets, guint n)
+{
+  g_autoptr (BgControlMessage) m = message (type, id, offsets, n);
+
+  bgd_fleet_plans_handle (f, m);
+}
+
+/* What a host that took no part in a cutover knows of it: the last
+ * committed plan with its final barriers, the first decision counting;
+ * it survives the state file. A late host's slot joining the live color
+ * is steered with it exactly as the participants' incoming slots. */
+static void
+test_fleet_plans (void)
+{
+  const gint64 prepared[] = { 10, 20 }, final[] = { 15, 5 }, other[] = { 30, 40 };
+  g_autoptr (BgdFleetPlans) f = bgd_fleet_plans_new ();
+  g_autoptr (BgdFleetPlans) g = bgd_fleet_plans_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  const BgdCutoverPlan *last;
+
+  g_assert_null (bgd_fleet_plans_last_committed (f));
+  g_assert_null (bgd_fleet_plans_to_string (f));
+  /* A decision for a prepare never read (before the log's start). */
+  feed (f, BG_CONTROL_COMMIT, "c0", final, 2);
+  g_assert_null (bgd_fleet_plans_last_committed (f));
+
+  feed (f, BG_CONTROL_PREPARE, "c1", prepared, 2);
+  g_assert_null (bgd_fleet_plans_last_committed (f));
+  feed (f, BG_CONTROL_COMMIT, "c1", final, 2);
+  last = bgd_fleet_plans_last_committed (f);
+  g_assert_nonnull (last);
+  g_assert_cmpstr (last->id, ==, "c1");
+  g_assert_cmpint (last->incoming, ==, BG_COLOR_GREEN);
+  /* Final barriers move up, never down. */
+  g_assert_cmpint (((BgControlOffset *) last->barriers->pdata[0])->offset, ==, 15);
+  g_assert_cmpint (((BgControlOffset *) last->barriers->pdata[1])->offset, ==, 20);
+
+  /* An aborted attempt changes nothing, and a commit after its abort does
+   * not count (the first decision does, on every host). */
+  feed (f, BG_CONTROL_PREPARE, "c2", other, 2);
+  feed (f, BG_CONTROL_ABORT, "c2", NULL, 0);
+  feed (f, BG_CONTROL_COMMIT, "c2", other, 2);
+  g_assert_cmpstr (bgd_fleet_plans_last_committed (f)->id, ==, "c1");
+  /* A replayed prepare and commit of c1 change nothing either. */
+  feed (f, BG_CONTROL_PREPARE, "c1", other, 2);
+  feed (f, BG_CONTROL_COMMIT, "c1", other, 2);
+  g_assert_cmpint (((BgControlOffset *) bgd_fleet_plans_last_committed (f)->barriers->pdata[0])->offset, ==, 15);
+
+  /* The state file's form. */
+  text = bgd_fleet_plans_to_string (f);
+  g_assert_nonnull (text);
+  g_assert_true (bgd_fleet_plans_restore (g, text, &error));
+  g_assert_no_error (error);
+  {
+    g_autofree char *again = bgd_fleet_plans_to_string (g);
+    g_assert_cmpstr (again, ==, text);
+  }
+  g_assert_false (bgd_fleet_plans_restore (g, "('c9', 'blue', 'blue', @a(six) [])", &error));
+  g_assert_error (error, BGD_ERROR, BGD_ERROR_FAILED);
+  g_clear_error (&error);
+  g_assert_false (bgd_fleet_plans_restore (g, "garbage", &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_assert_cmpstr (bgd_fleet_plans_last_committed (g)->id, ==, "c1");
+
+  /* A slot joining green: the participants' incoming steering. */
+  {
+    g_autoptr (BgdSteering) participant = bgd_steering_new ("blackhole");
+    g_autoptr (BgdSteering) late = NULL;
+    g_autoptr (BgdCutoverPlan) plan = plan_new ("c1", prepared, 2);
+    g_autoptr (BgdSteering) base = bgd_steering_new ("live");
+
+    ((BgControlOffset *) plan->barriers->pdata[0])->offset = 15;
+    step (&participant, bgd_steering_arm (participant, plan, FALSE));
+    step (&participant, bgd_steering_commit (participant, plan, FALSE));
+    late = bgd_steering_commit (base, bgd_fleet_plans_last_committed (g), FALSE);
+    g_assert_nonnull (late);
+    g_assert_cmpstr (late->mode, ==, "gated");
+    g_assert_true (g_variant_equal (late->ranges, participant->ranges));
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -364,5 +466,6 @@ main (int argc, char **argv)
   g_test_add_func ("/steering/[new-partition]", test_new_partition);
   g_test_add_func ("/steering/[instance-restart-prepared]", test_instance_restart_prepared);
   g_test_add_func ("/steering/replayed-steps", test_replayed_steps);
+  g_test_add_func ("/steering/[join-late]/fleet-plans", test_fleet_plans);
   return g_test_run ();
 }

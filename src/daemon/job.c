@@ -13,6 +13,7 @@
 #include "daemon/capacity.h"
 #include "daemon/cutover.h"
 #include "daemon/errors.h"
+#include "daemon/fleet-plans.h"
 #include "daemon/kafka.h"
 #include "daemon/log.h"
 #include "daemon/retention.h"
@@ -60,6 +61,9 @@ struct _BgdJob {
   /* Messages of this job below this control log offset are history: the
    * restored steering already reflects them (-1: none known). */
   gint64 replay_from;
+  /* The last cutover the log committed, whether or not this host took
+   * part: a slot joining the live color later is steered with it. */
+  BgdFleetPlans *fleet_plans;
 };
 
 typedef enum {
@@ -135,6 +139,7 @@ job_unref (BgdJob *job)
   for (guint c = 0; c < BG_N_COLORS; c++)
     g_clear_pointer (&job->slots[c], bgd_slot_unref);
   g_clear_pointer (&job->cutover, bgd_cutover_free);
+  g_clear_pointer (&job->fleet_plans, bgd_fleet_plans_free);
   g_clear_handle_id (&job->observation_id, g_source_remove);
   g_clear_handle_id (&job->arm_wait_id, g_source_remove);
   g_free (job->arm_pending_id);
@@ -301,6 +306,9 @@ typedef struct {
   gboolean auto_cutover;
   gboolean auto_rollback;
   char *savepoint_dir;
+  /* Joining the fleet's live color: the steering its last commit gives
+   * the incoming side (NULL: plain live or blackhole). */
+  BgdSteering *initial;
   GCancellable *savepoint_cancellable;
   guint savepoint_timeout_id;
 } DeployOp;
@@ -315,6 +323,7 @@ deploy_op_free (DeployOp *op)
   g_clear_object (&op->savepoint_cancellable);
   g_free (op->version);
   g_free (op->savepoint_dir);
+  g_clear_pointer (&op->initial, bgd_steering_free);
   g_free (op);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (DeployOp, deploy_op_free)
@@ -379,9 +388,12 @@ deploy_start (DeployOp *op)
 {
   BgdSlot *slot = op->job->slots[op->color];
 
-  bgd_slot_start_async (slot, op->job->config, op->version,
-                        op->live ? "live" : "blackhole", op->savepoint_dir,
-                        NULL, deploy_started_cb, op);
+  if (op->initial != NULL)
+    bgd_slot_start_steered_async (slot, op->job->config, op->version, op->initial, NULL, deploy_started_cb, op);
+  else
+    bgd_slot_start_async (slot, op->job->config, op->version,
+                          op->live ? "live" : "blackhole", op->savepoint_dir,
+                          NULL, deploy_started_cb, op);
 }
 
 static void
@@ -499,6 +511,31 @@ deploy_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
     deploy_start (op);
 }
 
+/* A slot joining the fleet's live color @color on a host that took no part
+ * in the cutover that made it live (docs/protocol.md, "A host joining
+ * late"): the incoming side's steering of the log's last commit, so that it
+ * emits from the final barriers on like the color's other instances. NULL
+ * when the log read has no commit making @color live (never cut over: plain
+ * live is exact). */
+static BgdSteering *
+job_join_live_steering (BgdJob *job, BgColor color)
+{
+  const BgdCutoverPlan *last = bgd_fleet_plans_last_committed (job->fleet_plans);
+  g_autoptr(BgdSteering) base = bgd_steering_new ("live");
+
+  if (last == NULL || last->incoming != color)
+    {
+      bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (color), NULL, NULL,
+                   "no committed cutover to %s in the control log read: joining live from every offset",
+                   bg_color_to_string (color));
+      return NULL;
+    }
+  bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, bg_color_to_string (color), NULL, last->id,
+               "joining %s with the ranges of its last committed cutover %s (%u barriers)",
+               bg_color_to_string (color), last->id, last->barriers->len);
+  return bgd_steering_commit (base, last, FALSE);
+}
+
 static gboolean
 handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *version,
                GVariant *options, gpointer user_data)
@@ -510,6 +547,7 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   BgdSlot *live_slot;
   BgColor color = BG_COLOR_BLUE;
   DeployOp *op;
+  g_autoptr(BgdSteering) initial = NULL;
 
   if (!bg_dbus_args_check_version ("version", version, &error)
       || !bg_dbus_args_parse_deploy_options (options, &from, &live, &auto_cutover, &auto_rollback, &error))
@@ -573,6 +611,7 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
             {
               color = fleet_color;
               live = TRUE;
+              initial = job_join_live_steering (job, fleet_color);
             }
           else if (live)
             {
@@ -603,6 +642,7 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
   op->version = g_strdup (version);
   op->from_savepoint = g_str_equal (from, "savepoint");
   op->live = live;
+  op->initial = g_steal_pointer (&initial);
   op->auto_cutover = auto_cutover;
   op->auto_rollback = auto_rollback;
   /* A new Deploy replaces what an earlier one asked for. */
@@ -1622,6 +1662,7 @@ bgd_job_handle_control (BgdJob *job, const BgControlMessage *msg, gint64 offset)
                    bg_control_type_to_string (msg->type), offset, job->replay_from);
       return;
     }
+  bgd_fleet_plans_handle (job->fleet_plans, msg);
   bgd_cutover_handle (job->cutover, msg, offset);
 }
 
@@ -1720,6 +1761,7 @@ bgd_job_new (BgdContext *ctx, BgJobConfig *config)
   job->path = g_strdup_printf ("/org/bluegreen/Agent1/job/%s", escaped);
   job->phase = BGD_JOB_PHASE_EMPTY;
   job->replay_from = -1;
+  job->fleet_plans = bgd_fleet_plans_new ();
   job->object = bg_object_skeleton_new (job->path);
   job->iface = bg_job1_skeleton_new ();
 
@@ -1826,6 +1868,7 @@ bgd_job_make_record (BgdJob *job)
   r->live_color = g_strdup (job_live_color (job));
   r->control_offset = -1; /* the agent knows where the log is */
   r->last_cutover = g_variant_print (bg_job1_get_last_cutover (job->iface), TRUE);
+  r->fleet_committed = bgd_fleet_plans_to_string (job->fleet_plans);
   for (guint c = 0; c < BG_N_COLORS; c++)
     bgd_slot_fill_record (job->slots[c], &r->slots[c]);
   r->members = bgd_membership_members (job->ctx->membership, job->config->name);
@@ -1853,6 +1896,14 @@ bgd_job_restore_record (BgdJob *job, const BgdJobRecord *record)
       else
         bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL,
                      "stored LastCutover ignored: %s", error->message);
+    }
+  if (record->fleet_committed != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!bgd_fleet_plans_restore (job->fleet_plans, record->fleet_committed, &error))
+        bgd_log_job (G_LOG_LEVEL_MESSAGE, NULL, job->config->name, NULL, NULL, NULL,
+                     "stored FleetCommitted ignored: %s", error->message);
     }
   bg_job1_set_live_color (job->iface, record->live_color ? record->live_color : "");
   job_apply_liveness (job);

@@ -42,6 +42,7 @@ libbgdaemon_la_SOURCES = \
 	src/daemon/membership.c src/daemon/membership.h \
 	src/daemon/cutover.c src/daemon/cutover.h \
 	src/daemon/steering.c src/daemon/steering.h \
+	src/daemon/fleet-plans.c src/daemon/fleet-plans.h \
 	src/daemon/retention.c src/daemon/retention.h \
 	src/daemon/history.c src/daemon/history.h \
 	src/daemon/log.c src/daemon/log.h \

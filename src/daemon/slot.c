@@ -976,8 +976,8 @@ bgd_slot_apply_sandbox (BgdUnitSpec *spec, const BgJobConfig *job, gboolean user
  * Resume: the same version under the slot's current steering. */
 static void
 slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const char *sink_mode,
-                 const char *savepoint_dir, gboolean resume, GCancellable *cancellable,
-                 GAsyncReadyCallback callback, gpointer user_data)
+                 const BgdSteering *initial, const char *savepoint_dir, gboolean resume,
+                 GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr(GTask) task = g_task_new (NULL, cancellable, callback, user_data);
   g_autoptr(GError) error = NULL;
@@ -1089,10 +1089,20 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
       bg_slot1_set_version (slot->iface, version);
       bg_slot1_set_sink_mode (slot->iface, sink_mode);
       slot->live = live;
-      bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
-      bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
-                                                     g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
-      bg_slot1_set_holds (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+      if (initial != NULL)
+        {
+          bg_slot1_set_sink_mode (slot->iface, initial->mode);
+          bg_slot1_set_ranges (slot->iface, initial->ranges);
+          bg_slot1_set_plan (slot->iface, initial->plan);
+          bg_slot1_set_holds (slot->iface, initial->holds);
+        }
+      else
+        {
+          bg_slot1_set_ranges (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(sixx)"), NULL, 0));
+          bg_slot1_set_plan (slot->iface, g_variant_new ("(sssx@a(six))", "", "", "", (gint64) 0,
+                                                         g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0)));
+          bg_slot1_set_holds (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(si)"), NULL, 0));
+        }
       /* Delivered offsets are facts about the output topic: a resumed
        * slot keeps them (they stay true), a new version starts afresh. */
       g_hash_table_remove_all (slot->delivered);
@@ -1130,7 +1140,17 @@ bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                       GCancellable *cancellable, GAsyncReadyCallback callback,
                       gpointer user_data)
 {
-  slot_start_unit (slot, job, version, sink_mode, savepoint_dir, FALSE, cancellable, callback, user_data);
+  slot_start_unit (slot, job, version, sink_mode, NULL, savepoint_dir, FALSE, cancellable, callback, user_data);
+}
+
+void
+bgd_slot_start_steered_async (BgdSlot *slot, BgJobConfig *job, const char *version,
+                              const BgdSteering *initial, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data)
+{
+  /* Live for a job that knows only live and blackhole (it cannot be
+   * steered by ranges anyway); a linked job fetches @initial. */
+  slot_start_unit (slot, job, version, "live", initial, NULL, FALSE, cancellable, callback, user_data);
 }
 
 void
@@ -1144,7 +1164,7 @@ bgd_slot_resume_async (BgdSlot *slot, BgJobConfig *job, GCancellable *cancellabl
   /* BLUEGREEN_SINK_MODE is the initial mode of jobs that cannot link the
    * library and know only live and blackhole; a linked job ignores it,
    * starts in mode unknown and fetches the slot's steering. */
-  slot_start_unit (slot, job, version, g_strcmp0 (mode, "live") == 0 ? "live" : "blackhole", NULL, TRUE,
+  slot_start_unit (slot, job, version, g_strcmp0 (mode, "live") == 0 ? "live" : "blackhole", NULL, NULL, TRUE,
                    cancellable, callback, user_data);
 }
 

@@ -144,6 +144,14 @@ void bgd_slot_start_async (BgdSlot *slot, BgJobConfig *job, const char *version,
                            gpointer user_data);
 gboolean bgd_slot_start_finish (BgdSlot *slot, GAsyncResult *result, GError **error);
 
+/* As bgd_slot_start_async() in mode live, but the slot's steering (mode,
+ * ranges, plan, holds) is @initial from the start: a slot joining the
+ * fleet's live color emits what that color's committed plan gives it
+ * (docs/protocol.md, "A host joining late"). */
+void bgd_slot_start_steered_async (BgdSlot *slot, BgJobConfig *job, const char *version,
+                                   const BgdSteering *initial, GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data);
+
 /* Starts the slot's unit again with the version it had, steered exactly
  * as before: its sink mode, ranges, plan and holds are kept (not the reset
  * of a new deploy) and Generation grows (written ahead to the state file),

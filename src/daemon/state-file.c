@@ -17,6 +17,7 @@ bgd_job_record_free (BgdJobRecord *record)
     return;
   g_free (record->name);
   g_free (record->last_cutover);
+  g_free (record->fleet_committed);
   g_free (record->live_color);
   for (guint c = 0; c < BG_N_COLORS; c++)
     {
@@ -39,6 +40,7 @@ bgd_job_record_copy (const BgdJobRecord *old)
   copy->live_color = g_strdup (old->live_color);
   copy->control_offset = old->control_offset;
   copy->last_cutover = g_strdup (old->last_cutover);
+  copy->fleet_committed = g_strdup (old->fleet_committed);
   for (guint c = 0; c < BG_N_COLORS; c++)
     {
       copy->slots[c].version = g_strdup (old->slots[c].version);
@@ -95,6 +97,7 @@ bgd_state_file_load (const char *path, GError **error)
       if (r->live_color == NULL)
         r->live_color = g_strdup ("");
       r->last_cutover = get_string_or_null (kf, group, "LastCutover");
+      r->fleet_committed = get_string_or_null (kf, group, "FleetCommitted");
       {
         g_autoptr(GError) offset_error = NULL;
         r->control_offset = g_key_file_get_int64 (kf, group, "ControlOffset", &offset_error);
@@ -159,6 +162,8 @@ bgd_state_file_save_full (const char *path, GPtrArray *records, gint64 control_o
         g_key_file_set_int64 (kf, group, "ControlOffset", r->control_offset);
       if (r->last_cutover != NULL)
         g_key_file_set_string (kf, group, "LastCutover", r->last_cutover);
+      if (r->fleet_committed != NULL)
+        g_key_file_set_string (kf, group, "FleetCommitted", r->fleet_committed);
       for (guint c = 0; c < BG_N_COLORS; c++)
         {
           g_autofree char *kv = g_strdup_printf ("%sVersion", slot_key_prefix[c]);

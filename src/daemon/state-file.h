@@ -58,6 +58,9 @@ typedef struct {
   /* Job1.LastCutover as GVariant text, NULL if none: what the operator sees
    * of the last cutover outlives the agent (its messages may be history). */
   char *last_cutover;
+  /* The last cutover the log committed, this host a participant or not
+   * (fleet-plans.h), as GVariant text; NULL if none. FleetCommitted=. */
+  char *fleet_committed;
   BgdSlotRecord slots[BG_N_COLORS];
   char **members;         /* NULL: none remembered */
   char *observing_color;  /* "blue"/"green" while observing, else NULL */

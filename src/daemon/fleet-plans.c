@@ -1,0 +1,216 @@
+/* fleet-plans.c — the last cutover of a job the control log committed (see
+ * fleet-plans.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "daemon/fleet-plans.h"
+
+#include "daemon/errors.h"
+#include "daemon/steering.h"
+
+/* Prepares read and not decided yet, at most; beyond, the oldest is
+ * forgotten (a flood of garbage prepares must not grow the agent; a real
+ * fleet has one in flight per job). */
+#define PENDING_MAX 16
+/* Decided ids remembered, so that a second decision for one is ignored. */
+#define DECIDED_MAX 64
+
+struct _BgdFleetPlans {
+  GQueue pending;   /* of BgdCutoverPlan*, oldest first */
+  GQueue decided;   /* of char* ids, oldest first */
+  BgdCutoverPlan *committed;
+};
+
+static BgdCutoverPlan *
+plan_new (const char *id, BgColor outgoing, BgColor incoming)
+{
+  BgdCutoverPlan *p = g_new0 (BgdCutoverPlan, 1);
+
+  p->id = g_strdup (id);
+  p->outgoing = outgoing;
+  p->incoming = incoming;
+  p->barriers = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_offset_free);
+  return p;
+}
+
+static void
+plan_free (BgdCutoverPlan *p)
+{
+  if (p == NULL)
+    return;
+  g_free (p->id);
+  g_ptr_array_unref (p->barriers);
+  g_free (p);
+}
+
+BgdFleetPlans *
+bgd_fleet_plans_new (void)
+{
+  BgdFleetPlans *f = g_new0 (BgdFleetPlans, 1);
+
+  g_queue_init (&f->pending);
+  g_queue_init (&f->decided);
+  return f;
+}
+
+void
+bgd_fleet_plans_free (BgdFleetPlans *f)
+{
+  if (f == NULL)
+    return;
+  g_queue_clear_full (&f->pending, (GDestroyNotify) plan_free);
+  g_queue_clear_full (&f->decided, g_free);
+  plan_free (f->committed);
+  g_free (f);
+}
+
+static gboolean
+is_decided (BgdFleetPlans *f, const char *id)
+{
+  return g_queue_find_custom (&f->decided, id, (GCompareFunc) g_strcmp0) != NULL;
+}
+
+static void
+remember_decided (BgdFleetPlans *f, const char *id)
+{
+  g_queue_push_tail (&f->decided, g_strdup (id));
+  while (f->decided.length > DECIDED_MAX)
+    g_free (g_queue_pop_head (&f->decided));
+}
+
+static BgdCutoverPlan *
+take_pending (BgdFleetPlans *f, const char *id)
+{
+  for (GList *l = f->pending.head; l != NULL; l = l->next)
+    {
+      BgdCutoverPlan *p = l->data;
+
+      if (g_str_equal (p->id, id))
+        {
+          g_queue_delete_link (&f->pending, l);
+          return p;
+        }
+    }
+  return NULL;
+}
+
+static void
+handle_prepare (BgdFleetPlans *f, const BgControlMessage *msg)
+{
+  BgdCutoverPlan *p;
+
+  if (is_decided (f, msg->id) || (f->committed != NULL && g_str_equal (f->committed->id, msg->id)))
+    return;
+  for (GList *l = f->pending.head; l != NULL; l = l->next)
+    if (g_str_equal (((BgdCutoverPlan *) l->data)->id, msg->id))
+      return;
+  p = plan_new (msg->id, msg->outgoing, msg->incoming);
+  for (guint i = 0; i < msg->barriers->len; i++)
+    {
+      const BgControlOffset *b = msg->barriers->pdata[i];
+      g_ptr_array_add (p->barriers, bg_control_offset_new (b->topic, b->partition, b->offset));
+    }
+  g_queue_push_tail (&f->pending, p);
+  while (f->pending.length > PENDING_MAX)
+    plan_free (g_queue_pop_head (&f->pending));
+}
+
+static void
+handle_decision (BgdFleetPlans *f, const BgControlMessage *msg)
+{
+  BgdCutoverPlan *p;
+
+  if (is_decided (f, msg->id))
+    return;
+  p = take_pending (f, msg->id);
+  if (p == NULL)
+    return;   /* a decision for a prepare not read (before the log's start) */
+  remember_decided (f, msg->id);
+  if (msg->type != BG_CONTROL_COMMIT)
+    {
+      plan_free (p);
+      return;
+    }
+  /* The final barriers: the prepared ones, moved up where the commit says
+   * so (as the participants' machines do, cutover.c decide()). */
+  for (guint i = 0; i < msg->barriers->len; i++)
+    {
+      const BgControlOffset *c = msg->barriers->pdata[i];
+
+      for (guint j = 0; j < p->barriers->len; j++)
+        {
+          BgControlOffset *b = p->barriers->pdata[j];
+
+          if (b->partition == c->partition && g_str_equal (b->topic, c->topic) && c->offset > b->offset)
+            b->offset = c->offset;
+        }
+    }
+  plan_free (f->committed);
+  f->committed = p;
+}
+
+void
+bgd_fleet_plans_handle (BgdFleetPlans *f, const BgControlMessage *msg)
+{
+  switch (msg->type)
+    {
+    case BG_CONTROL_PREPARE:
+      handle_prepare (f, msg);
+      break;
+    case BG_CONTROL_COMMIT:
+    case BG_CONTROL_ABORT:
+      handle_decision (f, msg);
+      break;
+    default:
+      break;
+    }
+}
+
+const BgdCutoverPlan *
+bgd_fleet_plans_last_committed (BgdFleetPlans *f)
+{
+  return f->committed;
+}
+
+char *
+bgd_fleet_plans_to_string (BgdFleetPlans *f)
+{
+  g_autoptr(GVariant) v = NULL;
+
+  if (f->committed == NULL)
+    return NULL;
+  v = g_variant_ref_sink (g_variant_new ("(sss@a(six))", f->committed->id,
+                                         bg_color_to_string (f->committed->outgoing),
+                                         bg_color_to_string (f->committed->incoming),
+                                         bgd_steering_barriers_variant (f->committed)));
+  return g_variant_print (v, TRUE);
+}
+
+gboolean
+bgd_fleet_plans_restore (BgdFleetPlans *f, const char *text, GError **error)
+{
+  g_autoptr(GVariant) v = NULL;
+  g_autoptr(GVariantIter) iter = NULL;
+  const char *id, *out_s, *in_s, *topic;
+  BgColor out, in;
+  gint32 partition;
+  gint64 offset;
+  BgdCutoverPlan *p;
+
+  v = g_variant_parse (G_VARIANT_TYPE ("(sssa(six))"), text, NULL, NULL, error);
+  if (v == NULL)
+    return FALSE;
+  g_variant_get (v, "(&s&s&sa(six))", &id, &out_s, &in_s, &iter);
+  if (!bg_color_from_string (out_s, &out) || !bg_color_from_string (in_s, &in) || out == in || *id == '\0')
+    {
+      g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED,
+                   "a committed plan needs an id and two different colors: '%s'", text);
+      return FALSE;
+    }
+  p = plan_new (id, out, in);
+  while (g_variant_iter_next (iter, "(&six)", &topic, &partition, &offset))
+    g_ptr_array_add (p->barriers, bg_control_offset_new (topic, partition, offset));
+  plan_free (f->committed);
+  f->committed = p;
+  return TRUE;
+}
