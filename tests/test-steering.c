@@ -404,7 +404,31 @@ test_fleet_plans (void)
 
   feed (f, BG_CONTROL_PREPARE, "c1", prepared, 2);
   g_assert_null (bgd_fleet_plans_last_committed (f));
+  g_assert_true (bgd_fleet_plans_handed_over (f));
   feed (f, BG_CONTROL_COMMIT, "c1", final, 2);
+  /* Committed, not handed over until a done named each partition. */
+  g_assert_false (bgd_fleet_plans_handed_over (f));
+  {
+    g_autoptr (BgControlMessage) done = message (BG_CONTROL_DONE, "c1", NULL, 0);
+    g_ptr_array_add (done->partitions, bg_control_partition_new (TOPIC, 0));
+    bgd_fleet_plans_handle (f, done);
+  }
+  g_assert_false (bgd_fleet_plans_handed_over (f));
+  /* The state file keeps what was handed over so far. */
+  {
+    g_autofree char *partial = bgd_fleet_plans_to_string (f);
+    g_autoptr (BgdFleetPlans) h = bgd_fleet_plans_new ();
+    g_autoptr (BgControlMessage) done = message (BG_CONTROL_DONE, "c1", NULL, 0);
+
+    g_assert_true (bgd_fleet_plans_restore (h, partial, &error));
+    g_assert_no_error (error);
+    g_assert_false (bgd_fleet_plans_handed_over (h));
+    g_ptr_array_add (done->partitions, bg_control_partition_new (TOPIC, 1));
+    bgd_fleet_plans_handle (h, done);
+    g_assert_true (bgd_fleet_plans_handed_over (h));
+    bgd_fleet_plans_handle (f, done);
+  }
+  g_assert_true (bgd_fleet_plans_handed_over (f));
   last = bgd_fleet_plans_last_committed (f);
   g_assert_nonnull (last);
   g_assert_cmpstr (last->id, ==, "c1");
@@ -433,7 +457,7 @@ test_fleet_plans (void)
     g_autofree char *again = bgd_fleet_plans_to_string (g);
     g_assert_cmpstr (again, ==, text);
   }
-  g_assert_false (bgd_fleet_plans_restore (g, "('c9', 'blue', 'blue', @a(six) [])", &error));
+  g_assert_false (bgd_fleet_plans_restore (g, "('c9', 'blue', 'blue', @a(six) [], @a(si) [])", &error));
   g_assert_error (error, BGD_ERROR, BGD_ERROR_FAILED);
   g_clear_error (&error);
   g_assert_false (bgd_fleet_plans_restore (g, "garbage", &error));

@@ -19,7 +19,16 @@ struct _BgdFleetPlans {
   GQueue pending;   /* of BgdCutoverPlan*, oldest first */
   GQueue decided;   /* of char* ids, oldest first */
   BgdCutoverPlan *committed;
+  /* Its barrier partitions handed over ("topic:partition"): named by a
+   * done of it, or at a final barrier of 0. */
+  GHashTable *released;
 };
+
+static char *
+partition_key (const char *topic, gint32 partition)
+{
+  return g_strdup_printf ("%s:%d", topic, partition);
+}
 
 static BgdCutoverPlan *
 plan_new (const char *id, BgColor outgoing, BgColor incoming)
@@ -50,6 +59,7 @@ bgd_fleet_plans_new (void)
 
   g_queue_init (&f->pending);
   g_queue_init (&f->decided);
+  f->released = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return f;
 }
 
@@ -61,6 +71,7 @@ bgd_fleet_plans_free (BgdFleetPlans *f)
   g_queue_clear_full (&f->pending, (GDestroyNotify) plan_free);
   g_queue_clear_full (&f->decided, g_free);
   plan_free (f->committed);
+  g_hash_table_unref (f->released);
   g_free (f);
 }
 
@@ -147,6 +158,27 @@ handle_decision (BgdFleetPlans *f, const BgControlMessage *msg)
     }
   plan_free (f->committed);
   f->committed = p;
+  g_hash_table_remove_all (f->released);
+  for (guint j = 0; j < p->barriers->len; j++)
+    {
+      const BgControlOffset *b = p->barriers->pdata[j];
+
+      if (b->offset == 0)
+        g_hash_table_add (f->released, partition_key (b->topic, b->partition));
+    }
+}
+
+static void
+handle_done (BgdFleetPlans *f, const BgControlMessage *msg)
+{
+  if (f->committed == NULL || !g_str_equal (f->committed->id, msg->id))
+    return;
+  for (guint i = 0; i < msg->partitions->len; i++)
+    {
+      const BgControlPartition *q = msg->partitions->pdata[i];
+
+      g_hash_table_add (f->released, partition_key (q->topic, q->partition));
+    }
 }
 
 void
@@ -161,6 +193,9 @@ bgd_fleet_plans_handle (BgdFleetPlans *f, const BgControlMessage *msg)
     case BG_CONTROL_ABORT:
       handle_decision (f, msg);
       break;
+    case BG_CONTROL_DONE:
+      handle_done (f, msg);
+      break;
     default:
       break;
     }
@@ -172,17 +207,43 @@ bgd_fleet_plans_last_committed (BgdFleetPlans *f)
   return f->committed;
 }
 
+gboolean
+bgd_fleet_plans_handed_over (BgdFleetPlans *f)
+{
+  if (f->committed == NULL)
+    return TRUE;
+  for (guint i = 0; i < f->committed->barriers->len; i++)
+    {
+      const BgControlOffset *b = f->committed->barriers->pdata[i];
+      g_autofree char *key = partition_key (b->topic, b->partition);
+
+      if (!g_hash_table_contains (f->released, key))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 char *
 bgd_fleet_plans_to_string (BgdFleetPlans *f)
 {
   g_autoptr(GVariant) v = NULL;
+  GVariantBuilder released;
 
   if (f->committed == NULL)
     return NULL;
-  v = g_variant_ref_sink (g_variant_new ("(sss@a(six))", f->committed->id,
+  g_variant_builder_init (&released, G_VARIANT_TYPE ("a(si)"));
+  for (guint i = 0; i < f->committed->barriers->len; i++)
+    {
+      const BgControlOffset *b = f->committed->barriers->pdata[i];
+      g_autofree char *k = partition_key (b->topic, b->partition);
+
+      if (g_hash_table_contains (f->released, k))
+        g_variant_builder_add (&released, "(si)", b->topic, b->partition);
+    }
+  v = g_variant_ref_sink (g_variant_new ("(sss@a(six)a(si))", f->committed->id,
                                          bg_color_to_string (f->committed->outgoing),
                                          bg_color_to_string (f->committed->incoming),
-                                         bgd_steering_barriers_variant (f->committed)));
+                                         bgd_steering_barriers_variant (f->committed), &released));
   return g_variant_print (v, TRUE);
 }
 
@@ -191,16 +252,17 @@ bgd_fleet_plans_restore (BgdFleetPlans *f, const char *text, GError **error)
 {
   g_autoptr(GVariant) v = NULL;
   g_autoptr(GVariantIter) iter = NULL;
+  g_autoptr(GVariantIter) released = NULL;
   const char *id, *out_s, *in_s, *topic;
   BgColor out, in;
   gint32 partition;
   gint64 offset;
   BgdCutoverPlan *p;
 
-  v = g_variant_parse (G_VARIANT_TYPE ("(sssa(six))"), text, NULL, NULL, error);
+  v = g_variant_parse (G_VARIANT_TYPE ("(sssa(six)a(si))"), text, NULL, NULL, error);
   if (v == NULL)
     return FALSE;
-  g_variant_get (v, "(&s&s&sa(six))", &id, &out_s, &in_s, &iter);
+  g_variant_get (v, "(&s&s&sa(six)a(si))", &id, &out_s, &in_s, &iter, &released);
   if (!bg_color_from_string (out_s, &out) || !bg_color_from_string (in_s, &in) || out == in || *id == '\0')
     {
       g_set_error (error, BGD_ERROR, BGD_ERROR_FAILED,
@@ -212,5 +274,8 @@ bgd_fleet_plans_restore (BgdFleetPlans *f, const char *text, GError **error)
     g_ptr_array_add (p->barriers, bg_control_offset_new (topic, partition, offset));
   plan_free (f->committed);
   f->committed = p;
+  g_hash_table_remove_all (f->released);
+  while (g_variant_iter_next (released, "(&si)", &topic, &partition))
+    g_hash_table_add (f->released, partition_key (topic, partition));
   return TRUE;
 }

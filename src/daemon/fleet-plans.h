@@ -13,6 +13,10 @@
  * live color with it (bgd_steering_commit()) and persists it in the state
  * file (FleetCommitted=).
  *
+ * It also tells when that plan is handed over fleet-wide (its dones named
+ * every barrier partition): a late host joins only then, as its slot gets
+ * no holds.
+ *
  * Pure: no D-Bus, no Kafka, no clock.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -42,8 +46,15 @@ void bgd_fleet_plans_handle (BgdFleetPlans *f, const BgControlMessage *msg);
  * state) had none. Owned by @f. */
 const BgdCutoverPlan *bgd_fleet_plans_last_committed (BgdFleetPlans *f);
 
-/* The persisted form (a GVariant text "(sssa(six))": id, outgoing,
- * incoming, barriers); NULL when there is no committed plan. */
+/* Whether the last committed plan is handed over fleet-wide: a done of it
+ * named each of its barrier partitions (those at 0 need none). TRUE when
+ * there is none. Until then the outgoing color still emits below the
+ * barriers somewhere, and a host joining late waits (Busy). */
+gboolean bgd_fleet_plans_handed_over (BgdFleetPlans *f);
+
+/* The persisted form (a GVariant text "(sssa(six)a(si))": id, outgoing,
+ * incoming, final barriers, partitions handed over); NULL when there is no
+ * committed plan. */
 char *bgd_fleet_plans_to_string (BgdFleetPlans *f);
 /* Restores what bgd_fleet_plans_to_string() wrote. FALSE with @error
  * naming what is wrong; @f is unchanged then. */

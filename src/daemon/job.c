@@ -599,8 +599,15 @@ handle_deploy (BgJob1 *iface, GDBusMethodInvocation *invocation, const char *ver
       if (bgd_membership_fleet_live (job->ctx->membership, job->config->name, job->ctx->config->host_id,
                                      &fleet_color, &fleet_version))
         {
+          /* Settled: no prepare undecided, no host's hello showing a
+           * handoff, and the log's last commit handed over on every
+           * barrier partition (hellos lag the log: right after a commit
+           * they still show the old steering). Until then the outgoing
+           * color emits below the barriers: a slot of either color joining
+           * its group now could take a partition over from it. */
           if (!bgd_membership_fleet_settled (job->ctx->membership, job->config->name,
-                                             job->ctx->config->host_id))
+                                             job->ctx->config->host_id)
+              || !bgd_fleet_plans_handed_over (job->fleet_plans))
             {
               g_set_error (&error, BGD_ERROR, BGD_ERROR_BUSY,
                            "job '%s' is cutting over on the other hosts (control log): nothing is live "

@@ -32,6 +32,7 @@
 
 #include "common/control-codec.h"
 #include "daemon/cutover.h"
+#include "daemon/fleet-plans.h"
 #include "daemon/history.h"
 #include "daemon/membership.h"
 #include "daemon/steering.h"
@@ -67,6 +68,7 @@ typedef enum {
   EV_ARM_POLL,    /* job.c's arm_wait_cb */
   EV_HELLO,
   EV_AGENT_START,
+  EV_JOIN,        /* a late host's Deploy of the live version (retried while Busy) */
   EV_PRODUCE,     /* a record is appended to an input partition */
   EV_SAMPLE,      /* the coordinators' high-watermark sample */
   EV_STEP,        /* an instance processes its next record on a partition */
@@ -89,7 +91,7 @@ typedef enum {
 } EvType;
 
 static const char *const ev_names[] = {
-  "log-land", "log-read", "timer", "idle-save", "arm-poll", "hello", "agent-start", "produce", "sample",
+  "log-land", "log-read", "timer", "idle-save", "arm-poll", "hello", "agent-start", "join", "produce", "sample",
   "step", "land", "fetch", "fetch-reply", "armed", "progress", "delivered", "inst-start", "rebalance",
   "fault", "crash", "k-armed", "k-delivered", "evict", "faults-end", "produce-end", "end",
 };
@@ -162,6 +164,8 @@ typedef struct {
   gint64 job_offset; /* the job's ControlOffset= */
   gint64 job2_offset; /* the second job's */
   gint64 start;      /* where the agent's replay starts */
+  char *fp;          /* FleetCommitted= */
+  gboolean joined;   /* a late host's slots were deployed */
 } Disk;
 
 typedef struct {
@@ -180,6 +184,9 @@ struct _Agent {
   gboolean replaying;
   gboolean insts_started;
   BgdMembership *m; /* persisted: survives restarts */
+  BgdFleetPlans *fp; /* the last commit read, whoever took part; persisted (FleetCommitted=) */
+  gboolean joiner;   /* joins the fleet late: deploys once the log is replayed */
+  gboolean joined;   /* ... and has (its slots are steered, its hellos name a live color) */
   BgdCutover *cut;
   BgdCutover *cut2; /* the second job's */
   gint64 read_pos, replay_end, replay_from, replay2_from;
@@ -225,7 +232,7 @@ struct _Sim {
   gint64 max_landed[2][MAX_PARTS];
   gint64 deadline_usec;
   guint max_attempts;
-  gboolean late_join_anytime;
+  gboolean late_join_early;
   gboolean multi_instance;
   guint n_cutovers_started;
   guint n_prepares, n_commits, n_aborts, n_dones;
@@ -421,6 +428,9 @@ agent_persist (gpointer data)
     }
   a->disk.valid = TRUE;
   a->disk.live = a->live;
+  a->disk.joined = a->joined;
+  g_free (a->disk.fp);
+  a->disk.fp = bgd_fleet_plans_to_string (a->fp);
   a->disk.job_offset = bgd_history_control_offset (pinned, a->read_pos, a->replay_from);
   a->disk.job2_offset = bgd_history_control_offset (pinned2, a->read_pos, a->replay2_from);
   /* agent.c's agent_control_offset: the oldest offset any job pins. */
@@ -771,7 +781,15 @@ send_hello (Agent *a)
       BgControlSlot *s = bg_control_slot_new (c, "running");
       s->version = g_strdup (c == 0 ? "v1" : "v2");
       s->ready = TRUE;
+      if (a->slots[c].st != NULL)
+        bg_control_sink_mode_from_string (a->slots[c].st->mode, &s->sink_mode);
       g_ptr_array_add (j->slots, s);
+    }
+  /* As the agent's hello: its live color (a late host's once it joined). */
+  if (!a->joiner || a->joined)
+    {
+      j->has_live_color = TRUE;
+      j->live_color = a->live;
     }
   g_ptr_array_add (msg->jobs, j);
   g_ptr_array_add (msg->jobs, bg_control_job_new (JOB2));
@@ -793,6 +811,15 @@ agent_finish_replay (Agent *a)
   e = ev_push (a->sim, EV_HELLO, a->sim->now + HELLO_USEC);
   e->host = a->id;
   e->epoch = a->epoch;
+  /* A host that joins late deploys the live version once the log is
+   * replayed (job.c's handle_deploy): EV_JOIN. */
+  if (a->joiner && !a->joined)
+    {
+      e = ev_push (a->sim, EV_JOIN, a->sim->now);
+      e->host = a->id;
+      e->epoch = a->epoch;
+      return;
+    }
   /* A host that joins starts its instances once the log is replayed. */
   if (!a->insts_started)
     {
@@ -803,6 +830,51 @@ agent_finish_replay (Agent *a)
     }
 }
 
+/* job.c's handle_deploy for a host joining late, once the log is
+ * replayed: Busy while the fleet is cutting over (retried, as an operator
+ * or a script would); else the live color's slot starts with the incoming
+ * steering of the last commit read (plain live if none), the other one
+ * blackholed. */
+static void
+agent_join (Agent *a)
+{
+  const BgdCutoverPlan *last;
+  int live = 0;
+
+  if (!bgd_membership_fleet_settled (a->m, JOB, a->name) || !bgd_fleet_plans_handed_over (a->fp))
+    {
+      Event *e = ev_push (a->sim, EV_JOIN, a->sim->now + 50 * MS);
+      e->host = a->id;
+      e->epoch = a->epoch;
+      return;
+    }
+  last = bgd_fleet_plans_last_committed (a->fp);
+  if (last != NULL)
+    live = (int) last->incoming;
+  for (int c = 0; c < 2; c++)
+    {
+      bgd_steering_free (a->slots[c].st);
+      a->slots[c].st = bgd_steering_new (c == live ? "live" : "blackhole");
+      a->slots[c].gen++;
+    }
+  if (last != NULL)
+    {
+      BgdSteering *in = bgd_steering_commit (a->slots[live].st, last, FALSE);
+      if (in != NULL)
+        {
+          bgd_steering_free (a->slots[live].st);
+          a->slots[live].st = in;
+        }
+    }
+  a->live = live;
+  a->joined = TRUE;
+  sim_trace (a->sim, "%s: joins live in %s (%s)", a->name, live == 0 ? "blue" : "green",
+             last != NULL ? last->id : "no commit read");
+  /* Write-ahead, before any instance starts and fetches. */
+  agent_persist (a);
+  agent_finish_replay (a);
+}
+
 /* agent.c's on_control_message, with job.c's bgd_job_handle_control. */
 static void
 agent_handle (Agent *a, const BgControlMessage *msg, gint64 offset)
@@ -810,7 +882,10 @@ agent_handle (Agent *a, const BgControlMessage *msg, gint64 offset)
   bgd_membership_handle (a->m, msg);
   if (msg->type != BG_CONTROL_HELLO && g_strcmp0 (msg->job, JOB) == 0
       && !bgd_history_is_past (offset, a->replay_from))
-    bgd_cutover_handle (a->cut, msg, offset);
+    {
+      bgd_fleet_plans_handle (a->fp, msg);
+      bgd_cutover_handle (a->cut, msg, offset);
+    }
   if (msg->type != BG_CONTROL_HELLO && g_strcmp0 (msg->job, JOB2) == 0
       && !bgd_history_is_past (offset, a->replay2_from))
     bgd_cutover_handle (a->cut2, msg, offset);
@@ -866,6 +941,10 @@ agent_start (Agent *a)
         }
     }
   a->live = a->disk.valid ? a->disk.live : 0;
+  a->joined = a->disk.valid && a->disk.joined;
+  a->fp = bgd_fleet_plans_new ();
+  if (a->disk.valid && a->disk.fp != NULL && !bgd_fleet_plans_restore (a->fp, a->disk.fp, NULL))
+    g_error ("%s: FleetCommitted= does not restore: %s", a->name, a->disk.fp);
   a->replay_from = a->disk.valid ? a->disk.job_offset : -1;
   a->replay2_from = a->disk.valid ? a->disk.job2_offset : -1;
   a->read_pos = a->disk.valid ? a->disk.start : 0;
@@ -898,6 +977,7 @@ agent_crash (Agent *a)
   a->epoch++;
   g_clear_pointer (&a->cut, bgd_cutover_free);
   g_clear_pointer (&a->cut2, bgd_cutover_free);
+  g_clear_pointer (&a->fp, bgd_fleet_plans_free);
   g_clear_pointer (&a->timers, g_hash_table_unref);
   for (int c = 0; c < 2; c++)
     g_clear_pointer (&a->slots[c].st, bgd_steering_free);
@@ -1682,6 +1762,11 @@ handle_event (Sim *sim, Event *e)
         he->epoch = a->epoch;
       }
       break;
+    case EV_JOIN:
+      if ((a = event_agent (sim, e)) == NULL || a->joined)
+        return;
+      agent_join (a);
+      break;
     case EV_AGENT_START:
       a = &sim->agents[e->host];
       if (a->up || a->dead || a->epoch != e->epoch)
@@ -1932,9 +2017,11 @@ sim_setup (Sim *sim)
           }
       if (h == late_host)
         {
-          /* Joins before the first cutover: a host that joins later
-           * still needs issue 8's fix (docs/sim.md). */
-          Event *e = ev_push (sim, EV_AGENT_START, rnd (sim, 100 * MS, sim->late_join_anytime ? FAULTS_USEC : 900 * MS));
+          /* Joins at any time of the faults (after cutovers, during
+           * one), or before the first cutover with --late-join-early
+           * (docs/sim.md). */
+          a->joiner = TRUE;
+          Event *e = ev_push (sim, EV_AGENT_START, rnd (sim, 100 * MS, sim->late_join_early ? 900 * MS : FAULTS_USEC));
           e->host = h;
           g_string_append_printf (sim->faults, "  %s joins at %.3f ms\n", a->name, e->t / 1000.0);
           continue;
@@ -1991,6 +2078,8 @@ sim_free (Sim *sim)
       for (int c = 0; c < 2; c++)
         g_clear_pointer (&a->disk.st[c], bgd_steering_free);
       g_clear_pointer (&a->m, bgd_membership_free);
+      g_clear_pointer (&a->fp, bgd_fleet_plans_free);
+      g_clear_pointer (&a->disk.fp, g_free);
     }
   for (int p = 0; p < MAX_PARTS; p++)
     if (sim->emitted[p] != NULL)
@@ -2008,7 +2097,7 @@ typedef struct {
 
 /* Runs one seed; returns its violation (g_free) or NULL. */
 static char *
-run_seed (guint64 seed, gboolean trace, gboolean late_join_anytime, gboolean multi_instance, SeedStats *stats)
+run_seed (guint64 seed, gboolean trace, gboolean late_join_early, gboolean multi_instance, SeedStats *stats)
 {
   Sim sim = { 0 };
   Event *e;
@@ -2021,7 +2110,7 @@ run_seed (guint64 seed, gboolean trace, gboolean late_join_anytime, gboolean mul
   sim.heap = g_ptr_array_new ();
   sim.log = g_ptr_array_new_with_free_func ((GDestroyNotify) bg_control_message_free);
   sim.faults = g_string_new (NULL);
-  sim.late_join_anytime = late_join_anytime;
+  sim.late_join_early = late_join_early;
   sim.multi_instance = multi_instance;
   sim_setup (&sim);
   while (sim.violation == NULL && (e = ev_pop (&sim)) != NULL)
@@ -2105,7 +2194,7 @@ int
 main (int argc, char **argv)
 {
   gint64 seed = -1, first = 1, count = 0;
-  gboolean trace = FALSE, bench = FALSE, tap = FALSE, late_join_anytime = FALSE, multi_instance = FALSE;
+  gboolean trace = FALSE, bench = FALSE, tap = FALSE, late_join_early = FALSE, multi_instance = FALSE;
   g_autofree char *known_text = NULL;
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- bluegreen's cutover protocol, simulated");
   GOptionEntry entries[] = {
@@ -2117,8 +2206,8 @@ main (int argc, char **argv)
     { "tap", 0, 0, G_OPTION_ARG_NONE, &tap, "Print the outcome as TAP (the test suite's [sim])", NULL },
     { "known", 0, 0, G_OPTION_ARG_STRING, &known_text,
       "Seeds that show an open finding (docs/sim.md), reported apart with --tap", "N,N,..." },
-    { "late-join-anytime", 0, 0, G_OPTION_ARG_NONE, &late_join_anytime,
-      "Let a host join after cutovers happened (issue 8)", NULL },
+    { "late-join-early", 0, 0, G_OPTION_ARG_NONE, &late_join_early,
+      "Let the late host join only before the first cutover", NULL },
     { "multi-instance", 0, 0, G_OPTION_ARG_NONE, &multi_instance,
       "Let a slot run two instances on a host (the agent counts one per slot)", NULL },
     { NULL },
@@ -2158,7 +2247,7 @@ main (int argc, char **argv)
   started = g_get_monotonic_time ();
   for (gint64 s = first; s < first + count; s++)
     {
-      char *v = run_seed ((guint64) s, trace, late_join_anytime, multi_instance, &stats);
+      char *v = run_seed ((guint64) s, trace, late_join_early, multi_instance, &stats);
       guint64 u = (guint64) s;
 
       if (v == NULL)
@@ -2181,7 +2270,7 @@ main (int argc, char **argv)
 
       if ((gint64) k >= first && (gint64) k < first + count)
         continue;
-      v = run_seed (k, FALSE, late_join_anytime, multi_instance, &stats);
+      v = run_seed (k, FALSE, late_join_early, multi_instance, &stats);
       if (v != NULL)
         g_array_append_val (known_failed, k);
       g_free (v);
