@@ -1217,11 +1217,6 @@ produce_result (Job *job, const rd_kafka_message_t *m, const BgKeyState *ks)
 static void
 process (Job *job, const rd_kafka_message_t *m)
 {
-  if (job->cfg->transactional && !job->txn_pending)
-    {
-      job->txn_pending = TRUE;
-      job->txn_since = g_get_monotonic_time ();
-    }
   int64_t value = bg_parse_value (m->payload, m->len);
   const BgKeyState *ks = bg_job_state_update (job->state, m->key, m->key ? m->key_len : 0, value);
   job->consumed++;
@@ -1249,6 +1244,13 @@ process (Job *job, const rd_kafka_message_t *m)
     atomic_fetch_add (&job->dropped, 1);
   /* Only now: the delivery epochs read positions as "results produced". */
   bg_job_state_set_next_offset (job->state, p, m->offset + 1);
+  /* The next commit carries this position (not before: a record waiting
+   * at a barrier is not processed yet). */
+  if (job->cfg->transactional && !job->txn_pending)
+    {
+      job->txn_pending = TRUE;
+      job->txn_since = g_get_monotonic_time ();
+    }
 }
 
 /* Serves delivery reports, closes the open epoch with the positions reached,
