@@ -4,7 +4,7 @@
 # blackhole (computes, emits nothing) and restart from a savepoint mid-stream.
 # SPDX-License-Identifier: LGPL-2.1-or-later
 . "$(dirname "$0")/test-example-lib.sh"
-echo "1..18"
+echo "1..19"
 
 start_mock in:6 out:6 bin:6 bout:6 rin:6 rout:6 gin:6 gout:6
 
@@ -104,5 +104,14 @@ check "example/group-takeover: verifier passes (right state, 0 gaps)" \
   -a "$(report_num "$T/g.report" gaps)" = 0
 [ $rc -eq 0 ] || { diag "$T/g.report"; grep -h "partition\|assigned\|revoked" "$T/g1.err" "$T/g2.err" | diag; }
 echo "# group-takeover: restored $(status_num "$T/g2.json" restored) records; within-version duplicates $(report_num "$T/g.report" within_duplicates)"
+
+# --- example/transactional-needs-group: transactions commit input offsets
+# to a consumer group; a static assignment has none to resume from. (The
+# transactional mode itself runs on a real cluster: tests/test-real-kafka.c;
+# the mock stores no transactional offsets.)
+"$JOB" -b "$BS" -i gin -o gout --assign=all --transactional >/dev/null 2>"$T/txn.err"
+rc=$?
+check "example/transactional-needs-group: --transactional without a group is refused (exit 2)" \
+  test $rc -eq 2 -a -n "$(grep -- '--transactional needs a consumer group' "$T/txn.err")"
 
 [ "$tap_failed" = 0 ]

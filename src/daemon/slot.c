@@ -1021,6 +1021,9 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_SLOT=%s", slot->path));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_BUS=%s", slot->ctx->user_manager ? "session" : "system"));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_GROUP_ID=%s", group));
+  /* Tells a color's instances apart across the fleet and stays the same
+   * across an instance's restarts (e.g. a transactional.id). */
+  strv_builder_take (env, g_strdup_printf ("BLUEGREEN_HOST=%s", slot->ctx->config->host_id));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_SINK_MODE=%s", sink_mode));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_BOOTSTRAP=%s", slot->ctx->config->bootstrap_servers));
   strv_builder_take (env, g_strdup_printf ("BLUEGREEN_INPUT_TOPICS=%s", topics));

@@ -37,6 +37,9 @@ G_DEFINE_QUARK (bg-job-error-quark, bg_job_error)
 #define DELIVERY_CHECK_USEC 2000 /* at most this long between two delivery checks */
 #define POLL_TIMEOUT_MS 10    /* idle consumer poll: bounds how late a delivery is reported */
 #define COMMITTED_TIMEOUT_MS 10000
+#define TXN_CALL_TIMEOUT_MS 10000 /* one transactional API call */
+#define TXN_RETRY_USEC (60 * G_USEC_PER_SEC) /* retriable errors: give up after this long */
+#define TXN_TIMEOUT_MS "10000" /* transaction.timeout.ms: a dead instance's transaction is aborted this soon */
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t savepoint_signal;
@@ -95,6 +98,15 @@ typedef struct {
    * restore_until[p] only update the state (see rebalance_cb). -1: none. */
   int64_t *restore_until;
   uint64_t restored;
+
+  /* Transactions (--transactional; poll thread only, see "transactions"
+   * below). */
+  gboolean txn_open;      /* begun, neither committed nor aborted yet */
+  gboolean txn_pending;   /* records processed since the last commit */
+  int64_t txn_since;      /* monotonic µs of the first of them */
+  atomic_bool txn_failed; /* a transaction was aborted: the state is ahead of the commits */
+  atomic_uint_fast64_t commits;
+  char *txn_id;
 } Job;
 
 void
@@ -112,6 +124,7 @@ bg_job_config_clear (BgJobConfig *cfg)
   g_clear_pointer (&cfg->control_path, g_free);
   g_clear_pointer (&cfg->control_ack_path, g_free);
   g_clear_pointer (&cfg->status_file, g_free);
+  g_clear_pointer (&cfg->transactional_id, g_free);
   g_clear_pointer (&cfg->kafka_props, g_ptr_array_unref);
 }
 
@@ -255,6 +268,255 @@ dr_msg_cb (rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
+/* ---- transactions (--transactional) ------------------------------------- */
+
+/* Exactly-once within a version (docs/protocol.md, "Transactional jobs"):
+ * the results produced since the last commit and the input positions that
+ * caused them are committed to Kafka in one transaction, the positions
+ * through send_offsets_to_transaction() with the consumer group's metadata
+ * (so a zombie of an older group generation is fenced). Readers of the
+ * output use isolation.level=read_committed and see a result only once its
+ * transaction committed, so for the ordered handoff of a cutover a result
+ * counts as delivered only then: bg_gate_report_delivered() is called
+ * after commit_transaction() returned, never after a mere broker ack.
+ *
+ * A transaction is committed every --commit-interval, when the agent's
+ * decision asks for a flush, before a savepoint, while a record waits at a
+ * barrier (the outgoing side's results below it must become visible for
+ * the handoff to end; and no transaction stays open across a wait that may
+ * outlast transaction.timeout.ms), before partitions are revoked, and at a
+ * clean stop.
+ *
+ * When a transaction has to be aborted, the job's in-memory state is ahead
+ * of what was committed; rather than roll it back, the instance stops with
+ * status 1. Its restart (Restart=on-failure) is the same path as a crash:
+ * the new producer with the same transactional.id fences what the old one
+ * left open, and every partition is rebuilt from the input up to the
+ * offsets committed with the last transaction (restore_plan), then emitted
+ * from there: nothing twice, nothing lost. */
+
+typedef enum {
+  TXN_OK,
+  TXN_RETRY,   /* retriable: call again */
+  TXN_ABORT,   /* the transaction must be aborted */
+  TXN_FATAL,   /* the producer is unusable (fenced, ...) */
+} TxnStep;
+
+static TxnStep
+txn_step (Job *job, rd_kafka_error_t *e, const char *what)
+{
+  if (e == NULL)
+    return TXN_OK;
+  TxnStep step;
+  if (rd_kafka_error_is_fatal (e))
+    step = TXN_FATAL;
+  else if (rd_kafka_error_txn_requires_abort (e))
+    step = TXN_ABORT;
+  else if (rd_kafka_error_is_retriable (e))
+    step = TXN_RETRY;
+  else
+    step = TXN_FATAL; /* neither retriable nor abortable: librdkafka says treat as fatal */
+  if (step == TXN_FATAL)
+    {
+      g_printerr ("error: %s: %s\n", what, rd_kafka_error_string (e));
+      atomic_store (&job->fatal, TRUE);
+    }
+  else
+    g_message ("%s: %s%s", what, rd_kafka_error_string (e),
+               step == TXN_RETRY ? " (retrying)" : " (aborting the transaction)");
+  rd_kafka_error_destroy (e);
+  return step;
+}
+
+/* Aborts the open transaction and marks the instance failed (see above). */
+static void
+txn_abort (Job *job, const char *why)
+{
+  if (job->txn_open && !atomic_load (&job->fatal))
+    {
+      int64_t deadline = g_get_monotonic_time () + TXN_RETRY_USEC;
+      TxnStep step;
+      do
+        step = txn_step (job, rd_kafka_abort_transaction (job->producer, TXN_CALL_TIMEOUT_MS),
+                         "abort_transaction");
+      while (step == TXN_RETRY && !stop_requested && g_get_monotonic_time () < deadline);
+    }
+  job->txn_open = FALSE;
+  if (!atomic_exchange (&job->txn_failed, TRUE))
+    g_printerr ("error: transaction aborted (%s): stopping; the restart resumes from the offsets "
+                "committed with the last transaction\n", why);
+}
+
+static gboolean
+txn_begin (Job *job)
+{
+  if (job->txn_open)
+    return TRUE;
+  if (atomic_load (&job->fatal) || atomic_load (&job->txn_failed))
+    return FALSE;
+  if (txn_step (job, rd_kafka_begin_transaction (job->producer), "begin_transaction") != TXN_OK)
+    {
+      atomic_store (&job->fatal, TRUE);
+      return FALSE;
+    }
+  job->txn_open = TRUE;
+  return TRUE;
+}
+
+/* The positions to commit: the next input offset of every partition
+ * assigned to this instance now that has processed records, except those
+ * still being rebuilt (their committed offset is already ahead). */
+static rd_kafka_topic_partition_list_t *
+txn_offsets (Job *job)
+{
+  rd_kafka_topic_partition_list_t *assigned = NULL;
+  rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new (job->n_partitions);
+  if (rd_kafka_assignment (job->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return offsets;
+  for (int i = 0; i < assigned->cnt; i++)
+    {
+      int32_t p = assigned->elems[i].partition;
+      int64_t next = bg_job_state_get_next_offset (job->state, p);
+      if (next < 0 || (p < job->n_partitions && job->restore_until[p] >= 0))
+        continue;
+      rd_kafka_topic_partition_list_add (offsets, job->cfg->input, p)->offset = next;
+    }
+  rd_kafka_topic_partition_list_destroy (assigned);
+  return offsets;
+}
+
+/* Commits what was processed since the last commit: the open transaction's
+ * results and the positions reached. Then, and only then, reports those
+ * positions delivered. FALSE if the instance failed (it stops). */
+static gboolean
+txn_commit (Job *job)
+{
+  if (!job->cfg->transactional || (!job->txn_pending && !job->txn_open))
+    return TRUE;
+  if (atomic_load (&job->fatal) || atomic_load (&job->txn_failed) || !txn_begin (job))
+    return FALSE;
+  rd_kafka_topic_partition_list_t *offsets = txn_offsets (job);
+  int64_t deadline = g_get_monotonic_time () + TXN_RETRY_USEC;
+  TxnStep step = TXN_OK;
+  if (offsets->cnt > 0)
+    do
+      {
+        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata (job->consumer);
+        step = txn_step (job,
+                         rd_kafka_send_offsets_to_transaction (job->producer, offsets, cgmd,
+                                                               TXN_CALL_TIMEOUT_MS),
+                         "send_offsets_to_transaction");
+        rd_kafka_consumer_group_metadata_destroy (cgmd);
+      }
+    while (step == TXN_RETRY && !stop_requested && g_get_monotonic_time () < deadline);
+  while (step == TXN_OK)
+    {
+      step = txn_step (job, rd_kafka_commit_transaction (job->producer, TXN_CALL_TIMEOUT_MS),
+                       "commit_transaction");
+      if (step != TXN_RETRY || stop_requested || g_get_monotonic_time () >= deadline)
+        break;
+    }
+  if (step != TXN_OK)
+    {
+      rd_kafka_topic_partition_list_destroy (offsets);
+      if (step == TXN_FATAL)
+        {
+          job->txn_open = FALSE;
+          atomic_store (&job->txn_failed, TRUE);
+        }
+      else
+        txn_abort (job, "the commit failed");
+      return FALSE;
+    }
+  job->txn_open = FALSE;
+  job->txn_pending = FALSE;
+  atomic_fetch_add (&job->commits, 1);
+  /* Committed: visible to read_committed readers, so delivered. */
+  for (int i = 0; i < offsets->cnt && job->gate_topic != NULL && !job->cfg->no_gate; i++)
+    bg_gate_report_delivered (job->gate, job->gate_topic, offsets->elems[i].partition,
+                              offsets->elems[i].offset);
+  rd_kafka_topic_partition_list_destroy (offsets);
+  return TRUE;
+}
+
+/* The periodic commit, between two records. */
+static void
+txn_maybe_commit (Job *job, int64_t now)
+{
+  if (job->txn_pending
+      && now - job->txn_since >= (int64_t) (job->cfg->commit_interval * G_USEC_PER_SEC))
+    txn_commit (job);
+}
+
+/* Where the group's last transaction left @parts (offsets set in place;
+ * RD_KAFKA_OFFSET_INVALID where nothing was committed). While a dead
+ * instance's transaction is still open the broker answers "unstable
+ * offset" and librdkafka asks again; the wait ends when the transaction
+ * is fenced by that instance's restart or aborted by the coordinator
+ * (transaction.timeout.ms). Guessing instead would emit twice. */
+static gboolean
+txn_committed (Job *job, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+  int64_t deadline = g_get_monotonic_time () + TXN_RETRY_USEC;
+  for (;;)
+    {
+      rd_kafka_resp_err_t err = rd_kafka_committed (rk, parts, COMMITTED_TIMEOUT_MS);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return TRUE;
+      if (stop_requested || g_get_monotonic_time () >= deadline)
+        {
+          g_printerr ("error: the group's committed offsets are unknown: %s\n", rd_kafka_err2name (err));
+          return FALSE;
+        }
+      g_message ("committed offsets: %s; asking again", rd_kafka_err2name (err));
+    }
+}
+
+/* An assignment in transactional mode: every partition resumes exactly at
+ * the offset committed with the group's last transaction. One whose state
+ * this instance never had is rebuilt from the start (restore_plan); one it
+ * had, but that another instance moved on meanwhile, catches its state up
+ * from where this instance left it to the committed offset, emitting
+ * nothing. */
+static void
+txn_assign (Job *job, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+  rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy (parts);
+  if (!txn_committed (job, rk, committed))
+    {
+      atomic_store (&job->txn_failed, TRUE);
+      rd_kafka_topic_partition_list_destroy (committed);
+      return;
+    }
+  for (int i = 0; i < parts->cnt; i++)
+    {
+      int32_t p = parts->elems[i].partition;
+      int64_t c = committed->elems[i].offset;
+      int64_t next = bg_job_state_get_next_offset (job->state, p);
+      int64_t resume = next;
+      if (next < 0)
+        {
+          resume = c > 0 ? c : 0;
+          parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        }
+      else
+        {
+          if (c > next)
+            resume = c;
+          parts->elems[i].offset = next;
+        }
+      if (resume > 0 && resume > (next < 0 ? 0 : next) && p < job->n_partitions)
+        {
+          job->restore_until[p] = resume;
+          g_message ("partition %d: rebuilding its state from the input up to offset %" G_GINT64_FORMAT
+                     " (committed)", p, resume);
+        }
+      if (job->gate_topic != NULL && resume >= 0 && (next >= 0 || c > 0))
+        bg_gate_partition_resumed (job->gate, job->gate_topic, p, resume);
+    }
+  rd_kafka_topic_partition_list_destroy (committed);
+}
+
 /* Taking over a partition whose keys this instance has no state for (the
  * group moved it here after another instance processed part of it): the
  * results from the group's committed offset on need the state of every
@@ -305,7 +567,13 @@ rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
               void *opaque)
 {
   Job *job = opaque;
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && job->cfg->transactional)
+    {
+      txn_assign (job, rk, parts);
+      g_message ("assigned %d partition(s)", parts->cnt);
+      rd_kafka_assign (rk, parts);
+    }
+  else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
     {
       /* Resume where our state is: it reflects exactly the records processed
        * so far (restored or not). Partitions our state never saw start from
@@ -333,6 +601,11 @@ rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_
   else
     {
       g_message ("partitions revoked (%s)", rd_kafka_err2name (err));
+      /* What was processed on them is committed before another instance
+       * can take them over at the committed offsets. If the commit fails
+       * (the assignment was lost: an older generation is fenced), the
+       * transaction is aborted and this instance stops. */
+      txn_commit (job);
       /* Another instance may get them: their positions here would only
        * grow this instance's lag from now on. */
       for (int i = 0; i < parts->cnt; i++)
@@ -407,6 +680,11 @@ make_consumer (Job *job, GError **error)
        * statically assigned job never commits to it. */
       || (!job->group_mode && !conf_set (conf, "group.id", client_id, error))
       || (!job->group_mode && !conf_set (conf, "enable.auto.commit", "false", error))
+      /* Transactional: offsets go to the group only inside transactions,
+       * and the input is read as committed (a transactional producer
+       * upstream is this job's own kind). */
+      || (cfg->transactional && !conf_set (conf, "enable.auto.commit", "false", error))
+      || (cfg->transactional && !conf_set (conf, "isolation.level", "read_committed", error))
       || !conf_apply_props (conf, cfg, error))
     {
       rd_kafka_conf_destroy (conf);
@@ -439,6 +717,11 @@ make_producer (Job *job, GError **error)
       || !conf_set (conf, "client.id", client_id, error)
       || !conf_set (conf, "linger.ms", "5", error)
       || !conf_set (conf, "enable.idempotence", "true", error)
+      /* A dead instance's open transaction blocks the output's readers
+       * (and the group's committed offsets) until it is fenced by the
+       * instance's restart or aborted by the coordinator after this. */
+      || (cfg->transactional && !conf_set (conf, "transactional.id", job->txn_id, error))
+      || (cfg->transactional && !conf_set (conf, "transaction.timeout.ms", TXN_TIMEOUT_MS, error))
       || !conf_apply_props (conf, cfg, error))
     {
       rd_kafka_conf_destroy (conf);
@@ -453,6 +736,24 @@ make_producer (Job *job, GError **error)
     {
       g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_KAFKA, "producer: %s", errstr);
       return NULL;
+    }
+  if (cfg->transactional)
+    {
+      /* Fences an older producer with the same transactional.id (this
+       * instance before a crash) and aborts what it left open. */
+      int64_t deadline = g_get_monotonic_time () + TXN_RETRY_USEC;
+      TxnStep step;
+      do
+        step = txn_step (job, rd_kafka_init_transactions (rk, TXN_CALL_TIMEOUT_MS), "init_transactions");
+      while (step == TXN_RETRY && !stop_requested && g_get_monotonic_time () < deadline);
+      if (step != TXN_OK)
+        {
+          g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_TXN,
+                       "init_transactions (transactional.id %s) failed", job->txn_id);
+          rd_kafka_destroy (rk);
+          return NULL;
+        }
+      g_message ("transactional producer %s ready", job->txn_id);
     }
   return rk;
 }
@@ -541,6 +842,17 @@ create_gate (const BgJobConfig *cfg, GError **error)
   return gate;
 }
 
+/* Gets every result produced so far out: delivered, or with
+ * --transactional committed (which delivers them first). */
+static void
+flush_results (Job *job)
+{
+  if (job->cfg->transactional)
+    txn_commit (job);
+  else
+    rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+}
+
 /* ---- status, savepoints ------------------------------------------------- */
 
 static char *
@@ -575,6 +887,8 @@ write_status_file (Job *job)
   json_builder_add_int_value (b, (gint64) atomic_load (&job->delivered));
   json_builder_set_member_name (b, "failed");
   json_builder_add_int_value (b, (gint64) atomic_load (&job->failed));
+  json_builder_set_member_name (b, "commits");
+  json_builder_add_int_value (b, (gint64) atomic_load (&job->commits));
   json_builder_set_member_name (b, "restored");
   json_builder_add_int_value (b, (gint64) job->restored);
   json_builder_set_member_name (b, "keys");
@@ -652,7 +966,7 @@ write_agent_savepoint (Job *job, const char *directory)
 {
   g_autoptr (GError) error = NULL;
   /* Results already produced must not be lost if the new slot starts from it. */
-  rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+  flush_results (job);
   gboolean ok = bg_job_state_save (job->state, directory, job->cfg->input, &error);
   if (ok)
     {
@@ -833,6 +1147,19 @@ gate_wait_cb (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, i
    * reported: the positions exclude the waiting record (it is recorded in
    * the state only once its result is produced). */
   check_delivered (job);
+  /* Transactional: what was processed before this record is committed
+   * now, so that the outgoing side's results below a barrier become
+   * visible (delivered) while the incoming side waits for them, and no
+   * transaction stays open across a wait that may outlast
+   * transaction.timeout.ms. */
+  if (job->cfg->transactional && !txn_commit (job))
+    {
+      /* Aborted while held inside bg_gate_admit(), which may not return
+       * before the decision: nothing here needs a clean stop (what was
+       * aborted is redone by the restart), so leave now. */
+      g_printerr ("error: transaction aborted while waiting at a barrier\n");
+      _exit (1);
+    }
   if (waited_us > 0 && waited_us % (5 * G_USEC_PER_SEC) < 100000)
     g_message ("waiting at %s[%d]@%" G_GINT64_FORMAT " for the cutover decision (%" G_GINT64_FORMAT " s)",
                bg_topic_name (topic), partition, offset, waited_us / G_USEC_PER_SEC);
@@ -859,6 +1186,8 @@ produce_result (Job *job, const rd_kafka_message_t *m, const BgKeyState *ks)
       value = slow;
       len = (int) strlen (slow);
     }
+  if (job->cfg->transactional && !txn_begin (job))
+    return;
   for (;;)
     {
       if (rd_kafka_produce (job->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
@@ -873,6 +1202,8 @@ produce_result (Job *job, const rd_kafka_message_t *m, const BgKeyState *ks)
         {
           atomic_fetch_add (&job->failed, 1);
           g_message ("produce failed: %s", rd_kafka_err2str (err));
+          if (job->cfg->transactional)
+            txn_abort (job, "a result could not be produced");
           return;
         }
       /* Back-pressure: serve delivery reports until there is room. */
@@ -913,6 +1244,13 @@ process (Job *job, const rd_kafka_message_t *m)
     atomic_fetch_add (&job->dropped, 1);
   /* Only now: the delivery epochs read positions as "results produced". */
   bg_job_state_set_next_offset (job->state, p, m->offset + 1);
+  /* The next commit carries this position (not before: a record waiting
+   * at a barrier is not processed yet). */
+  if (job->cfg->transactional && !job->txn_pending)
+    {
+      job->txn_pending = TRUE;
+      job->txn_since = g_get_monotonic_time ();
+    }
 }
 
 /* Serves delivery reports, closes the open epoch with the positions reached,
@@ -922,7 +1260,7 @@ process (Job *job, const rd_kafka_message_t *m)
 static void
 check_delivered (Job *job)
 {
-  if (job->cfg->no_gate || job->gate == NULL)
+  if (job->cfg->no_gate || job->gate == NULL || job->cfg->transactional)
     return;
   rd_kafka_poll (job->producer, 0);
 
@@ -976,14 +1314,14 @@ housekeeping (Job *job, int64_t now)
       savepoint_signal = 0;
       atomic_store (&job->savepoint_requested, FALSE);
       /* Results already produced must not be lost if we restart from it. */
-      rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+      flush_results (job);
       write_savepoint (job);
     }
   g_autofree char *agent_dir = atomic_exchange (&job->agent_savepoint_dir, NULL);
   if (agent_dir != NULL)
     write_agent_savepoint (job, agent_dir);
   if (atomic_exchange (&job->flush_requested, FALSE))
-    rd_kafka_flush (job->producer, FLUSH_TIMEOUT_MS);
+    flush_results (job);
 }
 
 static void
@@ -993,12 +1331,15 @@ poll_loop (Job *job)
   job->last_watchdog = job->last_status = now;
   unsigned since_check = 0;
   int64_t last_delivery_check = now;
-  while (!stop_requested && !atomic_load (&job->fatal))
+  while (!stop_requested && !atomic_load (&job->fatal) && !atomic_load (&job->txn_failed))
     {
       rd_kafka_message_t *m = rd_kafka_consumer_poll (job->consumer, POLL_TIMEOUT_MS);
       if (m != NULL)
         {
-          if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+          /* A failed assignment (rebalance_cb) stops before any record. */
+          if (atomic_load (&job->txn_failed))
+            ;
+          else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
             process (job, m);
           else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             g_message ("consume: %s", rd_kafka_message_errstr (m));
@@ -1013,6 +1354,8 @@ poll_loop (Job *job)
           if (m == NULL || t - last_delivery_check >= DELIVERY_CHECK_USEC)
             {
               check_delivered (job);
+              if (job->cfg->transactional)
+                txn_maybe_commit (job, t);
               last_delivery_check = t;
             }
         }
@@ -1082,6 +1425,18 @@ validate (const BgJobConfig *cfg, GError **error)
       g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "--group and --assign exclude each other");
       return FALSE;
     }
+  if (cfg->transactional && cfg->group == NULL)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG,
+                   "--transactional needs a consumer group (--group or BLUEGREEN_GROUP_ID): a "
+                   "restarted instance resumes at the offsets committed with its transactions");
+      return FALSE;
+    }
+  if (cfg->transactional && cfg->commit_interval <= 0)
+    {
+      g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "--commit-interval must be positive");
+      return FALSE;
+    }
   if (cfg->status_interval <= 0)
     {
       g_set_error (error, BG_JOB_ERROR, BG_JOB_ERROR_CONFIG, "--status-interval must be positive");
@@ -1106,6 +1461,17 @@ start (Job *job, GError **error)
   else
     job->state = bg_job_state_new ();
 
+  if (cfg->transactional)
+    {
+      /* One id per instance that survives its restarts: the slot's group
+       * names job and color, the host tells the instances of a color
+       * apart (docs/protocol.md, "Transactional jobs"). */
+      const char *host = g_getenv ("BLUEGREEN_HOST");
+      job->txn_id = cfg->transactional_id != NULL
+                        ? g_strdup (cfg->transactional_id)
+                        : g_strdup_printf ("%s-%s", cfg->group,
+                                           host != NULL && *host != '\0' ? host : g_get_host_name ());
+    }
   job->consumer = make_consumer (job, error);
   if (job->consumer == NULL)
     return FALSE;
@@ -1182,6 +1548,7 @@ shut_down (Job *job, int status)
     bg_gate_free (job->gate); /* stops the agent link first */
   g_free (atomic_exchange (&job->agent_savepoint_dir, NULL));
   g_free (job->restore_until);
+  g_free (job->txn_id);
   for (int e = 0; e < EPOCHS; e++)
     g_free (job->epochs[e].positions);
   bg_job_state_free (job->state);
@@ -1214,10 +1581,10 @@ bg_job_run (const BgJobConfig *cfg)
 
   {
     g_autofree char *pos = positions_string (job);
-    g_message ("%s %s consuming %s (%d partitions, %s), producing to %s, gate %s", cfg->color,
+    g_message ("%s %s consuming %s (%d partitions, %s), producing to %s%s, gate %s", cfg->color,
                cfg->version, cfg->input, job->n_partitions,
                job->group_mode ? "group" : "static assignment", cfg->output,
-               cfg->no_gate ? "bypassed" : "on");
+               cfg->transactional ? " in transactions" : "", cfg->no_gate ? "bypassed" : "on");
     sd_notifyf (0, "READY=1\nSTATUS=consuming %s from %s", cfg->input,
                 pos[0] ? pos : "the start");
   }
@@ -1229,6 +1596,12 @@ bg_job_run (const BgJobConfig *cfg)
   if (atomic_load (&job->fatal))
     status = 1;
   sd_notify (0, "STOPPING=1");
+  /* A clean stop commits what was processed; a failed instance leaves its
+   * open transaction to be aborted (or fenced by its restart). */
+  if (cfg->transactional && !atomic_load (&job->fatal) && !atomic_load (&job->txn_failed))
+    txn_commit (job);
+  if (cfg->transactional && atomic_load (&job->txn_failed))
+    status = 1;
   /* Stop consuming first, so the savepoint's offsets match what was
    * produced; then get every produced result out (bounded). */
   rd_kafka_topic_partition_list_t *none = NULL;
@@ -1249,7 +1622,7 @@ bg_job_run (const BgJobConfig *cfg)
       status = 1;
     }
   report_status (job);
-  if (status == 0 || !atomic_load (&job->fatal))
+  if ((status == 0 || !atomic_load (&job->fatal)) && !atomic_load (&job->txn_failed))
     {
       if (cfg->savepoint_dir != NULL && !write_savepoint (job))
         status = 1;

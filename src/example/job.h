@@ -21,6 +21,7 @@ GQuark bg_job_error_quark (void);
 typedef enum {
   BG_JOB_ERROR_CONFIG,  /* invalid options */
   BG_JOB_ERROR_KAFKA,   /* librdkafka refused a setting or failed */
+  BG_JOB_ERROR_TXN,     /* a Kafka transaction could not be committed */
 } BgJobError;
 
 typedef struct {
@@ -38,6 +39,12 @@ typedef struct {
   char *status_file;    /* JSON status, rewritten every status interval */
   BgSinkMode mode;      /* initial mode of a stand-alone gate */
   gboolean no_gate;     /* bypass the gate entirely (benchmark baseline) */
+  /* Exactly-once within a version: results and the input offsets that
+   * caused them are committed together in Kafka transactions (needs a
+   * consumer group; see docs/protocol.md, "Transactional jobs"). */
+  gboolean transactional;
+  char *transactional_id; /* default: <group>-<host> (BLUEGREEN_HOST, else the host name) */
+  double commit_interval; /* seconds between two transaction commits (default 0.1) */
   double status_interval; /* seconds */
   GPtrArray *kafka_props; /* "key=value" strings passed to librdkafka verbatim */
 } BgJobConfig;

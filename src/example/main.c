@@ -91,6 +91,7 @@ main (int argc, char **argv)
   g_auto (GStrv) props = NULL;
   g_autofree char *props_file = NULL;
   cfg.status_interval = 1.0;
+  cfg.commit_interval = 0.1;
   GOptionEntry entries[] = {
     { "bootstrap", 'b', 0, G_OPTION_ARG_STRING, &cfg.bootstrap, "Kafka bootstrap servers (BLUEGREEN_BOOTSTRAP)", "HOST:PORT,..." },
     { "input", 'i', 0, G_OPTION_ARG_STRING, &cfg.input, "Input topic (BLUEGREEN_INPUT_TOPICS: one topic)", "TOPIC" },
@@ -107,6 +108,12 @@ main (int argc, char **argv)
     { "status-file", 0, 0, G_OPTION_ARG_FILENAME, &cfg.status_file, "Rewrite a JSON status here every status interval", "FILE" },
     { "status-interval", 0, 0, G_OPTION_ARG_DOUBLE, &cfg.status_interval, "Seconds between status reports (default 1)", "SEC" },
     { "no-gate", 0, 0, G_OPTION_ARG_NONE, &cfg.no_gate, "Bypass the gate: emit everything (benchmark baseline)", NULL },
+    { "transactional", 0, 0, G_OPTION_ARG_NONE, &cfg.transactional,
+      "Exactly-once: commit results and input offsets in Kafka transactions (needs a group)", NULL },
+    { "transactional-id", 0, 0, G_OPTION_ARG_STRING, &cfg.transactional_id,
+      "The producer's transactional.id (default GROUP-HOST, HOST from BLUEGREEN_HOST or the host name)", "ID" },
+    { "commit-interval", 0, 0, G_OPTION_ARG_DOUBLE, &cfg.commit_interval,
+      "With --transactional: seconds between two commits (default 0.1)", "SEC" },
     { "property", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &props, "librdkafka property for both clients, verbatim", "KEY=VALUE" },
     { "kafka-properties", 0, 0, G_OPTION_ARG_FILENAME, &props_file,
       "librdkafka properties file (key=value lines); a NAME without '/' is read from $CREDENTIALS_DIRECTORY", "FILE|NAME" },

@@ -244,7 +244,9 @@ BG_API void bg_gate_savepoint_done (BgGate *gate, const char *directory, bool ok
 
 /* Tells the agent that every result caused by input offsets below
  * @next_offset on (@topic, @partition) has been delivered (acknowledged by
- * the sink). The ordered handoff of a cutover waits for it: the incoming
+ * the sink; with a transactional producer: committed — call it after
+ * commit_transaction() returned, never from a delivery report, see
+ * docs/protocol.md "Transactional jobs"). The ordered handoff of a cutover waits for it: the incoming
  * version releases a partition only once the outgoing one has delivered
  * everything below the barrier, so call it promptly (e.g. after every
  * poll of the producer that leaves nothing in flight). Values only grow

@@ -36,6 +36,10 @@ make_consumer (const BgVerifyReadOptions *opts, GError **error)
     "enable.auto.commit", "false",
     "enable.partition.eof", "false",
     "fetch.wait.max.ms", "10",
+    /* Results of a transactional job count only once committed; aborted
+     * ones (a dead instance's open transaction) are never seen. The high
+     * watermarks queried are then the last stable offsets. */
+    "isolation.level", "read_committed",
     NULL,
   };
   for (int i = 0; base[i] != NULL; i += 2)
@@ -112,6 +116,32 @@ marks_total (const Marks *m)
 
 typedef void (*RecordFunc) (const rd_kafka_message_t *msg, gpointer user_data);
 
+/* Marks the partitions whose consumer position reached their end as done.
+ * A transactional output ends with a commit marker (and may hold aborted
+ * records), which read_committed never returns as a message: the last
+ * message's offset is then below high - 1, and only the position tells. */
+static int
+mark_done_by_position (rd_kafka_t *rk, const char *topic, const Marks *m, gboolean *done)
+{
+  int finished = 0;
+  rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_new (m->n);
+  for (int32_t p = 0; p < m->n; p++)
+    if (!done[p])
+      rd_kafka_topic_partition_list_add (pos, topic, p);
+  if (pos->cnt > 0 && rd_kafka_position (rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    for (int i = 0; i < pos->cnt; i++)
+      {
+        int32_t p = pos->elems[i].partition;
+        if (pos->elems[i].offset >= 0 && pos->elems[i].offset >= m->high[p] && !done[p])
+          {
+            done[p] = TRUE;
+            finished++;
+          }
+      }
+  rd_kafka_topic_partition_list_destroy (pos);
+  return finished;
+}
+
 /* Reads [low, high) of every partition of @topic, calling @func per record
  * in per-partition order. */
 static gboolean
@@ -151,7 +181,10 @@ read_range (rd_kafka_t *rk, const char *topic, const Marks *m, int64_t deadline,
         }
       rd_kafka_message_t *msg = rd_kafka_consumer_poll (rk, 100);
       if (msg == NULL)
-        continue;
+        {
+          remaining -= mark_done_by_position (rk, topic, m, done);
+          continue;
+        }
       if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
         {
           g_message ("consume %s: %s", topic, rd_kafka_message_errstr (msg));

@@ -2,7 +2,8 @@
  *
  * Exit status: 0 clean; 1 a gap, cross-version duplicate, wrong state,
  * malformed result or barrier violation (order violations with
- * --strict-order, within-version duplicates with --strict-dups);
+ * --strict-order, within-version duplicates with --strict-dups, both with
+ * --transactional);
  * 2 usage or Kafka errors, or an input topic whose start was dropped
  * (without --allow-truncated).
  *
@@ -58,6 +59,7 @@ main (int argc, char **argv)
   g_autofree char *barriers_file = NULL;
   g_auto (GStrv) props = NULL;
   gboolean json = FALSE, strict_order = FALSE, strict_dups = FALSE, allow_truncated = FALSE;
+  gboolean transactional = FALSE;
   double settle = 0, timeout = 60;
   Setup setup = { 0 };
   GOptionEntry entries[] = {
@@ -72,6 +74,9 @@ main (int argc, char **argv)
     { "timeout", 0, 0, G_OPTION_ARG_DOUBLE, &timeout, "Give up reading after this long (default 60)", "SEC" },
     { "strict-order", 0, 0, G_OPTION_ARG_NONE, &strict_order, "Fail on per-key order violations too", NULL },
     { "strict-dups", 0, 0, G_OPTION_ARG_NONE, &strict_dups, "Fail on within-version duplicates too", NULL },
+    { "transactional", 0, 0, G_OPTION_ARG_NONE, &transactional,
+      "The job commits its results in Kafka transactions (exactly-once within a version): "
+      "within-version duplicates and order violations fail too", NULL },
     { "allow-truncated", 0, 0, G_OPTION_ARG_NONE, &allow_truncated, "Accept an input whose start was dropped (state then unchecked)", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print the report as JSON", NULL },
     { "property", 'X', 0, G_OPTION_ARG_STRING_ARRAY, &props, "librdkafka property, verbatim", "KEY=VALUE" },
@@ -92,6 +97,10 @@ main (int argc, char **argv)
       g_printerr ("error: --bootstrap, --input and --output are required\n");
       return 2;
     }
+  /* Output is always read read_committed (reader.c); what a transactional
+   * job promises on top is no result twice, within a version too. */
+  if (transactional)
+    strict_order = strict_dups = TRUE;
   if (setup.outgoing == NULL)
     setup.outgoing = g_strdup ("blue");
   if (setup.incoming == NULL)

@@ -271,12 +271,14 @@ configure_host (BgtFleet *fleet, guint i, BgtHost *host, gboolean reboot, GError
    * the JVMs' share of 2 cores. Its 5 ms linger makes batches of one or
    * two records, each replicated to 3 nodes: on a loaded machine the
    * nodes acknowledged a fraction of them (see bgt_fleet_load_start()). */
-  if (fleet->real != NULL)
-    g_string_append (job, ";FLEET_JOB_ARGS=--property=fetch.wait.max.ms=500 --property=linger.ms=20");
   if (i < G_N_ELEMENTS (o->crash_versions) && o->crash_versions[i] != NULL)
     g_string_append_printf (job, ";CRASH_VERSIONS=%s", o->crash_versions[i]);
-  if (o->job_args != NULL)
-    g_string_append_printf (job, ";FLEET_JOB_ARGS=%s", o->job_args);
+  /* One FLEET_JOB_ARGS (systemd keeps the last assignment of a variable). */
+  if (fleet->real != NULL || o->job_args != NULL || o->transactional)
+    g_string_append_printf (job, ";FLEET_JOB_ARGS=%s%s%s",
+                            fleet->real != NULL ? "--property=fetch.wait.max.ms=500 --property=linger.ms=20 " : "",
+                            o->transactional ? "--transactional " : "",
+                            o->job_args != NULL ? o->job_args : "");
   if (o->job_settings != NULL)
     g_string_append_printf (job, "\n%s", o->job_settings);
   g_string_append_printf (job, "\n[Readiness]\nMaxLag=%" G_GINT64_FORMAT "\n", o->max_lag);
@@ -1538,6 +1540,8 @@ bgt_fleet_verify (BgtFleet *fleet, const char *outgoing, const char *incoming, G
   g_ptr_array_add (argv, fleet->output);
   g_ptr_array_add (argv, (gpointer) "--json");
   g_ptr_array_add (argv, (gpointer) "--strict-order");
+  if (fleet->opts.transactional)
+    g_ptr_array_add (argv, (gpointer) "--transactional");
   /* Results still in flight when the load stopped: read until the output
    * has not changed for a moment. */
   g_ptr_array_add (argv, (gpointer) "--settle=0.5");

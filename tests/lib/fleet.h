@@ -71,6 +71,11 @@ typedef struct {
   /* More lines for the job's [Job] group on every host, e.g.
    * "StartLimitBurst=3\nRestartSec=0.5"; NULL (default): none. */
   const char *job_settings;
+  /* The example job commits its results in Kafka transactions
+   * (--transactional) and the verifier expects exactly-once within a
+   * version too (bluegreen-verify --transactional). Real Kafka only (the
+   * mock stores no transactional offsets). Default FALSE. */
+  gboolean transactional;
 } BgtFleetOptions;
 
 typedef struct {
