@@ -831,6 +831,8 @@ test_metrics (Fixture *f, gconstpointer data)
   wait_metric (f, "bluegreen_slot_live", blue_v1, 1);
   wait_metric (f, "bluegreen_slot_emitted_total", blue_v1, 400);
   wait_metric (f, "bluegreen_slot_state", blue_running, 1);
+  /* Nothing crashed (test-supervise counts a kill -9). */
+  wait_metric (f, "bluegreen_slot_restarts_total", blue_v1, 0);
 
   /* A deploy of v2 (blackholed) and a flip to it. */
   deploy (f, "v2", FALSE);

@@ -369,6 +369,8 @@ kill_and_wait_restart (Fixture *f, guint i, const char *color)
   g_autofree char *error_text = NULL;
   PidWait w = { f, i, color, slot_pid (f, i, color) };
   guint64 generation = slot_u64 (f, i, color, "Generation");
+  g_autoptr (GVariant) before = bgt_fleet_get (f->fleet, i, path, BGT_SLOT_IFACE, "Restarts");
+  g_autoptr (GVariant) after = NULL;
 
   g_assert_cmpuint (w.old_pid, >, 0);
   g_test_message ("kill -9 %s instance on host %s (pid %u)", color, bgt_fleet_host_id (f->fleet, i), w.old_pid);
@@ -382,6 +384,11 @@ kill_and_wait_restart (Fixture *f, guint i, const char *color)
   g_test_message ("LastError: %s", error_text);
   g_assert_nonnull (strstr (error_text, "the instance died"));
   g_assert_nonnull (strstr (error_text, "systemd restarts it"));
+  /* Counted once (Slot1.Restarts, bluegreen_slot_restarts_total). */
+  after = bgt_fleet_get (f->fleet, i, path, BGT_SLOT_IFACE, "Restarts");
+  g_assert_nonnull (before);
+  g_assert_nonnull (after);
+  g_assert_cmpuint (g_variant_get_uint32 (after), ==, g_variant_get_uint32 (before) + 1);
 }
 
 /* kill -9 of the live instance and of a blackholed one: both restarted,

@@ -55,6 +55,7 @@ enum {
   F_SLOT_POSITION,
   F_SLOT_EMITTED,
   F_SLOT_DROPPED,
+  F_SLOT_RESTARTS,
   F_CUTOVERS,
   F_LAST_CUTOVER_DURATION,
   F_CONTROL_LOG,
@@ -83,6 +84,8 @@ families_init (Family *f)
                          "Results the slot's instances emitted since the slot started.", NULL },
     [F_SLOT_DROPPED] = { "bluegreen_slot_dropped_total", "counter",
                          "Results the slot's instances blackholed since the slot started.", NULL },
+    [F_SLOT_RESTARTS] = { "bluegreen_slot_restarts_total", "counter",
+                          "How often the slot's instance died and systemd started it again since the version was deployed.", NULL },
     [F_CUTOVERS] = { "bluegreen_cutovers_total", "counter",
                      "Cutovers and rollbacks this agent applied since it started, by result (committed, aborted, done).", NULL },
     [F_LAST_CUTOVER_DURATION] = { "bluegreen_last_cutover_duration_seconds", "gauge",
@@ -155,6 +158,8 @@ render_slot (Family *f, BgdJob *job, BgdSlot *slot, const char *host)
                           labels, bgd_slot_get_emitted (slot));
   g_string_append_printf (f[F_SLOT_DROPPED].samples, "bluegreen_slot_dropped_total{%s} %" G_GUINT64_FORMAT "\n",
                           labels, bgd_slot_get_dropped (slot));
+  g_string_append_printf (f[F_SLOT_RESTARTS].samples, "bluegreen_slot_restarts_total{%s} %u\n", labels,
+                          bgd_slot_get_restarts (slot));
 }
 
 static void

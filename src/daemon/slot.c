@@ -170,6 +170,16 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
 
 #define RESTART_CHECK_MARGIN_MS 3000
 
+/* The instance died and systemd restarts it: one restart, counted once
+ * however many of systemd's announcements say so (Slot1.Restarts). */
+static void
+slot_count_crash (BgdSlot *slot)
+{
+  if (!slot->crash_pending)
+    bg_slot1_set_restarts (slot->iface, bg_slot1_get_restarts (slot->iface) + 1);
+  slot->crash_pending = TRUE;
+}
+
 static void slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_state,
                                    const char *result, guint main_pid);
 
@@ -231,7 +241,7 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
        * one after RestartSec=. Not ready meanwhile; the reason stays. */
       g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
                                                slot->unit, result && *result ? result : "unknown");
-      slot->crash_pending = TRUE;
+      slot_count_crash (slot);
       slot_transition (slot, BGD_SLOT_STARTING, text);
     }
   else if (g_strcmp0 (active_state, "activating") == 0)
@@ -260,7 +270,7 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
       g_autofree char *text = g_strdup_printf ("unit %s: the instance died (result %s); systemd restarts it",
                                                slot->unit, result && *result && g_strcmp0 (result, "success") != 0
                                                  ? result : "not known yet");
-      slot->crash_pending = TRUE;
+      slot_count_crash (slot);
       slot_transition (slot, BGD_SLOT_STARTING, text);
       slot_arm_restart_check (slot);
     }
@@ -1118,6 +1128,8 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   bg_slot1_set_positions (slot->iface, g_variant_new_array (G_VARIANT_TYPE ("(six)"), NULL, 0));
   bg_slot1_set_emitted (slot->iface, 0);
   bg_slot1_set_dropped (slot->iface, 0);
+  if (!resume)
+    bg_slot1_set_restarts (slot->iface, 0);
   bg_slot1_set_lag (slot->iface, -1);
   g_hash_table_remove_all (slot->positions);
   bg_slot1_set_last_error (slot->iface, "");
@@ -1281,6 +1293,7 @@ gboolean bgd_slot_get_live (BgdSlot *slot) { return slot->live; }
 GVariant *bgd_slot_get_positions (BgdSlot *slot) { return bg_slot1_get_positions (slot->iface); }
 guint64 bgd_slot_get_emitted (BgdSlot *slot) { return bg_slot1_get_emitted (slot->iface); }
 guint64 bgd_slot_get_dropped (BgdSlot *slot) { return bg_slot1_get_dropped (slot->iface); }
+guint bgd_slot_get_restarts (BgdSlot *slot) { return bg_slot1_get_restarts (slot->iface); }
 
 /* ---- savepoints ---------------------------------------------------------- */
 

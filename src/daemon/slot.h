@@ -111,6 +111,7 @@ gboolean bgd_slot_get_live (BgdSlot *slot);
 GVariant *bgd_slot_get_positions (BgdSlot *slot);
 guint64 bgd_slot_get_emitted (BgdSlot *slot);
 guint64 bgd_slot_get_dropped (BgdSlot *slot);
+guint bgd_slot_get_restarts (BgdSlot *slot);
 
 /* The persistent part, for the state file, and its restoration. */
 void bgd_slot_fill_record (BgdSlot *slot, BgdSlotRecord *record);
