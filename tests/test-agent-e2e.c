@@ -1106,6 +1106,7 @@ typedef struct {
   const char *extra;     /* more [Job] lines, "" if none */
   const char *reasons[3]; /* what the Deploy error must also say, besides the unit */
   const char *result;    /* systemd's Result for the failed unit */
+  const char *restart;   /* Restart=; NULL: "no" */
 } BadJob;
 
 /* A property of the agent's own unit, bluegreend.service, read from the
@@ -1260,8 +1261,8 @@ test_bad_job (Fixture *f, gconstpointer data)
 
   /* Restart=no: this is what a Deploy whose unit cannot start reports and
    * leaves behind; restarts after a crash are tests/test-supervise.c's. */
-  contents = g_strdup_printf ("[Job]\nExecStart=%s\nInputTopics=%s:%d\nRestart=no\n%s", exec, BGT_FLEET_INPUT,
-                              PARTITIONS, bad->extra);
+  contents = g_strdup_printf ("[Job]\nExecStart=%s\nInputTopics=%s:%d\nRestart=%s\nRestartSec=0.2\n%s", exec,
+                              BGT_FLEET_INPUT, PARTITIONS, bad->restart ? bad->restart : "no", bad->extra);
   error = add_job_file (f, bad->name, contents);
   g_assert_no_error (error);
   job_path = get_job (f, bad->name, &error);
@@ -1296,7 +1297,30 @@ test_bad_job (Fixture *f, gconstpointer data)
       job_error = bgt_fleet_get_string (f->fleet, 0, job_path, BGT_JOB_IFACE, "LastError");
       g_assert_nonnull (strstr (job_error, unit));
 
-      /* systemd agrees: the unit failed and nothing of it runs. */
+      /* systemd agrees: the unit failed and nothing of it runs. Under
+       * Restart=on-failure the agent stopped it: systemd does not retry a
+       * version that cannot start (watched for ten RestartSec=). */
+      if (bad->restart != NULL)
+        {
+          bgt_pause (2000);
+          state = (g_free (state), bgt_fleet_get_string (f->fleet, 0, slot_path, BGT_SLOT_IFACE, "State"));
+          g_assert_cmpstr (state, ==, "failed");
+          g_clear_pointer (&last_error, g_free);
+          last_error = bgt_fleet_get_string (f->fleet, 0, slot_path, BGT_SLOT_IFACE, "LastError");
+          g_assert_nonnull (strstr (last_error, bad->result));
+          g_assert_false (process_with_token_runs (token));
+          active = bgt_unit_active_state (bgt_fleet_host (f->fleet, 0), unit, &error);
+          g_assert_no_error (error);
+          g_test_message ("unit %s after the failed Deploy: %s", unit, active);
+          g_assert_true (g_strcmp0 (active, "inactive") == 0 || g_strcmp0 (active, "failed") == 0);
+          {
+            g_autoptr (GVariant) restarts = bgt_fleet_get (f->fleet, 0, slot_path, BGT_SLOT_IFACE, "Restarts");
+            g_assert_nonnull (restarts);
+            g_assert_cmpuint (g_variant_get_uint32 (restarts), ==, 0);
+          }
+          assert_agent_unharmed (f, agent_pid);
+          continue;
+        }
       active = bgt_unit_active_state (bgt_fleet_host (f->fleet, 0), unit, &error);
       g_assert_no_error (error);
       g_assert_cmpstr (active, ==, "failed");
@@ -1362,6 +1386,10 @@ static const BadJob bad_missing = {
 static const BadJob bad_exits = {
   "exits", "/bin/false ", "", { "exit-code", "status 1", NULL }, "exit-code",
 };
+/* The default Restart=on-failure: the failed start is not retried. */
+static const BadJob bad_exits_restart = {
+  "exitsr", "/bin/false ", "", { "exit-code", "status 1", NULL }, "exit-code", "on-failure",
+};
 static const BadJob bad_never_ready = {
   "never", "/bin/sleep ", "StartTimeoutSec=1\nWatchdogSec=7\n",
   { "timeout", "StartTimeoutSec=1", NULL }, "timeout",
@@ -1384,6 +1412,8 @@ main (int argc, char **argv)
               fixture_teardown);
   g_test_add ("/agent/[bad-job]/exits-before-ready", Fixture, &bad_exits, fixture_setup, test_bad_job,
               fixture_teardown);
+  g_test_add ("/agent/[bad-job]/exits-before-ready-not-retried", Fixture, &bad_exits_restart, fixture_setup,
+              test_bad_job, fixture_teardown);
   g_test_add ("/agent/[bad-job]/never-ready", Fixture, &bad_never_ready, fixture_setup,
               test_bad_job_never_ready, fixture_teardown);
   g_test_add ("/agent/[bad-job]/bad-job-file", Fixture, NULL, fixture_setup, test_bad_job_file,

@@ -69,6 +69,10 @@ struct _BgdSlot {
   char *last_result;                    /* the unit's Result as last reported */
   gboolean restart_on_failure_given_up; /* restart_check_cb is deciding */
   gboolean crash_pending;               /* died, systemd restarts it: keep the reason */
+  /* A Deploy's start failed under Restart=on-failure: the agent stopped
+   * the unit so systemd does not keep retrying a job that cannot start;
+   * the slot stays "failed" with the start's reason until the next start. */
+  gboolean start_abandoned;
 
   /* The pending savepoint request, if any. */
   GTask *savepoint_task;
@@ -171,11 +175,13 @@ slot_transition (BgdSlot *slot, BgdSlotState to, const char *error_text)
 #define RESTART_CHECK_MARGIN_MS 3000
 
 /* The instance died and systemd restarts it: one restart, counted once
- * however many of systemd's announcements say so (Slot1.Restarts). */
+ * however many of systemd's announcements say so, and only for an instance
+ * that was running (a start that fails is the slot's State and LastError,
+ * and a Deploy's failed start is not retried). Slot1.Restarts. */
 static void
 slot_count_crash (BgdSlot *slot)
 {
-  if (!slot->crash_pending)
+  if (!slot->crash_pending && slot->state == BGD_SLOT_RUNNING)
     bg_slot1_set_restarts (slot->iface, bg_slot1_get_restarts (slot->iface) + 1);
   slot->crash_pending = TRUE;
 }
@@ -233,7 +239,14 @@ slot_apply_unit_state (BgdSlot *slot, const char *active_state, const char *sub_
   if (main_pid != 0)
     bg_slot1_set_main_pid (slot->iface, main_pid);
 
-  if (g_strcmp0 (active_state, "active") == 0 || g_strcmp0 (active_state, "reloading") == 0)
+  if (slot->start_abandoned)
+    {
+      /* Whatever the stop shows (deactivating, inactive, failed), the
+       * slot keeps the failed start's state and reason. */
+      if (slot->state != BGD_SLOT_FAILED)
+        slot_transition (slot, BGD_SLOT_FAILED, NULL);
+    }
+  else if (g_strcmp0 (active_state, "active") == 0 || g_strcmp0 (active_state, "reloading") == 0)
     slot_transition (slot, BGD_SLOT_RUNNING, NULL);
   else if (g_strcmp0 (active_state, "activating") == 0 && g_strcmp0 (sub_state, "auto-restart") == 0)
     {
@@ -918,12 +931,14 @@ slot_cpu_weight (const BgJobConfig *job, gboolean live)
 typedef struct {
   BgdSlot *slot;
   gint64 start_timeout_usec; /* the job's StartTimeoutSec=, for the message */
+  char *failure;             /* why the start failed, while its unit is stopped */
 } SlotStart;
 
 static void
 slot_start_free (SlotStart *start)
 {
   bgd_slot_unref (start->slot);
+  g_free (start->failure);
   g_free (start);
 }
 
@@ -938,6 +953,20 @@ slot_start_failure_text (const SlotStart *start, const GError *error)
   if (g_str_has_prefix (error->message, start->slot->unit))
     return g_strdup (error->message);
   return g_strdup_printf ("%s: %s", start->slot->unit, error->message);
+}
+
+/* The unit of a failed start is stopped: the Deploy gets the start's
+ * error (a failure to stop is logged, the start's reason matters more). */
+static void
+slot_abandon_stopped_cb (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+  SlotStart *start = g_task_get_task_data (task);
+
+  if (!bgd_systemd_stop_unit_finish (BGD_SYSTEMD (source), res, &error))
+    g_message ("could not stop %s, whose start failed: %s", start->slot->unit, error->message);
+  g_task_return_new_error (task, BGD_ERROR, BGD_ERROR_START_FAILED, "%s", start->failure);
 }
 
 static void
@@ -964,6 +993,19 @@ slot_start_cb (GObject *source, GAsyncResult *res, gpointer user_data)
   else
     bg_slot1_set_last_error (slot->iface, text);
   g_dbus_interface_skeleton_flush (G_DBUS_INTERFACE_SKELETON (slot->iface));
+  if (did_not_start && slot->restart_on_failure)
+    {
+      /* Restart= is for crashes of a job that ran: a version that cannot
+       * start would be retried by systemd until its start limit, in the
+       * background of a Deploy that already failed. Nothing is left
+       * running: the Deploy answers once the unit is stopped. */
+      slot->start_abandoned = TRUE;
+      slot_log (slot, G_LOG_LEVEL_MESSAGE, "stopping %s: its start failed, no restarts", slot->unit);
+      start->failure = g_steal_pointer (&text);
+      bgd_systemd_stop_unit_async (slot->ctx->systemd, slot->unit, NULL, slot_abandon_stopped_cb,
+                                   g_steal_pointer (&task));
+      return;
+    }
   g_task_return_new_error (task, BGD_ERROR, did_not_start ? BGD_ERROR_START_FAILED : BGD_ERROR_FAILED,
                            "%s", text);
 }
@@ -1134,6 +1176,7 @@ slot_start_unit (BgdSlot *slot, BgJobConfig *job, const char *version, const cha
   g_hash_table_remove_all (slot->positions);
   bg_slot1_set_last_error (slot->iface, "");
   slot->crash_pending = FALSE;
+  slot->start_abandoned = FALSE;
   slot_transition (slot, BGD_SLOT_STARTING, NULL);
   /* Write-ahead as for any steering: the grown generation is on disk
    * before the instance can fetch it. */
@@ -1222,6 +1265,7 @@ bgd_slot_stop_async (BgdSlot *slot, GCancellable *cancellable,
   g_task_set_task_data (task, bgd_slot_ref (slot), (GDestroyNotify) bgd_slot_unref);
   slot_log (slot, G_LOG_LEVEL_MESSAGE, "stopping %s", slot->unit);
   slot->intent = BGD_SLOT_INTENT_STOPPED;
+  slot->start_abandoned = FALSE;
   /* Written ahead: an agent killed before the unit is gone must not bring
    * it back after its restart. */
   if (slot->ctx->persist != NULL)
