@@ -40,14 +40,6 @@ plan_new (const char *id, const gint64 *offsets, guint n)
   return p;
 }
 
-static void
-plan_free (BgdCutoverPlan *p)
-{
-  g_free (p->id);
-  g_ptr_array_unref (p->barriers);
-  g_free (p);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdCutoverPlan, plan_free)
 
 /* One job instance: a gate fed the slot's steering as the link feeds it. */
 typedef struct {

@@ -96,8 +96,8 @@ bgd_cutover_set_clock (BgdCutover *cut, const BgdCutoverClock *clock, gpointer d
   cut->clock_data = data;
 }
 
-static void
-plan_free (BgdCutoverPlan *p)
+void
+bgd_cutover_plan_free (BgdCutoverPlan *p)
 {
   if (p == NULL)
     return;
@@ -159,7 +159,7 @@ bgd_cutover_free (BgdCutover *cut)
     return;
   cut_clear_source (cut, &cut->deadline_source);
   cut_clear_source (cut, &cut->done_source);
-  plan_free (cut->plan);
+  bgd_cutover_plan_free (cut->plan);
   g_free (cut->nack_reason);
   g_hash_table_unref (cut->acks);
   g_hash_table_unref (cut->released);
@@ -367,7 +367,7 @@ reset_plan_state (BgdCutover *cut)
   cut_clear_source (cut, &cut->deadline_source);
   cut_clear_source (cut, &cut->done_source);
   g_clear_pointer (&cut->nack_reason, g_free);
-  plan_free (cut->plan);
+  bgd_cutover_plan_free (cut->plan);
   cut->plan = NULL;
   g_hash_table_remove_all (cut->acks);
   g_hash_table_remove_all (cut->released);

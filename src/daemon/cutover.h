@@ -71,6 +71,10 @@ typedef struct {
   char *retry_id;
 } BgdCutoverPlan;
 
+/* Frees @p and every field it has (NULL ones are fine). */
+void bgd_cutover_plan_free (BgdCutoverPlan *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BgdCutoverPlan, bgd_cutover_plan_free)
+
 typedef struct {
   /* Appends @msg (taken) to the control log. */
   void (*append) (gpointer data, BgControlMessage *msg);

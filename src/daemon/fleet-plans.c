@@ -42,16 +42,6 @@ plan_new (const char *id, BgColor outgoing, BgColor incoming)
   return p;
 }
 
-static void
-plan_free (BgdCutoverPlan *p)
-{
-  if (p == NULL)
-    return;
-  g_free (p->id);
-  g_ptr_array_unref (p->barriers);
-  g_free (p);
-}
-
 BgdFleetPlans *
 bgd_fleet_plans_new (void)
 {
@@ -68,9 +58,9 @@ bgd_fleet_plans_free (BgdFleetPlans *f)
 {
   if (f == NULL)
     return;
-  g_queue_clear_full (&f->pending, (GDestroyNotify) plan_free);
+  g_queue_clear_full (&f->pending, (GDestroyNotify) bgd_cutover_plan_free);
   g_queue_clear_full (&f->decided, g_free);
-  plan_free (f->committed);
+  bgd_cutover_plan_free (f->committed);
   g_hash_table_unref (f->released);
   g_free (f);
 }
@@ -123,7 +113,7 @@ handle_prepare (BgdFleetPlans *f, const BgControlMessage *msg)
     }
   g_queue_push_tail (&f->pending, p);
   while (f->pending.length > PENDING_MAX)
-    plan_free (g_queue_pop_head (&f->pending));
+    bgd_cutover_plan_free (g_queue_pop_head (&f->pending));
 }
 
 static void
@@ -139,7 +129,7 @@ handle_decision (BgdFleetPlans *f, const BgControlMessage *msg)
   remember_decided (f, msg->id);
   if (msg->type != BG_CONTROL_COMMIT)
     {
-      plan_free (p);
+      bgd_cutover_plan_free (p);
       return;
     }
   /* The final barriers: the prepared ones, moved up where the commit says
@@ -156,7 +146,7 @@ handle_decision (BgdFleetPlans *f, const BgControlMessage *msg)
             b->offset = c->offset;
         }
     }
-  plan_free (f->committed);
+  bgd_cutover_plan_free (f->committed);
   f->committed = p;
   g_hash_table_remove_all (f->released);
   for (guint j = 0; j < p->barriers->len; j++)
@@ -272,7 +262,7 @@ bgd_fleet_plans_restore (BgdFleetPlans *f, const char *text, GError **error)
   p = plan_new (id, out, in);
   while (g_variant_iter_next (iter, "(&six)", &topic, &partition, &offset))
     g_ptr_array_add (p->barriers, bg_control_offset_new (topic, partition, offset));
-  plan_free (f->committed);
+  bgd_cutover_plan_free (f->committed);
   f->committed = p;
   g_hash_table_remove_all (f->released);
   while (g_variant_iter_next (released, "(&si)", &topic, &partition))
