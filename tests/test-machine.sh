@@ -276,12 +276,34 @@ on_sh h1 "rm /etc/bluegreen/jobs.d/huge.job && bluegreenctl reload" >/dev/null 2
 
 ctl_wait () {
   # The agent refuses with Busy ("replaying") until it has read the control
-  # log to its end; retry on that alone.
-  local h=$1 deadline=$(( $(date +%s) + 20 )); shift
+  # log to its end. A Cutover or Rollback is also refused with NotReady or
+  # HostSilent while the coordinator's view of another host, which comes
+  # from that host's hellos on the control topic, has not caught up: right
+  # after `deploy --wait` returned on h2 (its own slot Ready), h1 learns it
+  # from h2's next hello, a heartbeat and a round trip later, seconds later
+  # on a loaded machine (CI: "the green slot of job 'clicks' is not ready
+  # on host h2", refused at once). Those "not yet" answers are asked again
+  # until the deadline; a slot that stays unready or a host that stays
+  # silent is still a failure. Nothing else is retried.
+  local h=$1 deadline=$(( $(date +%s) + 30 )) again=replaying last=; shift
+  case "$1" in cutover|rollback) again='replaying\|is not ready on host\|is silent' ;; esac
   while :; do
     if on "$h" bluegreenctl --no-color "$@" >"$T/ctl-$h.out" 2>&1; then return 0; fi
-    grep -q replaying "$T/ctl-$h.out" && [ "$(date +%s)" -lt "$deadline" ] || { comment <"$T/ctl-$h.out"; return 1; }
+    grep -q "$again" "$T/ctl-$h.out" && [ "$(date +%s)" -lt "$deadline" ] || { comment <"$T/ctl-$h.out"; return 1; }
+    if [ "$(cat "$T/ctl-$h.out")" != "$last" ]; then
+      last=$(cat "$T/ctl-$h.out"); echo "# $h: $1: $last (not yet: asking again)"
+    fi
     sleep 0.2
+  done
+}
+# diagnose: what each agent logged and sees, as TAP comments (a failed
+# cutover's reason is in the agents' journals, not in bluegreenctl's output).
+diagnose () {
+  for h in "${hosts[@]}"; do
+    echo "# ---- $h: bluegreenctl status; hosts; the agent's journal (last 80 lines) ----"
+    on "$h" bluegreenctl --no-color status 2>&1 | comment
+    on "$h" bluegreenctl --no-color hosts 2>&1 | comment
+    on "$h" journalctl --no-pager -o short-precise -n 80 -u bluegreend 2>&1 | comment
   done
 }
 on h1 systemd-run --quiet --unit=loadgen /usr/libexec/bluegreen/bluegreen-loadgen --bootstrap="$bootstrap" \
@@ -293,7 +315,8 @@ for h in "${hosts[@]}"; do ctl_wait "$h" deploy clicks v2 --wait --timeout=90 & 
 rc=0; for j in $(jobs -p); do wait "$j" || rc=1; done
 check "[boot] bluegreenctl deploy clicks v2 --wait on both hosts (green, blackholed, ready) ($(elapsed) s)" test $rc = 0
 ctl_wait h1 cutover clicks --wait --timeout=60; rc=$?
-comment <"$T/ctl-h1.out"
+[ $rc = 0 ] && comment <"$T/ctl-h1.out"
+[ $rc = 0 ] || diagnose
 check "[boot] bluegreenctl cutover clicks --wait from h1 commits fleet-wide ($(elapsed) s)" test $rc = 0
 check "[boot] h2 sees green live after the cutover" \
   sh -c "'$machine' exec h2 -- busctl --system get-property org.bluegreen.Agent1 /org/bluegreen/Agent1/job/clicks org.bluegreen.Job1 LiveColor | grep -q green"
