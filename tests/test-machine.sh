@@ -326,8 +326,10 @@ for h in "${hosts[@]}"; do ctl_wait "$h" deploy clicks v2 --wait --timeout=90 & 
 rc=0; for j in $(jobs -p); do wait "$j" || rc=1; done
 check "[boot] bluegreenctl deploy clicks v2 --wait on both hosts (green, blackholed, ready) ($(elapsed) s)" test $rc = 0
 ctl_wait h1 cutover clicks --wait --timeout=60; rc=$?
-[ $rc = 0 ] && comment <"$T/ctl-h1.out"
+# On a failure the agents' side first, then bluegreenctl's answer again,
+# right above the failed test (what tools/check shows of a failure).
 [ $rc = 0 ] || diagnose
+comment <"$T/ctl-h1.out"
 check "[boot] bluegreenctl cutover clicks --wait from h1 commits fleet-wide ($(elapsed) s)" test $rc = 0
 check "[boot] h2 sees green live after the cutover" \
   sh -c "'$machine' exec h2 -- busctl --system get-property org.bluegreen.Agent1 /org/bluegreen/Agent1/job/clicks org.bluegreen.Job1 LiveColor | grep -q green"
