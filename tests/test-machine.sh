@@ -296,10 +296,14 @@ ctl_wait () {
   # on host h2", refused at once). Those "not yet" answers are asked again
   # until the deadline; a slot that stays unready or a host that stays
   # silent is still a failure. Nothing else is retried.
-  local h=$1 deadline=$(( $(date +%s) + 30 )) again=replaying last=; shift
+  local h=$1 deadline=$(( $(date +%s) + 30 )) again=replaying last= t0; shift
   case "$1" in cutover|rollback) again='replaying\|is not ready on host\|is silent' ;; esac
+  t0=$(date +%s%N)
   while :; do
-    if on "$h" bluegreenctl --no-color "$@" >"$T/ctl-$h.out" 2>&1; then return 0; fi
+    if on "$h" bluegreenctl --no-color "$@" >"$T/ctl-$h.out" 2>&1; then
+      [ -n "$last" ] && echo "# $h: $1 accepted $(( ($(date +%s%N) - t0) / 1000000 )) ms after the first refusal"
+      return 0
+    fi
     grep -q "$again" "$T/ctl-$h.out" && [ "$(date +%s)" -lt "$deadline" ] || { comment <"$T/ctl-$h.out"; return 1; }
     if [ "$(cat "$T/ctl-$h.out")" != "$last" ]; then
       last=$(cat "$T/ctl-$h.out"); echo "# $h: $1: $last (not yet: asking again)"
