@@ -288,24 +288,23 @@ on_sh h1 "rm /etc/bluegreen/jobs.d/huge.job && bluegreenctl reload" >/dev/null 2
 
 ctl_wait () {
   # The agent refuses with Busy ("replaying") until it has read the control
-  # log to its end. A Cutover or Rollback is also refused with NotReady or
-  # HostSilent while the coordinator's view of another host, which comes
-  # from that host's hellos on the control topic, has not caught up: right
-  # after `deploy --wait` returned on h2 (its own slot Ready), h1 learns it
-  # from h2's next hello, a heartbeat and a round trip later, seconds later
-  # on a loaded machine (CI: "the green slot of job 'clicks' is not ready
-  # on host h2", refused at once). Those "not yet" answers are asked again
-  # until the deadline; a slot that stays unready or a host that stays
-  # silent is still a failure. Nothing else is retried.
+  # log to its end: asked again. A Cutover or Rollback is also refused with
+  # NotReady or HostSilent while the coordinator's view of another host,
+  # which comes from that host's hellos on the control topic, has not
+  # caught up (right after `deploy --wait` returned on h2, h1 learns it
+  # from h2's next hello; CI once saw "the green slot of job 'clicks' is
+  # not ready on host h2"): `cutover --wait` and `rollback --wait` ask
+  # again themselves (bluegreenctl(1), NOTES), so for them nothing is
+  # retried here: a refusal reaching this loop is a failure.
   local h=$1 deadline=$(( $(date +%s) + 30 )) again=replaying last= t0; shift
-  case "$1" in cutover|rollback) again='replaying\|is not ready on host\|is silent' ;; esac
+  case "$1" in cutover|rollback) again= ;; esac
   t0=$(date +%s%N)
   while :; do
     if on "$h" bluegreenctl --no-color "$@" >"$T/ctl-$h.out" 2>&1; then
       [ -n "$last" ] && echo "# $h: $1 accepted $(( ($(date +%s%N) - t0) / 1000000 )) ms after the first refusal"
       return 0
     fi
-    grep -q "$again" "$T/ctl-$h.out" && [ "$(date +%s)" -lt "$deadline" ] || { comment <"$T/ctl-$h.out"; return 1; }
+    [ -n "$again" ] && grep -q "$again" "$T/ctl-$h.out" && [ "$(date +%s)" -lt "$deadline" ] || { comment <"$T/ctl-$h.out"; return 1; }
     if [ "$(cat "$T/ctl-$h.out")" != "$last" ]; then
       last=$(cat "$T/ctl-$h.out"); echo "# $h: $1: $last (not yet: asking again)"
     fi

@@ -1056,11 +1056,32 @@ switch_verb (Ctl *ctl, int argc, char **argv, const char *method)
       w.cutover_id = g_strdup ("");
     }
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) r = call_agent (ctl, path, JOB_IFACE, method,
-                                       g_variant_new ("(@a{sv})", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
-                                       G_VARIANT_TYPE ("(s)"), &error);
-  if (r == NULL)
-    return report_call_error (ctl, error);
+  g_autoptr (GVariant) r = NULL;
+  gint64 give_up = ctl->timeout_sec > 0 ? g_get_monotonic_time () + ctl->timeout_sec * G_USEC_PER_SEC : G_MAXINT64;
+  g_autofree char *said = NULL;
+  while ((r = call_agent (ctl, path, JOB_IFACE, method,
+                          g_variant_new ("(@a{sv})", g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0)),
+                          G_VARIANT_TYPE ("(s)"), &error)) == NULL)
+    {
+      /* With --wait, "not yet" is part of the wait: a host's readiness or
+       * hello reaches this agent through the control log a heartbeat after
+       * that host's own deploy --wait returned, and an agent still reading
+       * the log says Busy. Asked again every half second (saying why once
+       * per new reason) until --timeout; any other refusal is final. */
+      g_autofree char *name = g_dbus_error_get_remote_error (error);
+      gboolean not_yet = g_strcmp0 (name, "org.bluegreen.Error.NotReady") == 0
+                         || g_strcmp0 (name, "org.bluegreen.Error.HostSilent") == 0
+                         || (g_strcmp0 (name, "org.bluegreen.Error.Busy") == 0 && strstr (error->message, "replaying") != NULL);
+      if (!ctl->wait || !not_yet || g_get_monotonic_time () + 500 * G_TIME_SPAN_MILLISECOND > give_up)
+        return report_call_error (ctl, error);
+      g_dbus_error_strip_remote_error (error);
+      if (!ctl->json && !ctl->quiet && g_strcmp0 (said, error->message) != 0)
+        printf ("%s: %s (%s)\n", argv[0], error->message, _("waiting"));
+      g_free (said);
+      said = g_strdup (error->message);
+      g_clear_error (&error);
+      g_usleep (500 * G_TIME_SPAN_MILLISECOND);
+    }
   const char *id;
   g_variant_get (r, "(&s)", &id);
   if (!ctl->wait)
