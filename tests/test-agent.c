@@ -124,7 +124,9 @@ fixture_setup (Fixture *f, gconstpointer data)
       return;
     }
   g_assert_nonnull (builddir);
-  f->dir = g_strdup_printf ("%s/agent-%u", tmp ? tmp : g_get_tmp_dir (), n++);
+  /* Never an earlier run's directory: the process id too, when run
+   * outside tap-test. */
+  f->dir = g_strdup_printf ("%s/agent-%d-%u", tmp ? tmp : g_get_tmp_dir (), (int) getpid (), n++);
   f->state_dir = g_build_filename (f->dir, "state", NULL);
   jobs = g_build_filename (f->dir, "jobs", NULL);
   g_assert_cmpint (g_mkdir_with_parents (jobs, 0755), ==, 0);

@@ -131,7 +131,9 @@ fixture_setup (Fixture *f, gconstpointer data)
       return;
     }
   g_assert_nonnull (builddir);
-  f->dir = g_strdup_printf ("%s/ops-%u", tmp ? tmp : g_get_tmp_dir (), n++);
+  /* Never an earlier run's directory (its state file would bring that
+   * run's slots back): the process id too, when run outside tap-test. */
+  f->dir = g_strdup_printf ("%s/ops-%d-%u", tmp ? tmp : g_get_tmp_dir (), (int) getpid (), n++);
   f->state_dir = g_build_filename (f->dir, "state", NULL);
   f->metrics_dir = g_build_filename (f->dir, "metrics", NULL);
   f->schema_dir = g_build_filename (f->dir, "schemas", NULL);
