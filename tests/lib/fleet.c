@@ -1257,6 +1257,26 @@ bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
   return out;
 }
 
+gboolean
+bgt_fleet_add_input_partitions (BgtFleet *fleet, guint total, GError **error)
+{
+  if (fleet->real == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "adding partitions needs a real Kafka cluster");
+      return FALSE;
+    }
+  if (total <= fleet->opts.partitions)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "%s has %u partitions already", fleet->input,
+                   fleet->opts.partitions);
+      return FALSE;
+    }
+  if (!bgt_real_kafka_create_partitions (fleet->real, fleet->input, (int) total, error))
+    return FALSE;
+  fleet->opts.partitions = total;
+  return TRUE;
+}
+
 gint64
 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
 {
@@ -1587,6 +1607,30 @@ bgt_report_num (JsonObject *report, const char *member)
   if (!json_object_has_member (report, member))
     return -1;
   return json_object_get_int_member (report, member);
+}
+
+static JsonObject *
+partition_of (JsonObject *report, int partition)
+{
+  JsonArray *parts;
+
+  if (!json_object_has_member (report, "partitions"))
+    return NULL;
+  parts = json_object_get_array_member (report, "partitions");
+  for (guint i = 0; i < json_array_get_length (parts); i++)
+    {
+      JsonObject *p = json_array_get_object_element (parts, i);
+      if (json_object_get_int_member (p, "partition") == partition)
+        return p;
+    }
+  return NULL;
+}
+
+gint64
+bgt_report_partition_num (JsonObject *report, int partition, const char *member)
+{
+  JsonObject *p = partition_of (report, partition);
+  return p != NULL && json_object_has_member (p, member) ? json_object_get_int_member (p, member) : -1;
 }
 
 static JsonObject *
