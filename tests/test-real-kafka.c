@@ -580,14 +580,21 @@ test_partition_added (Fixture *f, gconstpointer data)
  * prepare is in the log, for 8 s (longer than broker.session.timeout.ms,
  * 6 s: the controller fences it and leadership moves), then SIGCONT. Its
  * connections stay open and silent meanwhile: requests in flight to it
- * wait for it, not for an error. The cutover ends (done, or aborted at
- * its deadline and retried), the same on every host, and the output is
- * exact. */
+ * (the agents' acks, commits of the groups' offsets replicated to it)
+ * wait for it, not for an error. The cutover ends, the same on every
+ * host: done, or aborted at its deadline, and then a second Cutover on the
+ * recovered cluster ends done. The output is exact at the final barriers. */
 static void
 test_broker_paused (Fixture *f, gconstpointer data)
 {
   g_autoptr (GError) error = NULL;
   g_autofree char *id = NULL;
+  g_autofree char *result = NULL;
+  g_autofree char *id2 = NULL;
+  g_autoptr (GPtrArray) seen = NULL;
+  g_autoptr (GArray) barriers = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  const char *final_id;
   int leader;
 
   if (f->fleet == NULL)
@@ -607,8 +614,36 @@ test_broker_paused (Fixture *f, gconstpointer data)
   bgt_real_kafka_node (cluster, "resume", (guint) leader, &error);
   g_assert_no_error (error);
   g_test_message ("resumed node %d", leader);
+  /* The groups' coordinators wait for the paused replica too: sessions
+   * time out, the groups rebalance and re-read from their committed
+   * offsets (within one version). */
   f->replays = TRUE;
-  finish_either_way (f, id);
+
+  result = bgt_fleet_wait_finished (f->fleet, id, 0, 120000);
+  g_test_message ("cutover %s: %s", id, result);
+  g_assert_true (g_strcmp0 (result, "done") == 0 || g_strcmp0 (result, "aborted") == 0);
+  seen = bgt_fleet_finished_for (f->fleet, id);
+  g_assert_cmpuint (seen->len, ==, bgt_fleet_n_hosts (f->fleet));
+  assert_decisions (f, id, g_strcmp0 (result, "done") == 0);
+  final_id = id;
+  if (g_strcmp0 (result, "aborted") == 0)
+    {
+      g_autofree char *result2 = NULL;
+      /* Nothing changed: blue live, green Ready again; cut over again. */
+      wait_job (f, 0, "LiveColor", "blue");
+      g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "green", 90000));
+      wait_job (f, 0, "Phase", "ready");
+      id2 = cutover (f, A, FALSE);
+      result2 = bgt_fleet_wait_finished (f->fleet, id2, 0, WAIT_MS);
+      g_test_message ("cutover %s (again): %s", id2, result2);
+      g_assert_cmpstr (result2, ==, "done");
+      assert_decisions (f, id2, TRUE);
+      final_id = id2;
+    }
+  barriers = assert_last_cutover (f, final_id, "done");
+  wait_job (f, 0, "LiveColor", "green");
+  stop_load (f, "green");
+  report = verify (f, "blue", "green", barriers);
 }
 
 /* ---- [real-kafka] transactional: a SIGKILLed instance ------------------------ */
