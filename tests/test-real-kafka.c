@@ -6,15 +6,19 @@
  *
  * Tests, all [real-kafka]: a cutover and a rollback under load; kill -9 of
  * the control partition's leader during a cutover; the whole cluster down
- * during a cutover and back; in transactional mode (the example job's
+ * during a cutover and back; a partition added to the input topic after a
+ * cutover (CreatePartitions; every record of it emitted exactly once, by
+ * the live color); the control partition's leader paused (SIGSTOP, 8 s)
+ * during a cutover, which ends done or aborts and then cuts over again;
+ * in transactional mode (the example job's
  * --transactional, exactly-once within a version), a SIGKILLed blue and a
  * SIGKILLed green instance during a cutover, with no within-version
  * duplicate and no order violation either; the agent's control topic
  * check (a missing topic, two partitions, a compacted topic refused with
  * an error naming the topic; weak settings warned about).
  *
- * Faults are real: SIGKILL of a JVM, every node killed and restarted on
- * the same ports and data. The real group coordinator rebalances the
+ * Faults are real: SIGKILL of a JVM, SIGSTOP and SIGCONT of one, every
+ * node killed and restarted on the same ports and data. The real group coordinator rebalances the
  * color groups when they change.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
