@@ -1319,6 +1319,23 @@ bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partiti
   return ok;
 }
 
+static gboolean
+every_node_has_leaders (BgtRealKafka *kafka, const char *topic, int partitions)
+{
+  g_auto (GStrv) nodes = g_strsplit (kafka->bootstrap, ",", -1);
+
+  for (guint i = 0; nodes[i] != NULL; i++)
+    {
+      rd_kafka_t *one = admin_client (nodes[i], NULL);
+      gboolean ok = one != NULL && topic_has_leaders (one, topic, partitions);
+      if (one != NULL)
+        rd_kafka_destroy (one);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int total, GError **error)
 {
@@ -1363,8 +1380,11 @@ bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int to
     rd_kafka_event_destroy (ev);
   rd_kafka_queue_destroy (queue);
   rd_kafka_NewPartitions_destroy (np);
-  /* The controller answers before the new partitions' leaders are known. */
-  while (ok && !topic_has_leaders (rk, topic, total))
+  /* The controller answers before the new partitions' leaders are known,
+   * and each node learns them on its own: a client asking a node that
+   * did not yet (a loadgen checking its --partitions) would see the old
+   * count. Every node's own answer, from a client that knows only it. */
+  while (ok && !every_node_has_leaders (kafka, topic, total))
     {
       if (g_get_monotonic_time () > deadline)
         {
@@ -1373,7 +1393,7 @@ bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int to
           ok = FALSE;
         }
       else
-        g_usleep (20000);
+        g_usleep (100000);
     }
   rd_kafka_destroy (rk);
   if (!ok)
