@@ -494,6 +494,26 @@ opts_metadata_refresh (BgtFleetOptions *o)
   o->job_args = "--property=topic.metadata.refresh.interval.ms=1000";
 }
 
+typedef struct {
+  Fixture *f;
+  const char *color;
+  gint32 partition;
+  gint64 want;
+  gint64 last;
+} CommittedWait;
+
+static gboolean
+committed_reached (gpointer data)
+{
+  CommittedWait *w = data;
+  g_autoptr (GError) error = NULL;
+
+  w->last = bgt_fleet_committed_offset (w->f->fleet, w->color, w->partition, &error);
+  if (error != NULL)
+    g_test_message ("%s", error->message);
+  return w->last >= w->want;
+}
+
 /* A cutover under load ends done; then a partition is added to the input
  * topic (CreatePartitions) and records go to it while the main load goes
  * on. No plan named it: its barrier is an implicit 0, so green, the live
@@ -548,6 +568,15 @@ test_partition_added (Fixture *f, gconstpointer data)
                                           (int32_t) added, 200, WAIT_MS, &error));
   g_assert_no_error (error);
   g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, "green", WAIT_MS));
+  /* Its delivered offsets go to the group's commits like any other
+   * partition's: an instance taking it over later resumes there, not
+   * at its start. */
+  {
+    CommittedWait cw = { f, "green", (gint32) added, 200, -1 };
+    if (!bgt_wait_until (committed_reached, &cw, WAIT_MS))
+      g_test_message ("green's committed offset on partition %u: %" G_GINT64_FORMAT, added, cw.last);
+    g_assert_cmpint (cw.last, >=, 200);
+  }
 
   n = bgt_load_stop (load, &error);
   g_assert_no_error (error);

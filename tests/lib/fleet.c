@@ -1286,6 +1286,55 @@ bgt_fleet_add_input_partitions (BgtFleet *fleet, guint total, GError **error)
 }
 
 gint64
+bgt_fleet_committed_offset (BgtFleet *fleet, const char *color, gint32 partition, GError **error)
+{
+  char errstr[512];
+  g_autofree char *group = g_strdup_printf ("%s-" BGT_FLEET_JOB "-%s", fleet->input, color);
+  rd_kafka_conf_t *conf;
+  rd_kafka_t *rk;
+  rd_kafka_topic_partition_list_t *parts;
+  rd_kafka_resp_err_t err;
+  gint64 offset = -2;
+
+  if (fleet->real == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "committed offsets: real Kafka only");
+      return -2;
+    }
+  conf = rd_kafka_conf_new ();
+  if (rd_kafka_conf_set (conf, "bootstrap.servers", fleet->bootstrap, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "group.id", group, errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "enable.auto.commit", "false", errstr, sizeof errstr) != RD_KAFKA_CONF_OK
+      || rd_kafka_conf_set (conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+    {
+      rd_kafka_conf_destroy (conf);
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "librdkafka: %s", errstr);
+      return -2;
+    }
+  /* Never subscribes: asks the group's coordinator, does not join. */
+  rk = rd_kafka_new (RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (rk == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "rd_kafka_new: %s", errstr);
+      return -2;
+    }
+  parts = rd_kafka_topic_partition_list_new (1);
+  rd_kafka_topic_partition_list_add (parts, fleet->input, partition);
+  err = rd_kafka_committed (rk, parts, 10000);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    err = parts->elems[0].err;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "committed offset of %s on %s [%d]: %s", group,
+                 fleet->input, partition, rd_kafka_err2str (err));
+  else
+    offset = parts->elems[0].offset >= 0 ? parts->elems[0].offset : -1;
+  rd_kafka_topic_partition_list_destroy (parts);
+  rd_kafka_consumer_close (rk);
+  rd_kafka_destroy (rk);
+  return offset;
+}
+
+gint64
 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
 {
   int64_t lo = -1, hi = -1;

@@ -230,6 +230,11 @@ gint64 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error);
  * options' partition count include them. */
 gboolean bgt_fleet_add_input_partitions (BgtFleet *fleet, guint total, GError **error);
 
+/* The offset @color's consumer group has committed on input partition
+ * @partition (real Kafka only: the fleet's groups are named after it), -1
+ * if none, -2 with @error if it cannot be read. */
+gint64 bgt_fleet_committed_offset (BgtFleet *fleet, const char *color, gint32 partition, GError **error);
+
 /* The control topic's messages from offset @from (0: the beginning) up
  * to its current high watermark, as strings, in log order. */
 GPtrArray *bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error);
