@@ -659,16 +659,35 @@ test_progress (void)
   g_assert_cmpint (bg_gate_admit (gate, u, 0, 41), ==, BG_VERDICT_EMIT);
   g_assert_cmpint (bg_gate_position (gate, u, 0), ==, 42);
 
-  /* An untracked partition is admitted by the mode and counted, no position. */
+  /* An untracked partition (added to the topic after it was registered)
+   * is admitted by the mode, counted, and has a position like the others:
+   * the agent must see it (its lag, the fleet's positions). */
   g_assert_cmpint (bg_gate_admit (gate, t, 9, 5), ==, BG_VERDICT_EMIT);
-  g_assert_cmpint (bg_gate_position (gate, t, 9), ==, -1);
+  g_assert_cmpint (bg_gate_position (gate, t, 9), ==, 6);
   g_assert_cmpuint (bg_gate_emitted (gate), ==, 12);
+  {
+    g_autoptr (GArray) up = bg_gate_dup_untracked_positions (gate);
+    g_assert_cmpuint (up->len, ==, 1);
+    g_assert_cmpstr (g_array_index (up, BgUntrackedPosition, 0).topic, ==, "in");
+    g_assert_cmpint (g_array_index (up, BgUntrackedPosition, 0).partition, ==, 9);
+    g_assert_cmpint (g_array_index (up, BgUntrackedPosition, 0).position, ==, 6);
+  }
 
   g_assert_true (bg_gate_set_mode (gate, BG_SINK_MODE_BLACKHOLE));
   for (int64_t o = 10; o < 15; o++)
     g_assert_cmpint (bg_gate_admit (gate, t, 1, o), ==, BG_VERDICT_DROP);
   g_assert_cmpint (bg_gate_admit (gate, t, 9, 6), ==, BG_VERDICT_DROP);
   g_assert_cmpint (bg_gate_position (gate, t, 1), ==, 15);
+  g_assert_cmpint (bg_gate_position (gate, t, 9), ==, 7);
+  /* Revoked: no position, not reported; resumed: the resume point. */
+  bg_gate_partition_revoked (gate, t, 9);
+  g_assert_cmpint (bg_gate_position (gate, t, 9), ==, -1);
+  {
+    g_autoptr (GArray) up = bg_gate_dup_untracked_positions (gate);
+    g_assert_cmpuint (up->len, ==, 0);
+  }
+  bg_gate_partition_resumed (gate, t, 9, 20);
+  g_assert_cmpint (bg_gate_position (gate, t, 9), ==, 20);
   g_assert_cmpuint (bg_gate_emitted (gate), ==, 12);
   g_assert_cmpuint (bg_gate_dropped (gate), ==, 6);
 

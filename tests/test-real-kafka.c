@@ -6,15 +6,19 @@
  *
  * Tests, all [real-kafka]: a cutover and a rollback under load; kill -9 of
  * the control partition's leader during a cutover; the whole cluster down
- * during a cutover and back; in transactional mode (the example job's
+ * during a cutover and back; a partition added to the input topic after a
+ * cutover (CreatePartitions; every record of it emitted exactly once, by
+ * the live color); the control partition's leader paused (SIGSTOP, 8 s)
+ * during a cutover, which ends done or aborts and then cuts over again;
+ * in transactional mode (the example job's
  * --transactional, exactly-once within a version), a SIGKILLed blue and a
  * SIGKILLed green instance during a cutover, with no within-version
  * duplicate and no order violation either; the agent's control topic
  * check (a missing topic, two partitions, a compacted topic refused with
  * an error naming the topic; weak settings warned about).
  *
- * Faults are real: SIGKILL of a JVM, every node killed and restarted on
- * the same ports and data. The real group coordinator rebalances the
+ * Faults are real: SIGKILL of a JVM, SIGSTOP and SIGCONT of one, every
+ * node killed and restarted on the same ports and data. The real group coordinator rebalances the
  * color groups when they change.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -480,6 +484,247 @@ test_cluster_down (Fixture *f, gconstpointer data)
   finish_either_way (f, id);
 }
 
+/* ---- [real-kafka] partition added after a cutover --------------------------- */
+
+/* The example job's consumers see a partition added to the input on their
+ * next metadata refresh: every 5 minutes by default, every second here. */
+static void
+opts_metadata_refresh (BgtFleetOptions *o)
+{
+  o->job_args = "--property=topic.metadata.refresh.interval.ms=1000";
+}
+
+typedef struct {
+  Fixture *f;
+  const char *color;
+  gint32 partition;
+  gint64 want;
+  gint64 last;
+} CommittedWait;
+
+static gboolean
+committed_reached (gpointer data)
+{
+  CommittedWait *w = data;
+  g_autoptr (GError) error = NULL;
+
+  w->last = bgt_fleet_committed_offset (w->f->fleet, w->color, w->partition, &error);
+  if (error != NULL)
+    g_test_message ("%s", error->message);
+  return w->last >= w->want;
+}
+
+/* A cutover under load ends done; then a partition is added to the input
+ * topic (CreatePartitions) and records go to it while the main load goes
+ * on. No plan named it: its barrier is an implicit 0, so green, the live
+ * color, owns it whole. Every record of it is emitted exactly once, by
+ * green; the barriers of the cutover hold on the others. */
+static void
+test_partition_added (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *result = NULL;
+  g_autoptr (GArray) barriers = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  BgtLoad *load;
+  guint added;
+  gint64 n, high;
+  gint64 zero = 0;
+  /* Keys of their own on the new partition alone (loadgen --partitions:
+   * key k to the listed partition, whatever the partition count). The main
+   * load keeps librdkafka's partitioner on the 6 partitions it knows (its
+   * metadata is refreshed every 5 minutes): a key moving to the new
+   * partition would be a key on two partitions, not what this test is
+   * about. */
+  BgtLoadOptions lo = { .rate = 50, .partitions = NULL, .key_prefix = "added-", .keys = 40 };
+
+  if (f->fleet == NULL)
+    return;
+
+  start_blue_then_green (f);
+  id = cutover (f, A, FALSE);
+  result = bgt_fleet_wait_finished (f->fleet, id, 0, WAIT_MS);
+  g_assert_cmpstr (result, ==, "done");
+  barriers = assert_last_cutover (f, id, "done");
+  assert_decisions (f, id, TRUE);
+  wait_job (f, 0, "LiveColor", "green");
+  wait_slot (f, 0, "blue", "State", "stopped");
+  g_assert_cmpuint (barriers->len, ==, f->opts.partitions);
+
+  added = f->opts.partitions;
+  bgt_fleet_add_input_partitions (f->fleet, added + 1, &error);
+  g_assert_no_error (error);
+  g_test_message ("partition %u added to %s", added, bgt_fleet_input_topic (f->fleet));
+  {
+    g_autofree char *spec = g_strdup_printf ("%u", added);
+    lo.partitions = spec;
+    load = bgt_fleet_load_new (f->fleet, &lo, &error);
+    g_assert_no_error (error);
+  }
+  /* Records on it, then green (on the partition count it refreshed)
+   * consumed them and everything else produced so far. */
+  g_assert_true (bgt_wait_high_watermark (bgt_fleet_bootstrap (f->fleet), bgt_fleet_input_topic (f->fleet),
+                                          (int32_t) added, 200, WAIT_MS, &error));
+  g_assert_no_error (error);
+  g_assert_true (bgt_fleet_wait_caught_up (f->fleet, 0, "green", WAIT_MS));
+  /* Its delivered offsets go to the group's commits like any other
+   * partition's: an instance taking it over later resumes there, not
+   * at its start. */
+  {
+    CommittedWait cw = { f, "green", (gint32) added, 200, -1 };
+    if (!bgt_wait_until (committed_reached, &cw, WAIT_MS))
+      g_test_message ("green's committed offset on partition %u: %" G_GINT64_FORMAT, added, cw.last);
+    g_assert_cmpint (cw.last, >=, 200);
+  }
+
+  n = bgt_load_stop (load, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (n, >=, 200);
+  /* The consumer groups rebalance for the new partition (range: 7
+   * partitions over 3 instances move some of the old ones): a partition
+   * moved re-reads from its group's committed offset, within green. */
+  f->replays = TRUE;
+  stop_load (f, "green");
+
+  /* The implicit barrier 0: every result on the new partition green's. */
+  g_array_append_val (barriers, zero);
+  report = verify (f, "blue", "green", barriers);
+  high = bgt_report_partition_num (report, (int) added, "high");
+  g_test_message ("partition %u: %" G_GINT64_FORMAT " records, green's results %" G_GINT64_FORMAT
+                  "..%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT " within-version duplicates", added, high,
+                  bgt_report_color_first (report, (int) added, "green"),
+                  bgt_report_color_last (report, (int) added, "green"),
+                  bgt_report_partition_num (report, (int) added, "within_duplicates"));
+  g_assert_cmpint (bgt_report_partition_num (report, (int) added, "low"), ==, 0);
+  g_assert_cmpint (high, >=, n);
+  g_assert_cmpint (bgt_report_color_first (report, (int) added, "green"), ==, 0);
+  g_assert_cmpint (bgt_report_color_last (report, (int) added, "green"), ==, high - 1);
+  g_assert_cmpint (bgt_report_color_first (report, (int) added, "blue"), ==, -1);
+  g_assert_cmpint (bgt_report_partition_num (report, (int) added, "gaps"), ==, 0);
+  g_assert_cmpint (bgt_report_partition_num (report, (int) added, "cross_duplicates"), ==, 0);
+  /* Exactly once: it never moved between instances. */
+  g_assert_cmpint (bgt_report_partition_num (report, (int) added, "within_duplicates"), ==, 0);
+}
+
+/* ---- [real-kafka] broker paused --------------------------------------------- */
+
+/* Cutover on @host once the fleet has recovered from a fault: a refusal
+ * because green is not Ready on some host (NotReady, or WrongState in
+ * phase "deploying": its readiness comes and goes while its group
+ * rebalances and catches up) or a host is silent (its hellos were held up)
+ * is answered again once every host's phase is "ready" again, within 60 s;
+ * any other error fails. */
+static char *
+cutover_when_ready (Fixture *f, guint host)
+{
+  gint64 end = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *remote = NULL;
+      char *id;
+
+      wait_job (f, 0, "Phase", "ready");
+      id = bgt_fleet_cutover (f->fleet, host, FALSE, 0, 0, &error);
+      if (id != NULL)
+        return id;
+      remote = g_dbus_error_get_remote_error (error);
+      if (g_get_monotonic_time () > end
+          || !(g_strcmp0 (remote, "org.bluegreen.Error.HostSilent") == 0
+               || g_strcmp0 (remote, "org.bluegreen.Error.NotReady") == 0
+               || (g_strcmp0 (remote, "org.bluegreen.Error.WrongState") == 0
+                   && strstr (error->message, "'deploying'") != NULL)))
+        g_assert_no_error (error);
+      g_test_message ("%s; asking again once every host is ready", error->message);
+      if (g_strcmp0 (remote, "org.bluegreen.Error.HostSilent") == 0)
+        {
+          gint64 mark = bgt_fleet_control_watermark (f->fleet, NULL);
+          const char *needles[] = { "\"type\":\"hello\"", NULL };
+          bgt_fleet_control_wait (f->fleet, mark, needles, 5000);
+        }
+      else
+        {
+          /* Phase ready everywhere again, then one more hello round so
+           * every host has heard the others' readiness. */
+          gint64 mark = bgt_fleet_control_watermark (f->fleet, NULL);
+          const char *needles[] = { "\"type\":\"hello\"", NULL };
+          wait_job (f, 0, "Phase", "ready");
+          bgt_fleet_control_wait (f->fleet, mark, needles, 5000);
+        }
+    }
+}
+
+/* SIGSTOP of the node leading the control partition right after the
+ * prepare is in the log, for 8 s (longer than broker.session.timeout.ms,
+ * 6 s: the controller fences it and leadership moves), then SIGCONT. Its
+ * connections stay open and silent meanwhile: requests in flight to it
+ * (the agents' acks, commits of the groups' offsets replicated to it)
+ * wait for it, not for an error. The cutover ends, the same on every
+ * host: done, or aborted at its deadline, and then a second Cutover on the
+ * recovered cluster ends done. The output is exact at the final barriers. */
+static void
+test_broker_paused (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *result = NULL;
+  g_autofree char *id2 = NULL;
+  g_autoptr (GPtrArray) seen = NULL;
+  g_autoptr (GArray) barriers = NULL;
+  g_autoptr (JsonObject) report = NULL;
+  const char *final_id;
+  int leader;
+
+  if (f->fleet == NULL)
+    return;
+
+  start_blue_then_green (f);
+  leader = bgt_real_kafka_leader (cluster, bgt_fleet_control_topic (f->fleet), 0, &error);
+  g_assert_no_error (error);
+  id = cutover (f, A, FALSE);
+  g_assert_cmpint (wait_prepare (f, id), >=, 0);
+  bgt_real_kafka_node (cluster, "pause", (guint) leader, &error);
+  g_assert_no_error (error);
+  g_test_message ("paused node %d, the control partition's leader", leader);
+  /* The pause itself lasts a fixed time: it is the scenario, not a
+   * synchronisation. */
+  bgt_pause (8000);
+  bgt_real_kafka_node (cluster, "resume", (guint) leader, &error);
+  g_assert_no_error (error);
+  g_test_message ("resumed node %d", leader);
+  /* The groups' coordinators wait for the paused replica too: sessions
+   * time out, the groups rebalance and re-read from their committed
+   * offsets (within one version). */
+  f->replays = TRUE;
+
+  result = bgt_fleet_wait_finished (f->fleet, id, 0, 120000);
+  g_test_message ("cutover %s: %s", id, result);
+  g_assert_true (g_strcmp0 (result, "done") == 0 || g_strcmp0 (result, "aborted") == 0);
+  seen = bgt_fleet_finished_for (f->fleet, id);
+  g_assert_cmpuint (seen->len, ==, bgt_fleet_n_hosts (f->fleet));
+  assert_decisions (f, id, g_strcmp0 (result, "done") == 0);
+  final_id = id;
+  if (g_strcmp0 (result, "aborted") == 0)
+    {
+      g_autofree char *result2 = NULL;
+      /* Nothing changed: blue live, green Ready again; cut over again. */
+      wait_job (f, 0, "LiveColor", "blue");
+      g_assert_true (bgt_fleet_wait_ready (f->fleet, 0, "green", 90000));
+      id2 = cutover_when_ready (f, A);
+      result2 = bgt_fleet_wait_finished (f->fleet, id2, 0, WAIT_MS);
+      g_test_message ("cutover %s (again): %s", id2, result2);
+      g_assert_cmpstr (result2, ==, "done");
+      assert_decisions (f, id2, TRUE);
+      final_id = id2;
+    }
+  barriers = assert_last_cutover (f, final_id, "done");
+  wait_job (f, 0, "LiveColor", "green");
+  stop_load (f, "green");
+  report = verify (f, "blue", "green", barriers);
+}
+
 /* ---- [real-kafka] transactional: a SIGKILLed instance ------------------------ */
 
 /* The example job in transactional mode (--transactional): results and
@@ -739,6 +984,10 @@ main (int argc, char **argv)
   g_test_add ("/real-kafka/[real-kafka] control leader killed", Fixture, NULL, fixture_setup,
               test_leader_killed, fixture_teardown);
   g_test_add ("/real-kafka/[real-kafka] cluster down", Fixture, NULL, fixture_setup, test_cluster_down,
+              fixture_teardown);
+  g_test_add ("/real-kafka/[real-kafka] partition added after a cutover", Fixture, opts_metadata_refresh,
+              fixture_setup, test_partition_added, fixture_teardown);
+  g_test_add ("/real-kafka/[real-kafka] broker paused", Fixture, NULL, fixture_setup, test_broker_paused,
               fixture_teardown);
   g_test_add ("/real-kafka/[real-kafka] transactional blue killed", Fixture, opts_transactional,
               fixture_setup, test_txn_kill_blue, fixture_teardown);

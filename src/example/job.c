@@ -562,11 +562,39 @@ restore_plan (Job *job, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *assigne
     }
 }
 
+/* A partition added to the input topic after this instance started (the
+ * consumer group assigns it on its next metadata refresh): the
+ * per-partition bookkeeping grows to it, so its delivered positions are
+ * reported and committed like any other's. The gate keeps it untracked
+ * (slow path) but reports it. Poll thread only, as everything it grows. */
+static void
+grow_partitions (Job *job, int32_t n)
+{
+  if (n <= job->n_partitions)
+    return;
+  g_message ("input %s: partition(s) %d..%d added since the start", job->cfg->input, job->n_partitions, n - 1);
+  job->restore_until = g_renew (int64_t, job->restore_until, n);
+  for (int e = 0; e < EPOCHS; e++)
+    job->epochs[e].positions = g_renew (int64_t, job->epochs[e].positions, n);
+  for (int32_t p = job->n_partitions; p < n; p++)
+    {
+      job->restore_until[p] = -1;
+      /* Epochs closed before it existed claim nothing there. */
+      for (int e = 0; e < EPOCHS; e++)
+        job->epochs[e].positions[p] = -1;
+    }
+  job->n_partitions = n;
+}
+
 static void
 rebalance_cb (rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
               void *opaque)
 {
   Job *job = opaque;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    for (int i = 0; i < parts->cnt; i++)
+      if (strcmp (parts->elems[i].topic, job->cfg->input) == 0)
+        grow_partitions (job, parts->elems[i].partition + 1);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && job->cfg->transactional)
     {
       txn_assign (job, rk, parts);

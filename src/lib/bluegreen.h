@@ -163,7 +163,9 @@ BG_API void bg_gate_release_partition (BgGate *gate, BgTopic *topic, int32_t par
 /* ---- Progress ------------------------------------------------------------ */
 
 /* The next offset after the last admitted record on (topic, partition),
- * or -1 if none was admitted. */
+ * or -1 if none was admitted. Also for a partition beyond the topic's
+ * registered count (one added to the topic after bg_gate_topic()): it is
+ * admitted on a slower path, and reported to the agent like the others. */
 BG_API int64_t bg_gate_position (BgGate *gate, BgTopic *topic, int32_t partition);
 /* The job no longer consumes (topic, partition) (its consumer group moved
  * it to another instance): its position goes back to -1, so it is no

@@ -515,6 +515,17 @@ progress_snapshot (BgClient *client)
             g_variant_builder_add (&positions, "(six)", bg_topic_name (topic), p, position);
         }
     }
+  /* Partitions beyond a topic's registered count (added to the topic after
+   * this instance started): the agent's lag and the fleet's view of this
+   * instance must include them too. */
+  {
+    g_autoptr (GArray) untracked = bg_gate_dup_untracked_positions (client->gate);
+    for (guint i = 0; i < untracked->len; i++)
+      {
+        const BgUntrackedPosition *up = &g_array_index (untracked, BgUntrackedPosition, i);
+        g_variant_builder_add (&positions, "(six)", up->topic, up->partition, up->position);
+      }
+  }
   return g_variant_ref_sink (g_variant_new ("(a(six)ttt)", &positions,
                                             (guint64) bg_gate_emitted (client->gate),
                                             (guint64) bg_gate_dropped (client->gate),

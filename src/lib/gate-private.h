@@ -130,6 +130,17 @@ gpointer bg_gate_get_client (BgGate *gate);
 GPtrArray *bg_gate_dup_topics (BgGate *gate);
 int32_t bg_topic_n_partitions (const BgTopic *topic);
 
+/* The positions on untracked partitions (beyond a topic's registered
+ * count: e.g. one added to the input topic after the instance started),
+ * those with a position, sorted by topic and partition; topic names are
+ * interned. For reporting positions with the tracked ones. */
+typedef struct {
+  const char *topic;
+  int32_t partition;
+  int64_t position;
+} BgUntrackedPosition;
+GArray *bg_gate_dup_untracked_positions (BgGate *gate);
+
 /* Test hooks. The number of snapshot buffers the gate has allocated (the
  * current one, the spare, and those retired by growth); it must not grow with
  * the number of changes. */

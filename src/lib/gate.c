@@ -134,6 +134,10 @@ struct _BgGate {
    * topic's registered count; those admit under the lock), part key ->
    * gint64, so arming can check them like the tracked ones. */
   GHashTable *untracked_highest;
+  /* Their positions (next offset; -1 once revoked), part key -> gint64,
+   * reported like the tracked ones (a partition added to an input topic
+   * after the instance started is untracked). */
+  GHashTable *untracked_position;
 
   /* The latest plan. barriers is NULL once it is aborted. */
   char *plan_id;
@@ -358,6 +362,7 @@ bg_gate_new (BgSinkMode initial_mode)
   gate->ranges = key_table_new ();
   gate->holds = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   gate->untracked_highest = key_table_new ();
+  gate->untracked_position = key_table_new ();
   gate->plan_past = g_array_new (FALSE, FALSE, sizeof (PastPosition));
   gate->topics = g_ptr_array_new_with_free_func (topic_free);
   gate->topics_by_name = g_hash_table_new (g_str_hash, g_str_equal);
@@ -386,6 +391,7 @@ bg_gate_free (BgGate *gate)
   g_hash_table_unref (gate->ranges);
   g_hash_table_unref (gate->holds);
   g_hash_table_unref (gate->untracked_highest);
+  g_hash_table_unref (gate->untracked_position);
   g_clear_pointer (&gate->plan_barriers, g_hash_table_unref);
   g_free (gate->plan_id);
   g_free (gate->plan_past_reason);
@@ -472,6 +478,20 @@ record_counters (PartStats *st, BgVerdict verdict)
                          memory_order_release);
 }
 
+/* Under the lock. */
+static void
+untracked_set_position (BgGate *gate, gint64 key, int64_t position)
+{
+  gint64 *pos = g_hash_table_lookup (gate->untracked_position, &key);
+  if (pos == NULL)
+    {
+      gint64 v = position;
+      g_hash_table_insert (gate->untracked_position, g_memdup2 (&key, sizeof key), g_memdup2 (&v, sizeof v));
+    }
+  else
+    *pos = position;
+}
+
 static inline void
 record (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, BgVerdict verdict)
 {
@@ -488,6 +508,7 @@ record (BgGate *gate, BgTopic *topic, int32_t partition, int64_t offset, BgVerdi
         }
       else if (offset + 1 > *highest)
         *highest = offset + 1;
+      untracked_set_position (gate, key, offset + 1);
       atomic_fetch_add_explicit (verdict == BG_VERDICT_EMIT ? &gate->untracked_emitted
                                                             : &gate->untracked_dropped,
                                  1, memory_order_relaxed);
@@ -1167,15 +1188,55 @@ bg_gate_release_partition (BgGate *gate, BgTopic *topic, int32_t partition)
 
 /* ---- Progress ------------------------------------------------------------------ */
 
+static gint
+untracked_position_cmp (gconstpointer a, gconstpointer b)
+{
+  const BgUntrackedPosition *x = a, *y = b;
+  int c = strcmp (x->topic, y->topic);
+  return c != 0 ? c : (x->partition > y->partition) - (x->partition < y->partition);
+}
+
 int64_t
 bg_gate_position (BgGate *gate, BgTopic *topic, int32_t partition)
 {
   g_return_val_if_fail (gate != NULL, -1);
   g_return_val_if_fail (topic != NULL, -1);
 
-  if (partition < 0 || (uint32_t) partition >= topic->n_partitions)
+  if (partition < 0)
     return -1;
+  if ((uint32_t) partition >= topic->n_partitions)
+    {
+      gint64 key = bg_part_key (topic->quark, partition);
+      g_mutex_lock (&gate->lock);
+      const gint64 *pos = g_hash_table_lookup (gate->untracked_position, &key);
+      int64_t position = pos != NULL ? *pos : -1;
+      g_mutex_unlock (&gate->lock);
+      return position;
+    }
   return atomic_load_explicit (&topic->stats[partition].position, memory_order_relaxed);
+}
+
+GArray *
+bg_gate_dup_untracked_positions (BgGate *gate)
+{
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (BgUntrackedPosition));
+  GHashTableIter iter;
+  gpointer k, v;
+
+  g_return_val_if_fail (gate != NULL, out);
+  g_mutex_lock (&gate->lock);
+  g_hash_table_iter_init (&iter, gate->untracked_position);
+  while (g_hash_table_iter_next (&iter, &k, &v))
+    {
+      gint64 key = *(const gint64 *) k;
+      BgUntrackedPosition up = { g_quark_to_string (bg_part_key_topic (key)), bg_part_key_partition (key),
+                                 *(const gint64 *) v };
+      if (up.position >= 0)
+        g_array_append_val (out, up);
+    }
+  g_mutex_unlock (&gate->lock);
+  g_array_sort (out, untracked_position_cmp);
+  return out;
 }
 
 void
@@ -1184,8 +1245,18 @@ bg_gate_partition_revoked (BgGate *gate, BgTopic *topic, int32_t partition)
   g_return_if_fail (gate != NULL);
   g_return_if_fail (topic != NULL);
 
-  if (partition < 0 || (uint32_t) partition >= topic->n_partitions)
+  if (partition < 0)
     return;
+  if ((uint32_t) partition >= topic->n_partitions)
+    {
+      /* Its highest (untracked_highest) keeps what was admitted. */
+      gint64 key = bg_part_key (topic->quark, partition);
+      g_mutex_lock (&gate->lock);
+      if (g_hash_table_contains (gate->untracked_position, &key))
+        untracked_set_position (gate, key, -1);
+      g_mutex_unlock (&gate->lock);
+      return;
+    }
   PartStats *st = &topic->stats[partition];
   int64_t prev = atomic_load_explicit (&st->position, memory_order_relaxed);
   /* The highest position keeps what was admitted, for arming checks. */
@@ -1225,6 +1296,10 @@ bg_gate_partition_resumed (BgGate *gate, BgTopic *topic, int32_t partition, int6
         }
       else if (next_offset > *highest)
         *highest = next_offset;
+      /* As for a tracked partition: without a position, the resume point. */
+      const gint64 *pos = g_hash_table_lookup (gate->untracked_position, &key);
+      if (pos == NULL || *pos < 0)
+        untracked_set_position (gate, key, next_offset);
     }
   /* A plan armed already learns it now: what it found passed grows, and
    * the agent link answers again (bg_gate_get_armed_positions). */

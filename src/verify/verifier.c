@@ -29,6 +29,7 @@ typedef struct {
   Input *in;             /* high - low slots */
   int64_t barrier;       /* -1: none expected */
   int64_t first[MAX_COLORS], last[MAX_COLORS];
+  uint64_t gaps, cross_duplicates, within_duplicates; /* this partition's share */
 } Partition;
 
 typedef struct {
@@ -397,16 +398,19 @@ finish (BgVerifier *v)
               colors++;
               total += in->results[c];
               v->c.within_duplicates += in->results[c] - 1u;
+              part->within_duplicates += in->results[c] - 1u;
             }
           int64_t off = part->low + i;
           if (total == 0)
             {
               v->c.gaps++;
+              part->gaps++;
               example_add (&v->ex_gap, "%d:%" G_GINT64_FORMAT, p, off);
             }
           if (colors > 1)
             {
               v->c.cross_duplicates++;
+              part->cross_duplicates++;
               example_add (&v->ex_dup, "%d:%" G_GINT64_FORMAT " from %d colors", p, off, colors);
             }
         }
@@ -475,6 +479,9 @@ bg_verifier_report_json (BgVerifier *v)
       add_uint (b, "high", (uint64_t) part->high);
       if (part->barrier >= 0)
         add_uint (b, "barrier", (uint64_t) part->barrier);
+      add_uint (b, "gaps", part->gaps);
+      add_uint (b, "cross_duplicates", part->cross_duplicates);
+      add_uint (b, "within_duplicates", part->within_duplicates);
       json_builder_set_member_name (b, "colors");
       json_builder_begin_object (b);
       for (int c = 0; c < v->n_colors; c++)

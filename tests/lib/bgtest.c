@@ -1319,6 +1319,88 @@ bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partiti
   return ok;
 }
 
+static gboolean
+every_node_has_leaders (BgtRealKafka *kafka, const char *topic, int partitions)
+{
+  g_auto (GStrv) nodes = g_strsplit (kafka->bootstrap, ",", -1);
+
+  for (guint i = 0; nodes[i] != NULL; i++)
+    {
+      rd_kafka_t *one = admin_client (nodes[i], NULL);
+      gboolean ok = one != NULL && topic_has_leaders (one, topic, partitions);
+      if (one != NULL)
+        rd_kafka_destroy (one);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int total, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  rd_kafka_t *rk = admin_client (kafka->bootstrap, error);
+  char errstr[512];
+  rd_kafka_NewPartitions_t *np;
+  rd_kafka_queue_t *queue;
+  rd_kafka_event_t *ev;
+  gboolean ok = FALSE;
+  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+  if (rk == NULL)
+    return FALSE;
+  np = rd_kafka_NewPartitions_new (topic, (size_t) total, errstr, sizeof errstr);
+  if (np == NULL)
+    {
+      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "topic %s: %s", topic, errstr);
+      rd_kafka_destroy (rk);
+      return FALSE;
+    }
+  queue = rd_kafka_queue_new (rk);
+  rd_kafka_CreatePartitions (rk, &np, 1, NULL, queue);
+  ev = rd_kafka_queue_poll (queue, 30000);
+  if (ev == NULL)
+    g_set_error (&local, BGT_ERROR, BGT_ERROR_TIMEOUT, "CreatePartitions %s: no answer", topic);
+  else if (rd_kafka_event_error (ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreatePartitions %s: %s", topic,
+                 rd_kafka_event_error_string (ev));
+  else
+    {
+      size_t n = 0;
+      const rd_kafka_topic_result_t **res
+        = rd_kafka_CreatePartitions_result_topics (rd_kafka_event_CreatePartitions_result (ev), &n);
+      if (n != 1 || rd_kafka_topic_result_error (res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreatePartitions %s: %s", topic,
+                     n == 1 ? rd_kafka_topic_result_error_string (res[0]) : "no result");
+      else
+        ok = TRUE;
+    }
+  if (ev != NULL)
+    rd_kafka_event_destroy (ev);
+  rd_kafka_queue_destroy (queue);
+  rd_kafka_NewPartitions_destroy (np);
+  /* The controller answers before the new partitions' leaders are known,
+   * and each node learns them on its own: a client asking a node that
+   * did not yet (a loadgen checking its --partitions) would see the old
+   * count. Every node's own answer, from a client that knows only it. */
+  while (ok && !every_node_has_leaders (kafka, topic, total))
+    {
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_set_error (&local, BGT_ERROR, BGT_ERROR_TIMEOUT, "topic %s: %d partitions with leaders not within 30 s",
+                       topic, total);
+          ok = FALSE;
+        }
+      else
+        g_usleep (100000);
+    }
+  rd_kafka_destroy (rk);
+  if (!ok)
+    g_propagate_error (error, g_steal_pointer (&local));
+  return ok;
+}
+
 gboolean
 bgt_real_kafka_warm_up (BgtRealKafka *kafka, guint records, GError **error)
 {

@@ -186,6 +186,10 @@ int bgt_real_kafka_leader (BgtRealKafka *kafka, const char *topic, int partition
  * API, and waits until every partition has a leader. */
 gboolean bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partitions,
                                       const char *const *configs, GError **error);
+/* Grows @topic to @total partitions (CreatePartitions through the admin
+ * API) and waits until every partition has a leader. */
+gboolean bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int total,
+                                           GError **error);
 /* Warms a fresh cluster up: bluegreen-loadgen produces @records to a topic
  * of its own ("bgt-warm-up", 6 partitions) and waits for every delivery.
  * A cold cluster acknowledges a few hundred records a second for its

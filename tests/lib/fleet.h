@@ -224,6 +224,17 @@ GArray *bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error);
 /* The control topic's high watermark. */
 gint64 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error);
 
+/* Grows the input topic to @total partitions (real Kafka only:
+ * CreatePartitions; the mock cannot) and waits until each has a leader;
+ * from then on the fleet's watermark and caught-up waits and its
+ * options' partition count include them. */
+gboolean bgt_fleet_add_input_partitions (BgtFleet *fleet, guint total, GError **error);
+
+/* The offset @color's consumer group has committed on input partition
+ * @partition (real Kafka only: the fleet's groups are named after it), -1
+ * if none, -2 with @error if it cannot be read. */
+gint64 bgt_fleet_committed_offset (BgtFleet *fleet, const char *color, gint32 partition, GError **error);
+
 /* The control topic's messages from offset @from (0: the beginning) up
  * to its current high watermark, as strings, in log order. */
 GPtrArray *bgt_fleet_control_read (BgtFleet *fleet, gint64 from, GError **error);
@@ -258,6 +269,9 @@ JsonObject *bgt_fleet_verify (BgtFleet *fleet, const char *outgoing, const char 
                               GArray *barriers, int *status, GError **error);
 /* A number from the report's top level (-1 if absent). */
 gint64 bgt_report_num (JsonObject *report, const char *member);
+/* A number of @partition's entry in the report ("low", "high", "gaps",
+ * "cross_duplicates", "within_duplicates"; -1 if absent). */
+gint64 bgt_report_partition_num (JsonObject *report, int partition, const char *member);
 /* The first/last offset @color emitted on @partition, -1 if none. */
 gint64 bgt_report_color_first (JsonObject *report, int partition, const char *color);
 gint64 bgt_report_color_last (JsonObject *report, int partition, const char *color);
