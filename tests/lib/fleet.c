@@ -1538,6 +1538,7 @@ typedef struct {
   guint64 mask;
   char *path;
   GArray *hwm;
+  const char *prop; /* "Positions" or "Delivered" */
 } CaughtUpWait;
 
 static gboolean
@@ -1557,7 +1558,7 @@ caught_up (gpointer data)
 
       if (!in_mask (w->mask, i))
         continue;
-      v = bgt_fleet_get (w->fleet, i, w->path, BGT_SLOT_IFACE, "Positions");
+      v = bgt_fleet_get (w->fleet, i, w->path, BGT_SLOT_IFACE, w->prop);
       if (v == NULL)
         return FALSE;
       g_variant_iter_init (&iter, v);
@@ -1577,7 +1578,23 @@ bgt_fleet_wait_caught_up (BgtFleet *fleet, guint64 mask, const char *color, int 
   g_autoptr (GError) error = NULL;
   g_autofree char *path = bgt_fleet_slot_path (color);
   g_autoptr (GArray) hwm = bgt_fleet_input_watermarks (fleet, &error);
-  CaughtUpWait w = { fleet, mask, path, hwm };
+  CaughtUpWait w = { fleet, mask, path, hwm, "Positions" };
+
+  if (hwm == NULL)
+    {
+      g_test_message ("%s", error->message);
+      return FALSE;
+    }
+  return bgt_wait_until (caught_up, &w, timeout_ms);
+}
+
+gboolean
+bgt_fleet_wait_delivered (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = bgt_fleet_slot_path (color);
+  g_autoptr (GArray) hwm = bgt_fleet_input_watermarks (fleet, &error);
+  CaughtUpWait w = { fleet, mask, path, hwm, "Delivered" };
 
   if (hwm == NULL)
     {

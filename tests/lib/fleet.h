@@ -261,6 +261,12 @@ gboolean bgt_fleet_control_produce (BgtFleet *fleet, const void *data, gsize len
  * @mask (0: all), have positions at the input's high watermark on every
  * partition. */
 gboolean bgt_fleet_wait_caught_up (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms);
+/* Waits until @color's results of every input record so far are delivered
+ * to the output topic (Slot1.Delivered, the highest over the hosts in @mask
+ * per partition, reaches the input's high watermark). Admitted is not
+ * delivered: after an outage a producer may hold results for seconds, and
+ * a verifier run meanwhile finds gaps that are not there. */
+gboolean bgt_fleet_wait_delivered (BgtFleet *fleet, guint64 mask, const char *color, int timeout_ms);
 
 /* Runs bluegreen-verify --json --strict-order (with --outgoing/--incoming
  * and --barriers-file when @barriers is not NULL: gint64 per partition, -1
