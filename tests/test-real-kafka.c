@@ -170,7 +170,14 @@ verify (Fixture *f, const char *outgoing, const char *incoming, GArray *barriers
       g_assert_cmpint (bgt_report_num (report, "within_duplicates"), ==, 0);
       g_assert_cmpint (bgt_report_num (report, "order_violations"), ==, 0);
     }
-  if (f->replays && !f->opts.transactional)
+  /* Plain (non-transactional) mode is at-least-once within a version: on
+   * the real cluster a color's group may rebalance at any time (members
+   * joining seconds apart under the sanitizers did, before any cutover:
+   * 2 order violations with 11 re-read records), and a re-read record's
+   * result comes after newer ones of its key. An order violation without
+   * a re-read still fails; across versions, barriers and each color's
+   * first and last results are checked below. */
+  if (!f->opts.transactional)
     g_assert_cmpint (bgt_report_num (report, "order_violations"), <=,
                      bgt_report_num (report, "within_duplicates"));
   else
