@@ -1255,6 +1255,48 @@ topic_has_leaders (rd_kafka_t *rk, const char *topic, int partitions)
   return ok;
 }
 
+/* The answer of an admin request about one topic (CreateTopics,
+ * CreatePartitions) on @queue: TRUE, or FALSE with @error naming @what. */
+typedef const rd_kafka_topic_result_t **(*TopicResults) (const rd_kafka_event_t *ev, size_t *n);
+
+static const rd_kafka_topic_result_t **
+create_topics_results (const rd_kafka_event_t *ev, size_t *n)
+{
+  return rd_kafka_CreateTopics_result_topics (rd_kafka_event_CreateTopics_result ((rd_kafka_event_t *) ev), n);
+}
+
+static const rd_kafka_topic_result_t **
+create_partitions_results (const rd_kafka_event_t *ev, size_t *n)
+{
+  return rd_kafka_CreatePartitions_result_topics (rd_kafka_event_CreatePartitions_result ((rd_kafka_event_t *) ev),
+                                                  n);
+}
+
+static gboolean
+admin_answer (rd_kafka_queue_t *queue, const char *what, const char *topic, TopicResults results, GError **error)
+{
+  rd_kafka_event_t *ev = rd_kafka_queue_poll (queue, 30000);
+  gboolean ok = FALSE;
+
+  if (ev == NULL)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "%s %s: no answer", what, topic);
+  else if (rd_kafka_event_error (ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "%s %s: %s", what, topic, rd_kafka_event_error_string (ev));
+  else
+    {
+      size_t n = 0;
+      const rd_kafka_topic_result_t **res = results (ev, &n);
+      if (n != 1 || rd_kafka_topic_result_error (res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "%s %s: %s", what, topic,
+                     n == 1 ? rd_kafka_topic_result_error_string (res[0]) : "no result");
+      else
+        ok = TRUE;
+    }
+  if (ev != NULL)
+    rd_kafka_event_destroy (ev);
+  return ok;
+}
+
 gboolean
 bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partitions,
                              const char *const *configs, GError **error)
@@ -1264,7 +1306,6 @@ bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partiti
   char errstr[512];
   rd_kafka_NewTopic_t *nt;
   rd_kafka_queue_t *queue;
-  rd_kafka_event_t *ev;
   gboolean ok = FALSE;
   gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
 
@@ -1281,25 +1322,7 @@ bgt_real_kafka_create_topic (BgtRealKafka *kafka, const char *topic, int partiti
     }
   queue = rd_kafka_queue_new (rk);
   rd_kafka_CreateTopics (rk, &nt, 1, NULL, queue);
-  ev = rd_kafka_queue_poll (queue, 30000);
-  if (ev == NULL)
-    g_set_error (&local, BGT_ERROR, BGT_ERROR_TIMEOUT, "CreateTopics %s: no answer", topic);
-  else if (rd_kafka_event_error (ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreateTopics %s: %s", topic,
-                 rd_kafka_event_error_string (ev));
-  else
-    {
-      size_t n = 0;
-      const rd_kafka_topic_result_t **res
-        = rd_kafka_CreateTopics_result_topics (rd_kafka_event_CreateTopics_result (ev), &n);
-      if (n != 1 || rd_kafka_topic_result_error (res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreateTopics %s: %s", topic,
-                     n == 1 ? rd_kafka_topic_result_error_string (res[0]) : "no result");
-      else
-        ok = TRUE;
-    }
-  if (ev != NULL)
-    rd_kafka_event_destroy (ev);
+  ok = admin_answer (queue, "CreateTopics", topic, create_topics_results, &local);
   rd_kafka_queue_destroy (queue);
   rd_kafka_NewTopic_destroy (nt);
   /* The controller answers before the partitions' leaders are known. */
@@ -1344,7 +1367,6 @@ bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int to
   char errstr[512];
   rd_kafka_NewPartitions_t *np;
   rd_kafka_queue_t *queue;
-  rd_kafka_event_t *ev;
   gboolean ok = FALSE;
   gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
 
@@ -1359,25 +1381,7 @@ bgt_real_kafka_create_partitions (BgtRealKafka *kafka, const char *topic, int to
     }
   queue = rd_kafka_queue_new (rk);
   rd_kafka_CreatePartitions (rk, &np, 1, NULL, queue);
-  ev = rd_kafka_queue_poll (queue, 30000);
-  if (ev == NULL)
-    g_set_error (&local, BGT_ERROR, BGT_ERROR_TIMEOUT, "CreatePartitions %s: no answer", topic);
-  else if (rd_kafka_event_error (ev) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreatePartitions %s: %s", topic,
-                 rd_kafka_event_error_string (ev));
-  else
-    {
-      size_t n = 0;
-      const rd_kafka_topic_result_t **res
-        = rd_kafka_CreatePartitions_result_topics (rd_kafka_event_CreatePartitions_result (ev), &n);
-      if (n != 1 || rd_kafka_topic_result_error (res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        g_set_error (&local, BGT_ERROR, BGT_ERROR_FAILED, "CreatePartitions %s: %s", topic,
-                     n == 1 ? rd_kafka_topic_result_error_string (res[0]) : "no result");
-      else
-        ok = TRUE;
-    }
-  if (ev != NULL)
-    rd_kafka_event_destroy (ev);
+  ok = admin_answer (queue, "CreatePartitions", topic, create_partitions_results, &local);
   rd_kafka_queue_destroy (queue);
   rd_kafka_NewPartitions_destroy (np);
   /* The controller answers before the new partitions' leaders are known,
