@@ -414,8 +414,11 @@ bgd_control_new (const char *bootstrap_servers, GPtrArray *properties, const cha
     }
   g_info ("control log: reading %s from %s", topic,
           start_offset >= 0 ? "the stored offset" : "the beginning");
-  /* Anything queued before the fds were registered never wrote them. */
-  consume_and_schedule (ctl);
+  /* Anything queued before the fds were registered never wrote them; read
+   * it from the main loop, never from here: the caller may not have set up
+   * what handles the messages yet (the agent creates its jobs after this,
+   * and a message of a job it does not know yet would be skipped). */
+  ctl->more_source = g_idle_add (consume_more_cb, ctl);
   drain_producer (ctl);
   return g_steal_pointer (&ctl);
 }
