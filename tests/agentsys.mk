@@ -12,4 +12,4 @@ tests_test_agent_systemd_SOURCES = \
 	src/daemon/caller.c src/daemon/caller.h \
 	src/daemon/kafka.c src/daemon/kafka.h
 tests_test_agent_systemd_CFLAGS = $(AM_CFLAGS) $(BG_DEPS_CFLAGS)
-tests_test_agent_systemd_LDADD = $(BG_DEPS_LIBS)
+tests_test_agent_systemd_LDADD = libbgcommon.la $(BG_DEPS_LIBS)

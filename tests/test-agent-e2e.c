@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/watermarks.h"
 #include "fleet.h"
 
 #define WAIT_MS 30000
@@ -480,9 +481,11 @@ read_output_times (Fixture *f, ColorTimes *blue, ColorTimes *green)
   parts = rd_kafka_topic_partition_list_new (PARTITIONS);
   for (int p = 0; p < PARTITIONS; p++)
     {
-      int64_t lo = -1, hi = -1;
-      g_assert_cmpint (rd_kafka_query_watermark_offsets (rk, BGT_FLEET_OUTPUT, p, &lo, &hi, 5000), ==,
-                       RD_KAFKA_RESP_ERR_NO_ERROR);
+      gint64 lo = -1, hi = -1;
+      gint32 id = p;
+      g_autoptr (GError) error = NULL;
+      g_assert_true (bg_watermarks_query (rk, BGT_FLEET_OUTPUT, &id, 1, &lo, &hi, 5000, &error));
+      g_assert_no_error (error);
       g_assert_cmpint (lo, ==, 0);
       hwm[p] = hi;
       next[p] = 0;
@@ -541,9 +544,11 @@ output_watermarks (Fixture *f)
     }
   for (int p = 0; p < PARTITIONS; p++)
     {
-      int64_t lo = -1, hi = -1;
-      g_assert_cmpint (rd_kafka_query_watermark_offsets (f->rk, BGT_FLEET_OUTPUT, p, &lo, &hi, 5000), ==,
-                       RD_KAFKA_RESP_ERR_NO_ERROR);
+      gint64 hi = -1;
+      gint32 id = p;
+      g_autoptr (GError) error = NULL;
+      g_assert_true (bg_watermarks_query (f->rk, BGT_FLEET_OUTPUT, &id, 1, NULL, &hi, 5000, &error));
+      g_assert_no_error (error);
       sum += hi;
     }
   return sum;

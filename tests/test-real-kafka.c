@@ -15,7 +15,8 @@
  * SIGKILLed green instance during a cutover, with no within-version
  * duplicate and no order violation either; the agent's control topic
  * check (a missing topic, two partitions, a compacted topic refused with
- * an error naming the topic; weak settings warned about).
+ * an error naming the topic; weak settings warned about); a watermark
+ * query sent to a partition's killed leader keeps its timeout.
  *
  * Faults are real: SIGKILL of a JVM, SIGSTOP and SIGCONT of one, every
  * node killed and restarted on the same ports and data. The real group coordinator rebalances the
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/watermarks.h"
 #include "fleet.h"
 
 #define WAIT_MS 60000
@@ -467,6 +469,119 @@ test_leader_killed (Fixture *f, gconstpointer data)
   g_assert_cmpint (after, !=, leader);
   /* The cluster whole again for the next test. */
   bgt_real_kafka_node (cluster, "restart", (guint) leader, &error);
+  g_assert_no_error (error);
+}
+
+/* ---- [real-kafka] watermarks with the leader killed ------------------------- */
+
+typedef struct {
+  rd_kafka_t *rk;
+  const char *topic;
+  int timeout_ms;
+  gboolean returned; /* atomic */
+  gboolean ok;
+  gint64 high;
+  char *error;
+} WatermarkQuery;
+
+static gpointer
+watermark_query_thread (gpointer data)
+{
+  WatermarkQuery *q = data;
+  g_autoptr (GError) error = NULL;
+  gint32 partition = 0;
+
+  q->ok = bg_watermarks_query (q->rk, q->topic, &partition, 1, NULL, &q->high, q->timeout_ms, &error);
+  q->error = error != NULL ? g_strdup (error->message) : NULL;
+  g_atomic_int_set (&q->returned, TRUE);
+  return NULL;
+}
+
+static gboolean
+watermark_query_returned (gpointer data)
+{
+  return g_atomic_int_get (&((WatermarkQuery *) data)->returned);
+}
+
+/* A watermark query sent while the partition's leader is dead and the
+ * handle still knows it as the leader keeps its timeout (librdkafka 2.0's
+ * rd_kafka_query_watermark_offsets() retried such a request for as long
+ * as the broker states changed: the test harness once waited 900 s on
+ * it, and an agent's lag query would never end), and once another node
+ * leads, the query answers again. */
+static void
+test_watermarks_leader_killed (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *topic = g_strdup_printf ("wm-%d", (int) getpid ());
+  char errstr[512];
+  rd_kafka_conf_t *conf;
+  rd_kafka_t *rk;
+  gint32 partition = 0;
+  gint64 high = -1;
+  int leader;
+
+  if (geteuid () != 0)
+    {
+      g_test_skip ("needs root (the cluster runs as root)");
+      return;
+    }
+  g_assert_nonnull (cluster);
+  g_assert_true (bgt_real_kafka_create_topic (cluster, topic, 1, NULL, &error));
+  g_assert_no_error (error);
+  conf = rd_kafka_conf_new ();
+  g_assert_cmpint (rd_kafka_conf_set (conf, "bootstrap.servers", cluster->bootstrap, errstr, sizeof errstr), ==,
+                   RD_KAFKA_CONF_OK);
+  /* The killed node's refused connections are the scenario. */
+  g_assert_cmpint (rd_kafka_conf_set (conf, "log_level", "2", errstr, sizeof errstr), ==, RD_KAFKA_CONF_OK);
+  rk = rd_kafka_new (RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  g_assert_nonnull (rk);
+  for (int i = 0; i < 10; i++)
+    g_assert_cmpint (rd_kafka_producev (rk, RD_KAFKA_V_TOPIC (topic), RD_KAFKA_V_PARTITION (0),
+                                        RD_KAFKA_V_VALUE ((void *) "x", 1), RD_KAFKA_V_MSGFLAGS (RD_KAFKA_MSG_F_COPY),
+                                        RD_KAFKA_V_END), ==, RD_KAFKA_RESP_ERR_NO_ERROR);
+  g_assert_cmpint (rd_kafka_flush (rk, 30000), ==, RD_KAFKA_RESP_ERR_NO_ERROR);
+  /* The handle learns the leader. */
+  g_assert_true (bg_watermarks_query (rk, topic, &partition, 1, NULL, &high, 10000, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (high, ==, 10);
+
+  leader = bgt_real_kafka_leader (cluster, topic, 0, &error);
+  g_assert_no_error (error);
+  g_assert_true (bgt_real_kafka_node (cluster, "kill", (guint) leader, &error));
+  g_assert_no_error (error);
+  g_test_message ("killed node %d, the leader of %s [0]", leader, topic);
+  {
+    WatermarkQuery q = { rk, topic, 3000, FALSE, FALSE, -1, NULL };
+    GThread *thread = g_thread_new ("watermarks", watermark_query_thread, &q);
+    gint64 start = g_get_monotonic_time ();
+    gboolean returned = bgt_wait_until (watermark_query_returned, &q, 20000);
+
+    g_test_message ("query with a 3 s timeout: %s after %" G_GINT64_FORMAT " ms (%s)",
+                    returned ? "returned" : "still waiting", (g_get_monotonic_time () - start) / 1000,
+                    q.ok ? "answered" : q.error != NULL ? q.error : "-");
+    /* A query that never returns cannot be joined: the test fails here. */
+    g_assert_true (returned);
+    g_thread_join (thread);
+    if (q.ok)
+      g_assert_cmpint (q.high, ==, 10);
+    g_free (q.error);
+  }
+  /* Another node leads: the query answers again (bounded retries). */
+  {
+    gint64 end = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+    gboolean ok = FALSE;
+
+    while (!ok && g_get_monotonic_time () < end)
+      {
+        g_clear_error (&error);
+        ok = bg_watermarks_query (rk, topic, &partition, 1, NULL, &high, 3000, &error);
+      }
+    g_assert_no_error (error);
+    g_assert_cmpint (high, ==, 10);
+  }
+  rd_kafka_destroy (rk);
+  g_assert_true (bgt_real_kafka_node (cluster, "restart", (guint) leader, &error));
   g_assert_no_error (error);
 }
 
@@ -1008,6 +1123,7 @@ main (int argc, char **argv)
   g_test_add ("/real-kafka/[real-kafka] transactional green killed", Fixture, opts_transactional,
               fixture_setup, test_txn_kill_green, fixture_teardown);
   g_test_add_func ("/real-kafka/[real-kafka] control topic check", test_control_topic_check);
+  g_test_add_func ("/real-kafka/[real-kafka] watermarks with the leader killed", test_watermarks_leader_killed);
   if (geteuid () != 0)
     return g_test_run ();
   /* One 3-node cluster for every test: ~7 s to start, ~1 s per topic. */

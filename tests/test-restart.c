@@ -185,6 +185,8 @@ stop_load (Fixture *f, guint64 mask, const char *live_color)
   g_assert_no_error (error);
   g_assert_cmpint (n, >, 0);
   g_assert_true (bgt_fleet_wait_caught_up (f->fleet, mask, live_color, CATCH_UP_MS));
+  /* Admitted is not delivered (see tests/lib/scenario.c). */
+  g_assert_true (bgt_fleet_wait_delivered (f->fleet, mask, live_color, CATCH_UP_MS));
 }
 
 /* The verifier: no gap, no cross-version duplicate, no order violation

@@ -10,6 +10,8 @@
  */
 #include "daemon/kafka.h"
 
+#include "common/watermarks.h"
+
 #include <errno.h>
 #include <glib-unix.h>
 #include <string.h>
@@ -326,28 +328,29 @@ query_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(GArray) ids = topic_partitions (self, *t, deadline, &error);
+      g_autofree gint64 *low = NULL;
+      g_autofree gint64 *high = NULL;
 
       if (ids == NULL)
         {
           g_task_return_error (task, g_steal_pointer (&error));
           return;
         }
+      if (g_task_return_error_if_cancelled (task))
+        return;
+      low = g_new0 (gint64, MAX (ids->len, 1));
+      high = g_new0 (gint64, MAX (ids->len, 1));
+      /* Not rd_kafka_query_watermark_offsets(): with a partition's leader
+       * killed, it never returned (see common/watermarks.h). */
+      if (!bg_watermarks_query (self->rk, *t, (const gint32 *) (gpointer) ids->data, ids->len, low, high,
+                                remaining_ms (deadline), &error))
+        {
+          g_task_return_new_error (task, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_QUERY, "%s", error->message);
+          return;
+        }
       for (guint i = 0; i < ids->len; i++)
         {
-          BgdWatermark w = { NULL, g_array_index (ids, gint32, i), -1, -1 };
-          rd_kafka_resp_err_t err;
-
-          if (g_task_return_error_if_cancelled (task))
-            return;
-          err = rd_kafka_query_watermark_offsets (self->rk, *t, w.partition, &w.low, &w.high,
-                                                  remaining_ms (deadline));
-          if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            {
-              g_task_return_new_error (task, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_QUERY,
-                                       "watermarks of %s [%d]: %s", *t, w.partition, rd_kafka_err2str (err));
-              return;
-            }
-          w.topic = g_strdup (*t);
+          BgdWatermark w = { g_strdup (*t), g_array_index (ids, gint32, i), low[i], high[i] };
           g_array_append_val (result, w);
         }
     }

@@ -474,6 +474,11 @@ main (int argc, char **argv)
   fflush (stdout);
 
   gboolean ok = lg.failed == 0 && undelivered == 0 && !lg.fatal;
+  /* What the flush did not deliver is counted as failed above: drop it,
+   * so that rd_kafka_destroy() does not wait on requests to a broker that
+   * is gone. */
+  if (undelivered > 0)
+    rd_kafka_purge (lg.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
   rd_kafka_topic_destroy (lg.rkt);
   rd_kafka_destroy (lg.rk);
   bg_loadgen_sequence_clear (&lg.seq);

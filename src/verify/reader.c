@@ -4,6 +4,7 @@
  */
 #include "verify/reader.h"
 
+#include "common/watermarks.h"
 #include "example/state.h"
 
 #include <librdkafka/rdkafka.h>
@@ -92,16 +93,19 @@ query_marks (rd_kafka_t *rk, const char *topic, Marks *m, GError **error)
   rd_kafka_metadata_destroy (md);
   m->low = g_new0 (int64_t, m->n);
   m->high = g_new0 (int64_t, m->n);
-  for (int32_t p = 0; p < m->n; p++)
-    {
-      err = rd_kafka_query_watermark_offsets (rk, topic, p, &m->low[p], &m->high[p], 10000);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        {
-          g_set_error (error, BG_VERIFY_ERROR, BG_VERIFY_ERROR_KAFKA, "watermarks of %s[%d]: %s",
-                       topic, p, rd_kafka_err2str (err));
-          return FALSE;
-        }
-    }
+  {
+    g_autofree gint32 *ids = g_new (gint32, MAX (m->n, 1));
+    g_autoptr(GError) local_error = NULL;
+
+    for (int32_t p = 0; p < m->n; p++)
+      ids[p] = p;
+    /* Bounded even with a partition's leader gone (common/watermarks.h). */
+    if (!bg_watermarks_query (rk, topic, ids, (guint) m->n, m->low, m->high, 10000, &local_error))
+      {
+        g_set_error (error, BG_VERIFY_ERROR, BG_VERIFY_ERROR_KAFKA, "%s", local_error->message);
+        return FALSE;
+      }
+  }
   return TRUE;
 }
 

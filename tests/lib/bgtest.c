@@ -5,6 +5,8 @@
  */
 #include "bgtest.h"
 
+#include "common/watermarks.h"
+
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -1032,21 +1034,30 @@ bgt_kafka_free (BgtKafka *kafka)
 typedef struct {
   rd_kafka_t *rk;
   const char *topic;
-  int32_t partition;
+  gint32 partition;
   int64_t min_offset;
   int64_t high;
-  rd_kafka_resp_err_t err;
+  gboolean ok;
+  char *last_error;
 } WatermarkWait;
 
 static gboolean
 watermark_reached (gpointer data)
 {
   WatermarkWait *w = data;
-  int64_t low = -1, high = -1;
-  w->err = rd_kafka_query_watermark_offsets (w->rk, w->topic, w->partition, &low, &high, 500);
-  if (w->err == RD_KAFKA_RESP_ERR_NO_ERROR)
+  g_autoptr (GError) error = NULL;
+  gint64 high = -1;
+
+  /* Bounded even with the leader gone (common/watermarks.h). */
+  w->ok = bg_watermarks_query (w->rk, w->topic, &w->partition, 1, NULL, &high, 500, &error);
+  if (w->ok)
     w->high = high;
-  return w->err == RD_KAFKA_RESP_ERR_NO_ERROR && high >= w->min_offset;
+  else
+    {
+      g_free (w->last_error);
+      w->last_error = g_strdup (error->message);
+    }
+  return w->ok && high >= w->min_offset;
 }
 
 gboolean
@@ -1067,12 +1078,13 @@ bgt_wait_high_watermark (const char *bootstrap, const char *topic, int32_t parti
       g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "rd_kafka_new: %s", errstr);
       return FALSE;
     }
-  WatermarkWait w = { rk, topic, partition, min_offset, -1, RD_KAFKA_RESP_ERR_NO_ERROR };
+  WatermarkWait w = { rk, topic, partition, min_offset, -1, FALSE, NULL };
   gboolean ok = bgt_wait_until (watermark_reached, &w, timeout_ms);
   if (!ok)
     g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT,
                  "%s [%d]: high watermark %" G_GINT64_FORMAT " < %" G_GINT64_FORMAT " after %d ms (%s)", topic,
-                 partition, w.high, min_offset, timeout_ms, rd_kafka_err2str (w.err));
+                 partition, w.high, min_offset, timeout_ms, w.last_error != NULL ? w.last_error : "no error");
+  g_free (w.last_error);
   rd_kafka_destroy (rk);
   return ok;
 }

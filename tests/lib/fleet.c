@@ -4,6 +4,8 @@
  */
 #include "fleet.h"
 
+#include "common/watermarks.h"
+
 #include <glib/gstdio.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -605,12 +607,8 @@ bgt_fleet_free (BgtFleet *fleet)
 {
   if (fleet == NULL)
     return;
-  if (fleet->loadgen != NULL)
-    {
-      g_subprocess_send_signal (fleet->loadgen, SIGTERM);
-      g_subprocess_wait (fleet->loadgen, NULL, NULL);
-      g_clear_object (&fleet->loadgen);
-    }
+  /* Bounded, as in a test (see there). */
+  bgt_fleet_load_stop (fleet, NULL);
   g_clear_pointer (&fleet->loads, g_ptr_array_unref);
   if (g_test_failed () && fleet->hosts != NULL)
     {
@@ -1039,6 +1037,26 @@ bgt_fleet_load_start (BgtFleet *fleet, guint rate, GError **error)
   return fleet->loadgen != NULL;
 }
 
+#define LOADGEN_EXIT_MS 30000
+
+/* @data: gboolean[2], [0] set here, [1] set by a waiter that gave up. */
+static void
+loadgen_exited (GObject *source, GAsyncResult *res, gpointer data)
+{
+  gboolean *flags = data;
+
+  g_subprocess_wait_finish (G_SUBPROCESS (source), res, NULL);
+  flags[0] = TRUE;
+  if (flags[1])
+    g_free (flags);
+}
+
+static gboolean
+flag_set (gpointer data)
+{
+  return *(gboolean *) data;
+}
+
 gint64
 bgt_fleet_load_stop (BgtFleet *fleet, GError **error)
 {
@@ -1046,15 +1064,40 @@ bgt_fleet_load_stop (BgtFleet *fleet, GError **error)
   const char *p;
   gint64 n = -1;
 
+  /* Freed by whoever is last: the wait below, or the callback if it came
+   * after the wait gave up. */
+  gboolean *exited;
+
   if (fleet->loadgen == NULL)
     return 0;
+  exited = g_new0 (gboolean, 2);
+  g_subprocess_wait_async (fleet->loadgen, NULL, loadgen_exited, exited);
   g_subprocess_send_signal (fleet->loadgen, SIGTERM);
-  if (!g_subprocess_wait_check (fleet->loadgen, NULL, error))
+  /* Its final flush is bounded (10 s), but not what librdkafka does after
+   * it: a producer whose broker was killed once hung in rd_kafka_destroy()
+   * and the test with it until the harness's timeout. Bounded here, and
+   * said. */
+  if (!bgt_wait_until (flag_set, exited, LOADGEN_EXIT_MS))
     {
-      g_clear_object (&fleet->loadgen);
+      g_subprocess_force_exit (fleet->loadgen);
+      bgt_wait_until (flag_set, exited, LOADGEN_EXIT_MS);
+      g_set_error (error, BGT_ERROR, BGT_ERROR_TIMEOUT, "bluegreen-loadgen did not exit within %d s of SIGTERM; killed",
+                   LOADGEN_EXIT_MS / 1000);
+    }
+  else if (!g_subprocess_get_if_exited (fleet->loadgen) || g_subprocess_get_exit_status (fleet->loadgen) != 0)
+    g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "bluegreen-loadgen failed (%s)",
+                 g_subprocess_get_if_exited (fleet->loadgen) ? "exit status not 0" : "killed by a signal");
+  if (exited[0])
+    g_free (exited);
+  else
+    exited[1] = TRUE; /* the callback frees it */
+  g_clear_object (&fleet->loadgen);
+  if (error != NULL && *error != NULL)
+    {
+      if (g_file_get_contents (fleet->loadgen_out, &text, NULL, NULL))
+        g_test_message ("load: %s", g_strstrip (text));
       return -1;
     }
-  g_clear_object (&fleet->loadgen);
   if (g_file_get_contents (fleet->loadgen_out, &text, NULL, NULL)
       && (p = strstr (text, "produced ")) != NULL)
     n = g_ascii_strtoll (p + strlen ("produced "), NULL, 10);
@@ -1215,54 +1258,49 @@ bgt_load_stop (BgtLoad *load, GError **error)
   return bgt_load_wait (load, 30000, error);
 }
 
-/* Watermarks from the partition's leader. After leaders moved (a real
- * node killed or the cluster restarted) an idle producer's metadata is
- * stale and the old leader answers "not leader": refresh it and ask again,
- * a few times. */
-static rd_kafka_resp_err_t
-query_watermarks (BgtFleet *fleet, const char *topic, int32_t partition, int64_t *lo, int64_t *hi)
+/* High watermarks of partitions 0..@n-1 of @topic, with a timeout that
+ * holds even while a partition's leader is dead (common/watermarks.h:
+ * rd_kafka_query_watermark_offsets() once waited for ever on a killed
+ * node). After leaders moved, an idle producer's metadata is stale:
+ * refresh it and ask again, for up to 30 s. */
+static gboolean
+query_high_watermarks (BgtFleet *fleet, const char *topic, guint n, gint64 *high, GError **error)
 {
-  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  g_autofree gint32 *ids = g_new (gint32, MAX (n, 1));
+  gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
 
-  for (int attempt = 0; attempt < 20; attempt++)
+  for (guint p = 0; p < n; p++)
+    ids[p] = (gint32) p;
+  for (;;)
     {
+      g_autoptr (GError) local = NULL;
       rd_kafka_topic_t *rkt;
       const struct rd_kafka_metadata *md = NULL;
 
-      err = rd_kafka_query_watermark_offsets (fleet->rk, topic, partition, lo, hi, 5000);
-      if (err != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE
-          && err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
-        break;
+      if (bg_watermarks_query (fleet->rk, topic, ids, n, NULL, high, 5000, &local))
+        return TRUE;
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
       rkt = rd_kafka_topic_new (fleet->rk, topic, NULL);
       if (rd_kafka_metadata (fleet->rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_metadata_destroy (md);
       rd_kafka_topic_destroy (rkt);
-      g_usleep (100000);
+      bgt_pause (100);
     }
-  return err;
 }
 
 GArray *
 bgt_fleet_input_watermarks (BgtFleet *fleet, GError **error)
 {
-  GArray *out = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr (GArray) out = g_array_new (FALSE, TRUE, sizeof (gint64));
 
-  for (guint p = 0; p < fleet->opts.partitions; p++)
-    {
-      int64_t lo = -1, hi = -1;
-      rd_kafka_resp_err_t err
-        = query_watermarks (fleet, fleet->input, (int32_t) p, &lo, &hi);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        {
-          g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s [%u]: %s", fleet->input, p,
-                       rd_kafka_err2str (err));
-          g_array_unref (out);
-          return NULL;
-        }
-      gint64 h = hi;
-      g_array_append_val (out, h);
-    }
-  return out;
+  g_array_set_size (out, fleet->opts.partitions);
+  if (!query_high_watermarks (fleet, fleet->input, fleet->opts.partitions, (gint64 *) (gpointer) out->data, error))
+    return NULL;
+  return g_steal_pointer (&out);
 }
 
 gboolean
@@ -1337,15 +1375,10 @@ bgt_fleet_committed_offset (BgtFleet *fleet, const char *color, gint32 partition
 gint64
 bgt_fleet_control_watermark (BgtFleet *fleet, GError **error)
 {
-  int64_t lo = -1, hi = -1;
-  rd_kafka_resp_err_t err = query_watermarks (fleet, fleet->control, 0, &lo, &hi);
+  gint64 hi = -1;
 
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    {
-      g_set_error (error, BGT_ERROR, BGT_ERROR_FAILED, "watermarks of %s: %s", fleet->control,
-                   rd_kafka_err2str (err));
-      return -1;
-    }
+  if (!query_high_watermarks (fleet, fleet->control, 1, &hi, error))
+    return -1;
   return hi;
 }
 

@@ -83,7 +83,8 @@ keep_producing (Fixture *f, guint64 mask, const char *color)
   g_assert_true (bgt_fleet_wait_caught_up (f->fleet, mask, color, WAIT_MS));
 }
 
-/* Stops the load and waits until @live_color has consumed all of it. */
+/* Stops the load and waits until @live_color has consumed all of it and
+ * its results of it are delivered. */
 void
 stop_load (Fixture *f, guint64 mask, const char *live_color)
 {
@@ -93,6 +94,11 @@ stop_load (Fixture *f, guint64 mask, const char *live_color)
   g_assert_no_error (error);
   g_assert_cmpint (n, >, 0);
   g_assert_true (bgt_fleet_wait_caught_up (f->fleet, mask, live_color, WAIT_MS));
+  /* Admitted is not delivered: after the brokers came back, an instance
+   * admitted its partitions to the end while its producer, backing off
+   * its reconnects, still held 2,532 results; the verifier, run then,
+   * counted them as gaps (a sanitizer run of [broker-down]). */
+  g_assert_true (bgt_fleet_wait_delivered (f->fleet, mask, live_color, WAIT_MS));
 }
 
 /* Runs the verifier and asserts what every test must: no gap, no
