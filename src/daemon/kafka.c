@@ -328,7 +328,6 @@ query_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
     {
       g_autoptr(GError) error = NULL;
       g_autoptr(GArray) ids = topic_partitions (self, *t, deadline, &error);
-      g_autofree gint64 *low = NULL;
       g_autofree gint64 *high = NULL;
 
       if (ids == NULL)
@@ -338,11 +337,10 @@ query_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
         }
       if (g_task_return_error_if_cancelled (task))
         return;
-      low = g_new0 (gint64, MAX (ids->len, 1));
       high = g_new0 (gint64, MAX (ids->len, 1));
       /* Not rd_kafka_query_watermark_offsets(): with a partition's leader
        * killed, it never returned (see common/watermarks.h). */
-      if (!bg_watermarks_query (self->rk, *t, (const gint32 *) (gpointer) ids->data, ids->len, low, high,
+      if (!bg_watermarks_query (self->rk, *t, (const gint32 *) (gpointer) ids->data, ids->len, NULL, high,
                                 remaining_ms (deadline), &error))
         {
           g_task_return_new_error (task, BGD_KAFKA_ERROR, BGD_KAFKA_ERROR_QUERY, "%s", error->message);
@@ -350,7 +348,7 @@ query_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *ca
         }
       for (guint i = 0; i < ids->len; i++)
         {
-          BgdWatermark w = { g_strdup (*t), g_array_index (ids, gint32, i), low[i], high[i] };
+          BgdWatermark w = { g_strdup (*t), g_array_index (ids, gint32, i), high[i] };
           g_array_append_val (result, w);
         }
     }

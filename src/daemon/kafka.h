@@ -29,11 +29,10 @@ typedef enum {
   BGD_KAFKA_ERROR_QUERY,         /* metadata or watermark query failed (broker down, timeout, ...) */
 } BgdKafkaError;
 
-/* One partition's watermarks. */
+/* One partition's high watermark (the agent needs no low one). */
 typedef struct {
   char *topic;
   gint32 partition;
-  gint64 low;
   gint64 high; /* the offset the next record will get */
 } BgdWatermark;
 
@@ -53,10 +52,11 @@ rd_kafka_t *bgd_kafka_get_handle (BgdKafka *self);
  * changed. */
 void bgd_kafka_set_query_timeout (BgdKafka *self, guint timeout_ms);
 
-/* High (and low) watermarks of every partition of each of @topics (a
+/* High watermarks of every partition of each of @topics (a
  * NULL-terminated array, copied), in a worker thread: metadata for the
- * partition count (cached for a minute), then
- * rd_kafka_query_watermark_offsets() per partition.
+ * partition count (cached for a minute), then one bg_watermarks_query()
+ * per topic (common/watermarks.h: a timeout that holds with a leader
+ * killed).
  * Completes in the caller's thread-default main context. The result is a
  * GArray of BgdWatermark in topic order then partition order (the array
  * frees the topic strings). */
