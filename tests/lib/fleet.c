@@ -1775,3 +1775,32 @@ bgt_report_color_last (JsonObject *report, int partition, const char *color)
   JsonObject *c = color_of (report, partition, color);
   return c != NULL ? json_object_get_int_member (c, "last") : -1;
 }
+
+void
+bgt_report_assert_rollback (JsonObject *report, GArray *x1, GArray *x2)
+{
+  g_assert_cmpuint (x1->len, ==, x2->len);
+  for (guint p = 0; p < x1->len; p++)
+    {
+      gint64 a = g_array_index (x1, gint64, p), b = g_array_index (x2, gint64, p);
+      gint64 high = bgt_report_partition_num (report, (int) p, "high");
+
+      g_test_message ("partition %u: X1 %" G_GINT64_FORMAT " X2 %" G_GINT64_FORMAT " high %" G_GINT64_FORMAT
+                      ", green [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "], blue last %" G_GINT64_FORMAT,
+                      p, a, b, high, bgt_report_color_first (report, (int) p, "green"),
+                      bgt_report_color_last (report, (int) p, "green"), bgt_report_color_last (report, (int) p, "blue"));
+      g_assert_cmpint (a, >=, 0);
+      g_assert_cmpint (b, >=, a);
+      g_assert_cmpint (high, >=, b);
+      if (b > a)
+        {
+          g_assert_cmpint (bgt_report_color_first (report, (int) p, "green"), ==, a);
+          g_assert_cmpint (bgt_report_color_last (report, (int) p, "green"), ==, b - 1);
+        }
+      else
+        g_assert_cmpint (bgt_report_color_first (report, (int) p, "green"), ==, -1);
+      /* Blue's last result: the partition's last record if one came at or
+       * after X2, else the one before X1 (-1: none). */
+      g_assert_cmpint (bgt_report_color_last (report, (int) p, "blue"), ==, high > b ? high - 1 : a - 1);
+    }
+}

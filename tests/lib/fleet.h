@@ -281,5 +281,12 @@ gint64 bgt_report_partition_num (JsonObject *report, int partition, const char *
 /* The first/last offset @color emitted on @partition, -1 if none. */
 gint64 bgt_report_color_first (JsonObject *report, int partition, const char *color);
 gint64 bgt_report_color_last (JsonObject *report, int partition, const char *color);
+/* After a cutover blue -> green at barriers @x1 and a rollback at @x2
+ * (gint64 per partition): green emitted exactly [X1, X2) on every
+ * partition, blue everything else, [0, X1) and [X2, high). With the
+ * verifier's no gap and no cross-version duplicate, that is exact. A
+ * partition that got no record after the rollback's barrier has no blue
+ * result at or above it. */
+void bgt_report_assert_rollback (JsonObject *report, GArray *x1, GArray *x2);
 
 G_END_DECLS
