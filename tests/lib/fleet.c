@@ -1777,6 +1777,28 @@ bgt_report_color_last (JsonObject *report, int partition, const char *color)
 }
 
 void
+bgt_report_assert_barriers (JsonObject *report, const char *outgoing, const char *incoming, GArray *barriers)
+{
+  for (guint p = 0; p < barriers->len; p++)
+    {
+      gint64 x = g_array_index (barriers, gint64, p);
+      gint64 high = bgt_report_partition_num (report, (int) p, "high");
+      gint64 first = bgt_report_color_first (report, (int) p, incoming);
+
+      g_test_message ("partition %u: barrier %" G_GINT64_FORMAT ", high %" G_GINT64_FORMAT ", first %s %"
+                      G_GINT64_FORMAT ", last %s %" G_GINT64_FORMAT, p, x, high, incoming, first, outgoing,
+                      bgt_report_color_last (report, (int) p, outgoing));
+      g_assert_cmpint (x, >=, 0);
+      g_assert_cmpint (high, >=, x);
+      /* A partition may get no record at or after its barrier before the
+       * verifier reads it (quiet, or its replicas still catching up). */
+      g_assert_cmpint (first, ==, high > x ? x : -1);
+      if (x > 0)
+        g_assert_cmpint (bgt_report_color_last (report, (int) p, outgoing), ==, x - 1);
+    }
+}
+
+void
 bgt_report_assert_rollback (JsonObject *report, GArray *x1, GArray *x2)
 {
   g_assert_cmpuint (x1->len, ==, x2->len);

@@ -288,5 +288,11 @@ gint64 bgt_report_color_last (JsonObject *report, int partition, const char *col
  * partition that got no record after the rollback's barrier has no blue
  * result at or above it. */
 void bgt_report_assert_rollback (JsonObject *report, GArray *x1, GArray *x2);
+/* After a cutover @outgoing -> @incoming at @barriers (gint64 per
+ * partition): @incoming's first result on every partition is exactly at
+ * its barrier (none if no record came at or after it), @outgoing's last
+ * one just below it. */
+void bgt_report_assert_barriers (JsonObject *report, const char *outgoing, const char *incoming,
+                                 GArray *barriers);
 
 G_END_DECLS

@@ -134,18 +134,7 @@ verify (Fixture *f, const char *outgoing, const char *incoming, GArray *barriers
   g_assert_cmpint (bgt_report_num (report, "barrier_violations"), ==, 0);
   g_assert_cmpint (status, ==, f->replays && bgt_report_num (report, "order_violations") > 0 ? 1 : 0);
   if (barriers != NULL)
-    for (guint p = 0; p < barriers->len; p++)
-      {
-        gint64 x = g_array_index (barriers, gint64, p);
-        gint64 first = bgt_report_color_first (report, (int) p, incoming);
-        g_test_message ("partition %u: barrier %" G_GINT64_FORMAT ", first %s %" G_GINT64_FORMAT
-                        ", last %s %" G_GINT64_FORMAT, p, x, incoming, first, outgoing,
-                        bgt_report_color_last (report, (int) p, outgoing));
-        g_assert_cmpint (x, >=, 0);
-        g_assert_cmpint (first, ==, x);
-        if (x > 0)
-          g_assert_cmpint (bgt_report_color_last (report, (int) p, outgoing), ==, x - 1);
-      }
+    bgt_report_assert_barriers (report, outgoing, incoming, barriers);
   return report;
 }
 
