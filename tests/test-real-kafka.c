@@ -844,6 +844,11 @@ opts_transactional (BgtFleetOptions *o)
 {
   o->transactional = TRUE;
   o->job_args = "--commit-interval=1";
+  /* Blue stays up after the cutover: a blue instance killed after the
+   * prepare must come back (and fence its open transaction) even when the
+   * cutover is done before systemd restarts it; with no window, blue was
+   * retired first and the restart never came (a CI run). */
+  o->observation_sec = 120;
 }
 
 static guint32
